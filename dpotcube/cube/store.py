@@ -1,0 +1,85 @@
+"""Assemble the labeled cube and write it to Zarr chunk by chunk, moved into place only when complete."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+import warnings
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+from dask.callbacks import Callback
+
+from ..progress import progress_bar
+from .evaluate import FIELDS
+from .grid import Grid
+
+
+def cube_dataset(blocks: da.Array, grid: Grid, attrs: dict) -> xr.Dataset:
+    """Dataset with dims `(member, x, y, z)` (one `seed` member) following CUBE_SPEC v1."""
+    dims = ("member", "x", "y", "z")
+    data_vars = {}
+    for i, (name, (units, long_name)) in enumerate(FIELDS.items()):
+        data_vars[name] = xr.Variable(dims, blocks[i][None], {"units": units, "long_name": long_name})
+    data_vars["in_volume"] = xr.Variable(
+        ("x", "y", "z"), grid.in_volume(), {"units": "1", "long_name": "within volume_radius_kpc of the observer"}
+    )
+    coords = {
+        "x": ("x", grid.x, {"units": "kpc", "long_name": "Galactocentric x"}),
+        "y": ("y", grid.y, {"units": "kpc", "long_name": "Galactocentric y"}),
+        "z": ("z", grid.z, {"units": "kpc", "long_name": "Galactocentric z"}),
+        "member": ("member", np.arange(1), {"long_name": "ensemble member index"}),
+        "member_kind": ("member", np.array(["seed"], dtype=object), {"long_name": "what varies in the member"}),
+    }
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def write_cube(ds: xr.Dataset, path: Path) -> None:
+    """Write `ds` to a Zarr store at `path`, computing and writing one chunk at a time.
+
+    The store is written beside `path` under a temporary name and renamed into place when
+    complete, so an interrupted write never leaves a half-written cube at `path`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+    encoding = {name: {"chunks": _zarr_chunks(ds[name])} for name in ds.data_vars}
+    with progress_bar() as bar, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        task = bar.add_task("cube → Zarr", total=None, status="dask tasks")
+        with _ProgressCallback(bar, task), dask.config.set(scheduler="threads"):
+            ds.to_zarr(partial, mode="w", consolidated=True, encoding=encoding, zarr_format=3)
+    replace_directory(partial, path)
+
+
+def replace_directory(new: Path, target: Path) -> None:
+    """Move directory `new` to `target`, replacing any old one with two renames."""
+    if target.exists():
+        old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
+        target.rename(old)
+        new.rename(target)
+        shutil.rmtree(old)
+    else:
+        new.rename(target)
+
+
+def _zarr_chunks(var: xr.DataArray) -> tuple[int, ...]:
+    return tuple(c[0] for c in var.data.chunks)
+
+
+class _ProgressCallback(Callback):
+    """Advances a rich task once per finished dask task."""
+
+    def __init__(self, bar, task):
+        super().__init__()
+        self._bar, self._task = bar, task
+
+    def _start_state(self, dsk, state):
+        total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
+        self._bar.update(self._task, total=total, completed=0)
+
+    def _posttask(self, key, result, dsk, state, id):
+        self._bar.advance(self._task)

@@ -1,0 +1,1 @@
+"""Normalizing flows for the velocity distribution p(v|x), and collocation points."""

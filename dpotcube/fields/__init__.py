@@ -1,0 +1,1 @@
+"""Neural fields trained on the collisionless Boltzmann equation."""

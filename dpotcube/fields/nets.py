@@ -1,0 +1,58 @@
+"""Scalar neural fields of position: an equinox MLP on standardized coordinates."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+from jax.scipy.special import erf
+from jaxtyping import Array, Float, PRNGKeyArray
+
+
+def gint(x: Array) -> Array:
+    """GINT(x) = (e^{−x²/2} − 1)/√(2π) + ½ x (1 + erf(x/√2)): smooth and monotone (ClearPotential)."""
+    return (jnp.exp(-0.5 * x**2) - 1) / jnp.sqrt(2 * jnp.pi) + 0.5 * x * (1 + erf(x / jnp.sqrt(2.0)))
+
+
+ACTIVATIONS = {"silu": jax.nn.silu, "gelu": jax.nn.gelu, "tanh": jnp.tanh, "gint": gint}
+
+
+class ScalarField(eqx.Module):
+    """s(x) = out_scale · MLP((x − loc) / length_scale); `x` of shape `(3,)` in kpc.
+
+    `loc`, `length_scale` and `out_scale` are fixed at construction, not trained.
+    """
+
+    mlp: eqx.nn.MLP
+    loc: Float[Array, "3"]
+    length_scale: float = eqx.field(static=True)
+    out_scale: float = eqx.field(static=True)
+
+    def __init__(
+        self,
+        width: int,
+        depth: int,
+        activation: str,
+        loc: tuple[float, float, float],
+        length_scale: float,
+        out_scale: float,
+        key: PRNGKeyArray | None = None,
+    ):
+        self.mlp = eqx.nn.MLP(3, "scalar", width, depth, activation=ACTIVATIONS[activation], key=jr.key(0) if key is None else key)
+        self.loc = jnp.asarray(loc, jnp.float32)
+        self.length_scale = float(length_scale)
+        self.out_scale = float(out_scale)
+
+    def __call__(self, x: Float[Array, "3"]) -> Float[Array, ""]:
+        u = (x - jax.lax.stop_gradient(self.loc)) / self.length_scale
+        return self.out_scale * self.mlp(u)
+
+
+def gradient(field: ScalarField, x: Float[Array, "3"]) -> Float[Array, "3"]:
+    return jax.grad(field)(x)
+
+
+def laplacian(field: ScalarField, x: Float[Array, "3"]) -> Float[Array, ""]:
+    """∇² of a scalar field at one point (trace of the forward-over-reverse Hessian)."""
+    return jnp.trace(jax.jacfwd(jax.grad(field))(x))

@@ -1,0 +1,225 @@
+"""The stage graph: stars → flow → collocation → fields → cube → publish, with a manifest for resume.
+
+Each stage records a key (a hash of its recipe section, its seed and its inputs' checksums)
+and its outputs' checksums in `manifest.json`; a re-run skips a stage whose key matches and
+whose outputs still verify.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .catalog import publish_cube
+from .constants import CUBE_VERSION, G_KPC_KM2_S2_PER_MSUN
+from .cube.evaluate import FIELDS, field_blocks
+from .cube.grid import make_grid
+from .cube.store import cube_dataset, write_cube
+from .density.collocation import CollocationPoints, draw_collocation
+from .density.flows import fit_velocity_flow, load_flow, save_flow
+from .errors import BuildError
+from .fields.model import save_fields
+from .fields.train import train_conditional
+from .plots import write_quicklook
+from .progress import console
+from .recipe import Recipe, recipe_sha256
+from .sources import PhaseSpaceTable, load_stars
+from .sources.load import plummer_truth
+from .truth import score_against_truth
+
+STAGES = ("stars", "flow", "collocation", "fields", "cube")
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    build_dir: Path
+    cube_path: Path
+    published_path: Path
+    entry: str
+    scores: dict[str, float] | None
+
+
+def build(recipe: Recipe, recipe_text: str, out_dir: Path | None = None, force: bool = False) -> BuildResult:
+    """Run every stage of `recipe` in `out_dir` (default `builds/<name>/`), skipping finished ones."""
+    build_dir = Path(out_dir or Path("builds") / recipe.name)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    manifest = _Manifest(build_dir / "manifest.json")
+    paths = {
+        "stars": build_dir / "stars.parquet",
+        "flow": build_dir / "flow.eqx",
+        "collocation": build_dir / "collocation.npz",
+        "fields": build_dir / "fields.eqx",
+        "cube": build_dir / "cube.zarr",
+    }
+    seeds = {stage: recipe.seed * 1000 + i for i, stage in enumerate(STAGES)}
+
+    def run(stage: str, inputs: list[str], section: object, action: Callable[[], None]) -> None:
+        key = _hash([stage, _dump(section), seeds[stage], *(manifest.checksum(i) for i in inputs)])
+        if not force and manifest.is_done(stage, key, paths[stage]):
+            console.print(f"[dim]{stage}: up to date, skipped[/dim]")
+            return
+        console.print(f"[bold]{stage}[/bold] …")
+        action()
+        manifest.record(stage, key, paths[stage])
+
+    run("stars", [], recipe.data, lambda: load_stars(recipe.data, seeds["stars"]).save(paths["stars"]))
+    stars = PhaseSpaceTable.load(paths["stars"])
+    _check_enough_stars(stars, recipe)
+
+    def fit_flow() -> None:
+        flow, history = fit_velocity_flow(stars.positions, stars.velocities, recipe.density, seeds["flow"])
+        save_flow(paths["flow"], flow, recipe.density)
+        (build_dir / "flow_history.json").write_text(json.dumps(history))
+
+    flow_section = recipe.density.model_dump(exclude={"collocation"})
+    run("flow", ["stars"], flow_section, fit_flow)
+
+    def collocate() -> None:
+        flow = load_flow(paths["flow"])
+        draw_collocation(flow, stars.positions, recipe.density.collocation, seeds["collocation"]).save(paths["collocation"])
+
+    run("collocation", ["flow"], recipe.density.collocation, collocate)
+
+    def fit_fields() -> None:
+        points = CollocationPoints.load(paths["collocation"])
+        model, hyper, history = train_conditional(
+            points, stars.observer, stars.volume_radius_kpc, len(stars), recipe.fields, seeds["fields"]
+        )
+        save_fields(paths["fields"], model, hyper)
+        (build_dir / "fields_history.json").write_text(json.dumps(history))
+
+    run("fields", ["collocation"], recipe.fields, fit_fields)
+
+    grid = make_grid(recipe.cube, stars.observer, stars.volume_radius_kpc)
+    attrs = cube_attributes(recipe, recipe_text, stars)
+
+    def evaluate() -> None:
+        blocks = field_blocks(paths["fields"], grid, stars.observer)
+        write_cube(cube_dataset(blocks, grid, attrs), paths["cube"])
+
+    run("cube", ["fields"], [recipe.cube, recipe_sha256(recipe_text)], evaluate)
+
+    scores = None
+    if recipe.data.source == "plummer":
+        scores = score_against_truth(paths["cube"], plummer_truth(recipe.data))
+        (build_dir / "scores.json").write_text(json.dumps(scores, indent=2))
+    write_quicklook(paths["cube"], build_dir / "quicklook.png", plummer_truth(recipe.data) if scores else None)
+
+    console.print("[bold]publish[/bold] …")
+    published = publish_cube(recipe.publish.catalog, recipe.entry_name, paths["cube"], entry_metadata(attrs))
+    shutil.copyfile(build_dir / "quicklook.png", published.with_suffix(".png"))
+    return BuildResult(build_dir, paths["cube"], published, recipe.entry_name, scores)
+
+
+def cube_attributes(recipe: Recipe, recipe_text: str, stars: PhaseSpaceTable) -> dict:
+    """Global attributes required by CUBE_SPEC v1, plus provenance."""
+    import dask
+    import equinox
+    import flowjax
+    import jax
+    import xarray
+    import zarr
+
+    versions = {m.__name__: m.__version__ for m in (jax, equinox, flowjax, xarray, zarr, dask, np)}
+    frame = recipe.data.frame
+    return {
+        "dpotcube_cube_version": CUBE_VERSION,
+        "dpotcube_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "method": recipe.fields.method,
+        "recipe": recipe_text,
+        "recipe_sha256": recipe_sha256(recipe_text),
+        "seed": recipe.seed,
+        "data_source": stars.data_source,
+        "data_source_details": json.dumps(stars.meta),
+        "n_tracers": len(stars),
+        "galcen_distance_kpc": frame.galcen_distance_kpc,
+        "z_sun_kpc": frame.z_sun_kpc,
+        "galcen_v_sun_kms": list(frame.galcen_v_sun_kms),
+        "observer_position_kpc": [float(c) for c in stars.observer],
+        "volume_radius_kpc": stars.volume_radius_kpc,
+        "potential_reference_point": [float(c) for c in stars.observer],
+        "G_kpc_km2_s2_per_msun": G_KPC_KM2_S2_PER_MSUN,
+        "frame": "astropy Galactocentric",
+        "software_versions": json.dumps({**versions, "python": platform.python_version()}),
+    }
+
+
+def entry_metadata(attrs: dict) -> dict:
+    """What a catalog entry says about its cube without opening it."""
+    return {
+        "method": attrs["method"],
+        "n_tracers": attrs["n_tracers"],
+        "data_source": attrs["data_source"],
+        "fields": [*FIELDS, "in_volume"],
+        "units": {name: units for name, (units, _) in FIELDS.items()},
+        "created": attrs["created"],
+        "dpotcube_version": attrs["dpotcube_version"],
+        "dpotcube_cube_version": attrs["dpotcube_cube_version"],
+        "recipe_sha256": attrs["recipe_sha256"],
+    }
+
+
+_MIN_STARS = 200
+
+
+def _check_enough_stars(stars: PhaseSpaceTable, recipe: Recipe) -> None:
+    if len(stars) < _MIN_STARS:
+        fix = "raise `data.n_stars`" if recipe.data.source == "plummer" else "supply more stars or widen the volume"
+        raise BuildError(f"{len(stars)} stars are too few to fit a flow: at least {_MIN_STARS} are needed; {fix}.")
+
+
+def _dump(section: object) -> object:
+    if hasattr(section, "model_dump"):
+        return section.model_dump(mode="json")
+    if isinstance(section, list):
+        return [_dump(s) for s in section]
+    return section
+
+
+def _hash(parts: list) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _checksum(path: Path) -> str:
+    """SHA-256 of a file, or of every file (name and bytes) under a directory."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+class _Manifest:
+    """`manifest.json`: per stage, the key it was run with and its output's checksum."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.stages: dict[str, dict] = json.loads(path.read_text()) if path.exists() else {}
+
+    def is_done(self, stage: str, key: str, output: Path) -> bool:
+        entry = self.stages.get(stage)
+        return bool(entry) and entry["key"] == key and output.exists() and _checksum(output) == entry["checksum"]
+
+    def checksum(self, stage: str) -> str:
+        if stage not in self.stages:
+            raise BuildError(f"Stage `{stage}` has not run in {self.path.parent}; run `dpotcube build` without skipping it.")
+        return self.stages[stage]["checksum"]
+
+    def record(self, stage: str, key: str, output: Path) -> None:
+        self.stages[stage] = {"key": key, "checksum": _checksum(output), "finished": datetime.now(timezone.utc).isoformat()}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.stages, indent=2))
+        tmp.replace(self.path)

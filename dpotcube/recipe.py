@@ -1,0 +1,222 @@
+"""The recipe: a pydantic model tree loaded from YAML, with dotted overrides and readable errors."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from . import constants
+from .errors import RecipeError
+
+Activation = Literal["silu", "gelu", "tanh", "gint"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FrameSpec(_Section):
+    """Solar position and velocity defining astropy's Galactocentric frame."""
+
+    galcen_distance_kpc: float = Field(constants.GALCEN_DISTANCE_KPC, gt=0, description="Sun–Galactic-centre distance.")
+    z_sun_kpc: float = Field(constants.Z_SUN_KPC, description="Height of the Sun above the midplane.")
+    galcen_v_sun_kms: tuple[float, float, float] = Field(
+        constants.GALCEN_V_SUN_KMS, description="Solar velocity (U, V+v_c, W) in the Galactocentric frame."
+    )
+
+
+class PlummerSpec(_Section):
+    """A Plummer sphere centred on the Galactic centre, sampled exactly from its DF."""
+
+    mass_msun: float = Field(1.0e11, gt=0, description="Total mass M.")
+    scale_radius_kpc: float = Field(4.0, gt=0, description="Plummer scale radius b.")
+
+
+class TableSpec(_Section):
+    """A user table of Galactocentric Cartesian positions (kpc) and velocities (km/s)."""
+
+    path: Path = Field(description="Parquet, CSV, FITS or ECSV file; relative paths are resolved against the recipe.")
+    columns: dict[Literal["x", "y", "z", "vx", "vy", "vz"], str] = Field(
+        default_factory=dict, description="Map from dpotcube's names to the table's column names."
+    )
+
+
+class DataSpec(_Section):
+    """Where the stars come from and which of them are kept."""
+
+    source: Literal["plummer", "table"] = Field("plummer", description="`plummer` (built-in mock with truth) or `table`.")
+    n_stars: int = Field(50_000, gt=0, description="Stars drawn inside the volume (mock sources only).")
+    volume_radius_kpc: float = Field(3.0, gt=0, description="Keep stars within this distance of the observer.")
+    plummer: PlummerSpec = PlummerSpec()
+    table: TableSpec | None = Field(None, description="Required when `source: table`.")
+    frame: FrameSpec = FrameSpec()
+
+    @model_validator(mode="after")
+    def _table_given_for_table_source(self) -> DataSpec:
+        if self.source == "table" and self.table is None:
+            raise ValueError("`data.source: table` needs a `data.table` section with at least `path: FILE`")
+        return self
+
+
+class CollocationSpec(_Section):
+    """Collocation points at which the CBE is imposed: positions × velocities from p(v|x)."""
+
+    n_positions: int = Field(16_384, gt=0, description="Positions drawn from the stars.")
+    velocities_per_position: int = Field(8, gt=0, description="Velocities drawn from p(v|x) at each position.")
+    chunk_size: int = Field(8192, gt=0, description="Points per chunk when computing flow gradients.")
+
+
+class DensitySpec(_Section):
+    """The conditional flow p(v|x): a masked autoregressive flow with affine transformers."""
+
+    flow_layers: int = Field(6, gt=0)
+    nn_width: int = Field(64, gt=0)
+    nn_depth: int = Field(2, gt=0)
+    activation: Literal["silu", "gelu", "tanh"] = Field("silu", description="Smooth activations only: gradients matter.")
+    learning_rate: float = Field(3e-3, gt=0)
+    batch_size: int = Field(512, gt=0)
+    max_epochs: int = Field(60, gt=0)
+    patience: int = Field(8, gt=0, description="Epochs without validation improvement before stopping.")
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    collocation: CollocationSpec = CollocationSpec()
+
+
+class NetSpec(_Section):
+    """A fully connected network body."""
+
+    width: int = Field(128, gt=0)
+    depth: int = Field(3, gt=0)
+    activation: Activation = "silu"
+
+
+class FieldsSpec(_Section):
+    """Neural fields trained on the collisionless Boltzmann equation."""
+
+    method: Literal["conditional"] = Field("conditional", description="CBE method (more arrive with later releases).")
+    potential: NetSpec = NetSpec()
+    log_density: NetSpec = NetSpec(width=64, depth=3)
+    steps: int = Field(3000, gt=0)
+    batch_size: int = Field(2048, gt=0)
+    learning_rate: float = Field(2e-3, gt=0)
+    positivity_weight: float = Field(1.0, ge=0, description="Weight of the negative-density penalty.")
+    laplacian_batch: int = Field(256, gt=0, description="Points per step on which ∇²Φ is penalised.")
+
+
+class CubeSpec(_Section):
+    """The evaluation grid, centred on the observer."""
+
+    half_width_kpc: float | None = Field(None, gt=0, description="Grid half-width; default: `data.volume_radius_kpc`.")
+    spacing_kpc: float = Field(0.25, gt=0)
+    chunk: int = Field(16, gt=0, description="Chunk edge length in grid points (Dask and Zarr).")
+
+
+class PublishSpec(_Section):
+    """Where the cube is announced."""
+
+    catalog: Path = Field(Path("catalog/catalog.yaml"), description="Intake catalog file to add the entry to.")
+    entry: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Entry name; default: `name`.")
+
+
+class Recipe(_Section):
+    """A complete build: data → density → fields → cube → publish."""
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Identifier of the build and its catalog entry.")
+    seed: int = Field(0, ge=0)
+    data: DataSpec = DataSpec()
+    density: DensitySpec = DensitySpec()
+    fields: FieldsSpec = FieldsSpec()
+    cube: CubeSpec = CubeSpec()
+    publish: PublishSpec = PublishSpec()
+
+    @property
+    def entry_name(self) -> str:
+        return self.publish.entry or self.name
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> tuple[Recipe, str]:
+    """Load a recipe file and apply `key.path=value` overrides.
+
+    Returns the validated recipe and the recipe text as used (with overrides folded in).
+    Relative table paths are resolved against the recipe's folder.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise RecipeError(f"Cannot read recipe {path}: {exc.strerror}. Check the path.") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"Recipe {path} is not valid YAML: {exc}. Fix the syntax at the line shown.") from None
+    if not isinstance(raw, dict):
+        raise RecipeError(f"Recipe {path} must be a YAML mapping with sections such as `name:` and `data:`.")
+    for override in overrides:
+        _apply_override(raw, override)
+    table = raw.get("data", {}).get("table") if isinstance(raw.get("data"), dict) else None
+    if isinstance(table, dict) and "path" in table and not Path(str(table["path"])).is_absolute():
+        table["path"] = str((path.parent / str(table["path"])).resolve())
+    recipe = recipe_from_dict(raw, origin=str(path))
+    return recipe, yaml.safe_dump(raw, sort_keys=False) if overrides else text
+
+
+def recipe_from_dict(raw: dict[str, Any], origin: str = "recipe") -> Recipe:
+    """Validate a plain dict as a recipe, turning pydantic errors into one readable message."""
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as exc:
+        raise RecipeError(_format_errors(exc, origin)) from None
+
+
+def recipe_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _apply_override(raw: dict[str, Any], override: str) -> None:
+    key, sep, value = override.partition("=")
+    if not sep or not key:
+        raise RecipeError(f"Override `{override}` must look like `section.key=value`, e.g. `fields.steps=2000`.")
+    node = raw
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise RecipeError(f"Override `{override}`: `{part}` holds a value, not a section.")
+        node = child
+    node[parts[-1]] = yaml.safe_load(value)
+
+
+def _format_errors(exc: ValidationError, origin: str) -> str:
+    lines = [f"Recipe {origin} has {exc.error_count()} problem(s):"]
+    for err in exc.errors():
+        loc = [str(part) for part in err["loc"]]
+        where = " -> ".join(["recipe", *loc])
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(loc[:-1])
+            hint = difflib.get_close_matches(loc[-1], allowed, n=1)
+            fix = f"did you mean `{hint[0]}`?" if hint else f"allowed keys here: {', '.join(allowed)}"
+            lines.append(f"  [{where}] unknown key; {fix}")
+        elif err["type"] == "missing":
+            lines.append(f"  [{where}] is required but missing")
+        else:
+            value = err.get("input")
+            shown = repr(value) if not isinstance(value, dict) else "a mapping"
+            lines.append(f"  [{where}] {err['msg']} (got {shown})")
+    return "\n".join(lines)
+
+
+def _allowed_keys(loc: list[str]) -> list[str]:
+    model: type[BaseModel] = Recipe
+    for part in loc:
+        field = model.model_fields.get(part)
+        annotation = getattr(field, "annotation", None)
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        sub = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if sub is None:
+            return []
+        model = sub
+    return sorted(model.model_fields)

@@ -1,0 +1,57 @@
+"""`PhaseSpaceTable`: Galactocentric positions and velocities of the tracer stars."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from jaxtyping import Float
+
+_COLUMNS = ["x", "y", "z", "vx", "vy", "vz"]
+
+
+@dataclass(frozen=True)
+class PhaseSpaceTable:
+    """Tracer stars in the Galactocentric frame (kpc, km/s) and the volume they cover.
+
+    `positions` and `velocities` have shape `(n_stars, 3)`; `observer` has shape `(3,)`.
+    """
+
+    positions: Float[np.ndarray, "n 3"]
+    velocities: Float[np.ndarray, "n 3"]
+    observer: Float[np.ndarray, "3"]
+    volume_radius_kpc: float
+    data_source: str
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def save(self, path: Path) -> None:
+        """Write as Parquet, with the volume and provenance in the file's key-value metadata."""
+        frame = pd.DataFrame(np.hstack([self.positions, self.velocities]), columns=_COLUMNS)
+        header = {
+            "observer": self.observer.tolist(),
+            "volume_radius_kpc": self.volume_radius_kpc,
+            "data_source": self.data_source,
+            "meta": self.meta,
+        }
+        frame.attrs["dpotcube"] = json.dumps(header)
+        frame.to_parquet(path, index=False)
+
+    @classmethod
+    def load(cls, path: Path) -> PhaseSpaceTable:
+        frame = pd.read_parquet(path)
+        header = json.loads(frame.attrs["dpotcube"])
+        values = frame[_COLUMNS].to_numpy(np.float64)
+        return cls(
+            positions=values[:, :3],
+            velocities=values[:, 3:],
+            observer=np.asarray(header["observer"], np.float64),
+            volume_radius_kpc=float(header["volume_radius_kpc"]),
+            data_source=header["data_source"],
+            meta=header["meta"],
+        )
