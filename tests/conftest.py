@@ -1,0 +1,52 @@
+"""Shared fixtures: a small Plummer mock, and a field model trained on its exact gradients."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dpotcube.density.collocation import CollocationPoints
+from dpotcube.recipe import DataSpec, FieldsSpec
+from dpotcube.sources.load import load_stars, plummer_truth
+from dpotcube.sources.mocks import PlummerTruth, _speed_fractions, _unit_vectors
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def data_spec() -> DataSpec:
+    return DataSpec(n_stars=20_000)
+
+
+@pytest.fixture(scope="session")
+def truth(data_spec) -> PlummerTruth:
+    return plummer_truth(data_spec)
+
+
+@pytest.fixture(scope="session")
+def stars(data_spec):
+    return load_stars(data_spec, seed=0)
+
+
+def exact_collocation(truth: PlummerTruth, positions: np.ndarray, velocities_per_position: int, seed: int) -> CollocationPoints:
+    """Collocation points with velocities drawn from the exact DF and exact ∇ ln p (no flow error)."""
+    rng = np.random.default_rng(seed)
+    x = np.repeat(positions, velocities_per_position, axis=0)
+    v_esc = np.sqrt(2 * np.asarray(truth.relative_potential(x)))
+    v = (v_esc * _speed_fractions(rng, len(x)))[:, None] * _unit_vectors(rng, len(x))
+    gx, gv = truth.grad_log_p(x, v)
+    return CollocationPoints(*(np.asarray(a, np.float32) for a in (x, v, gx, gv)))
+
+
+@pytest.fixture(scope="session")
+def exact_fields(truth, stars):
+    """Conditional fields trained on exact Plummer gradients: the solver without flow error."""
+    from dpotcube.fields.train import train_conditional
+
+    positions = stars.positions[np.random.default_rng(1).choice(len(stars), 8192, replace=False)]
+    points = exact_collocation(truth, positions, velocities_per_position=4, seed=2)
+    spec = FieldsSpec(potential={"width": 128, "depth": 3}, log_density={"width": 32, "depth": 2}, steps=1500)
+    model, hyper, history = train_conditional(points, stars.observer, stars.volume_radius_kpc, len(stars), spec, seed=3)
+    return model, hyper, history

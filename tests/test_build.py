@@ -1,0 +1,172 @@
+"""End to end: recipe → build → Zarr cube → Intake catalog, checked against the cube contract (CUBE_SPEC v1)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import astropy.units as u
+import intake
+import numpy as np
+import pytest
+import xarray as xr
+from typer.testing import CliRunner
+
+from dpotcube.cli import app
+from dpotcube.constants import CUBE_VERSION
+
+from .conftest import REPO
+
+REQUIRED_ATTRS = [
+    "dpotcube_cube_version", "dpotcube_version", "created", "method", "recipe", "recipe_sha256", "data_source",
+    "n_tracers", "galcen_distance_kpc", "z_sun_kpc", "galcen_v_sun_kms", "observer_position_kpc",
+    "volume_radius_kpc", "potential_reference_point", "G_kpc_km2_s2_per_msun",
+]
+UNITS = {
+    "potential": "km2 s-2", "accel_x": "km2 s-2 kpc-1", "accel_y": "km2 s-2 kpc-1", "accel_z": "km2 s-2 kpc-1",
+    "density": "solMass pc-3", "tracer_density": "kpc-3",
+}
+
+
+def run_build(tmp_path: Path, recipe: Path, *extra: str):
+    catalog = tmp_path / "catalog" / "catalog.yaml"
+    args = ["build", str(recipe), "--out", str(tmp_path / "build"), "--set", f"publish.catalog={catalog}", *extra]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return catalog, result
+
+
+@pytest.fixture(scope="module")
+def tiny_build(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("tiny")
+    catalog, result = run_build(tmp_path, REPO / "recipes" / "tiny.yaml")
+    return tmp_path, catalog, result
+
+
+def test_cube_follows_contract(tiny_build):
+    tmp_path, catalog, _ = tiny_build
+    ds = xr.open_zarr(catalog.parent / "cubes" / "tiny.zarr")
+    for name, units in UNITS.items():
+        var = ds[name]
+        assert var.dims == ("member", "x", "y", "z") and var.dtype == np.float32
+        assert var.attrs["units"] == units and var.attrs["long_name"]
+        u.Unit(units)
+    assert ds.in_volume.dims == ("x", "y", "z") and ds.in_volume.dtype == bool
+    assert list(ds.member_kind.values) == ["seed"]
+    for coord in "xyz":
+        assert ds[coord].attrs["units"] == "kpc"
+    missing = [a for a in REQUIRED_ATTRS if a not in ds.attrs]
+    assert not missing
+    assert ds.attrs["dpotcube_cube_version"] == CUBE_VERSION and ds.attrs["method"] == "conditional"
+    assert ds.attrs["n_tracers"] == 4000 and "name: tiny" in ds.attrs["recipe"]
+    ref = ds.attrs["potential_reference_point"]
+    at_ref = ds.potential.isel(member=0).sel(x=ref[0], y=ref[1], z=ref[2], method="nearest")
+    assert abs(float(at_ref)) < 1e-3 * float(np.abs(ds.potential).max())
+    assert ds.potential.data.numblocks[1:] == (2, 2, 2), "cube is chunked"
+    inside = ds.in_volume.values
+    assert 0.3 < inside.mean() < 0.7  # a sphere fills π/6 of its cube
+
+
+def test_intake_and_xarray_give_the_same_dataset(tiny_build):
+    _, catalog, _ = tiny_build
+    cat = intake.open_catalog(str(catalog))
+    from_intake = cat.tiny.read()
+    direct = xr.open_zarr(catalog.parent / "cubes" / "tiny.zarr")
+    xr.testing.assert_identical(from_intake.load(), direct.load())
+    meta = cat.entries["tiny"].metadata
+    assert meta["method"] == "conditional" and meta["n_tracers"] == 4000 and meta["units"]["density"] == "solMass pc-3"
+    assert "{CATALOG_DIR}" in catalog.read_text()
+
+
+def test_catalog_folder_can_move(tiny_build, tmp_path):
+    _, catalog, _ = tiny_build
+    import shutil
+
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(catalog.parent, moved)
+    ds = intake.open_catalog(str(moved / "catalog.yaml")).tiny.read()
+    assert "potential" in ds
+
+
+def test_rebuild_skips_finished_stages(tiny_build):
+    tmp_path, _, _ = tiny_build
+    before = json.loads((tmp_path / "build" / "manifest.json").read_text())
+    _, result = run_build(tmp_path, REPO / "recipes" / "tiny.yaml")
+    after = json.loads((tmp_path / "build" / "manifest.json").read_text())
+    assert result.output.count("up to date, skipped") == 5
+    assert before == after
+
+
+def test_changed_section_reruns_from_that_stage(tiny_build):
+    tmp_path, _, _ = tiny_build
+    _, result = run_build(tmp_path, REPO / "recipes" / "tiny.yaml", "--set", "cube.spacing_kpc=0.75")
+    assert result.output.count("up to date, skipped") == 4  # stars, flow, collocation, fields
+
+
+def test_catalog_list(tiny_build):
+    _, catalog, _ = tiny_build
+    result = CliRunner().invoke(app, ["catalog", "list", "--catalog", str(catalog)])
+    assert result.exit_code == 0 and "tiny" in result.output and "conditional" in result.output
+
+
+def test_open_cube_by_name_and_path(tiny_build):
+    from dpotcube import open_cube
+
+    _, catalog, _ = tiny_build
+    by_name = open_cube("tiny", catalog=catalog)
+    by_path = open_cube(catalog.parent / "cubes" / "tiny.zarr")
+    xr.testing.assert_identical(by_name.load(), by_path.load())
+
+
+def test_quicklook_written_beside_cube(tiny_build):
+    _, catalog, _ = tiny_build
+    png = catalog.parent / "cubes" / "tiny.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".ecsv"])
+def test_build_from_user_table(tmp_path, stars, suffix):
+    """The same build from a table of Galactocentric columns with the user's own names (and units)."""
+    from astropy.table import Table
+
+    names = {"x": "X_GC", "y": "Y_GC", "z": "Z_GC", "vx": "VX", "vy": "VY", "vz": "VZ"}
+    table = Table({names[c]: stars.positions[:3000, i] for i, c in enumerate("xyz")})
+    for i, c in enumerate(["vx", "vy", "vz"]):
+        table[names[c]] = stars.velocities[:3000, i]
+    if suffix == ".ecsv":  # with units: positions in pc, converted by astropy
+        for c in "xyz":
+            table[names[c]] = (table[names[c]] * 1000) * u.pc
+    table.write(tmp_path / f"stars{suffix}")
+    recipe_path = tmp_path / "table.yaml"
+    recipe_path.write_text(_table_recipe(suffix, names))
+    catalog, _ = run_build(tmp_path, recipe_path)
+    ds = xr.open_zarr(catalog.parent / "cubes" / "tiny_table.zarr")
+    assert ds.attrs["data_source"] == "table" and ds.attrs["n_tracers"] == 3000
+
+
+def _table_recipe(suffix: str, names: dict) -> str:
+    import yaml
+
+    raw = yaml.safe_load((REPO / "recipes" / "tiny.yaml").read_text())
+    raw["name"] = "tiny_table"
+    raw["data"] = {"source": "table", "volume_radius_kpc": 3.0, "table": {"path": f"stars{suffix}", "columns": names}}
+    return yaml.safe_dump(raw)
+
+
+def test_readme_quickstart_command_on_a_tiny_override(tmp_path):
+    """README's first command, `dpotcube build recipes/quickstart.yaml`, shrunk by overrides to run in seconds."""
+    shrink = [
+        "data.n_stars=3000", "density.max_epochs=2", "density.flow_layers=2", "density.nn_width=16",
+        "density.collocation.n_positions=512", "fields.steps=50", "fields.potential.width=16",
+        "fields.log_density.width=16", "cube.spacing_kpc=0.75",
+    ]
+    cmd = [sys.executable, "-m", "dpotcube", "build", str(REPO / "recipes" / "quickstart.yaml")]
+    for item in shrink:
+        cmd += ["--set", item]
+    env = {**os.environ, "COLUMNS": "120"}
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "catalog" / "cubes" / "quickstart.zarr" / "zarr.json").exists()
+    assert (tmp_path / "builds" / "quickstart" / "manifest.json").exists()
+    assert "median_rel_error_accel" in done.stderr

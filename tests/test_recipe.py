@@ -1,0 +1,69 @@
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from dpotcube.cli import app
+from dpotcube.errors import RecipeError
+from dpotcube.recipe import load_recipe
+
+from .conftest import REPO
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_recipes_are_valid():
+    for path in (REPO / "recipes").glob("*.yaml"):
+        recipe, _ = load_recipe(path)
+        assert recipe.name
+
+
+def test_defaults_and_override(tmp_path):
+    recipe, text = load_recipe(write(tmp_path, "name: a\n"), ["fields.steps=2000", "data.n_stars=123"])
+    assert recipe.fields.steps == 2000 and recipe.data.n_stars == 123
+    assert yaml.safe_load(text)["fields"]["steps"] == 2000
+    assert recipe.fields.method == "conditional" and recipe.publish.catalog == Path("catalog/catalog.yaml")
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("name: a\nfields:\n  stepz: 3\n", "[recipe -> fields -> stepz] unknown key; did you mean `steps`?"),
+        ("name: a\nfields:\n  steps: many\n", "[recipe -> fields -> steps]"),
+        ("name: a\ncube:\n  spacing_kpc: -0.1\n", "[recipe -> cube -> spacing_kpc] Input should be greater than 0"),
+        ("name: a\ndata:\n  n_stars: 0\n", "[recipe -> data -> n_stars]"),
+        ("name: a\nfields:\n  method: magic\n", "'conditional'"),
+        ("seed: 1\n", "[recipe -> name] is required but missing"),
+        ("name: a\ndata:\n  source: table\n", "needs a `data.table` section"),
+        ("name: a\n  bad: [\n", "not valid YAML"),
+        ("- a\n- b\n", "must be a YAML mapping"),
+        ("name: ../../escape\n", "[recipe -> name] String should match pattern"),
+    ],
+)
+def test_bad_recipes_name_key_and_fix(tmp_path, text, expected):
+    with pytest.raises(RecipeError) as info:
+        load_recipe(write(tmp_path, text))
+    assert expected in str(info.value)
+
+
+def test_bad_override(tmp_path):
+    with pytest.raises(RecipeError, match="must look like `section.key=value`"):
+        load_recipe(write(tmp_path, "name: a\n"), ["fields.steps"])
+
+
+def test_cli_bad_recipe_exits_2_without_traceback(tmp_path):
+    result = CliRunner().invoke(app, ["validate", str(write(tmp_path, "name: a\nfields:\n  stepz: 3\n"))])
+    assert result.exit_code == 2
+    assert "did you mean `steps`?" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_validate_prints_filled_recipe(tmp_path):
+    result = CliRunner().invoke(app, ["validate", str(write(tmp_path, "name: a\n")), "--set", "seed=7"])
+    assert result.exit_code == 0, result.output
+    assert "seed: 7" in result.output and "is valid" in result.output
