@@ -52,9 +52,9 @@ class DataSpec(_Section):
     source: Literal["plummer", "table"] = Field("plummer", description="`plummer` (built-in mock with truth) or `table`.")
     n_stars: int = Field(50_000, gt=0, description="Stars drawn inside the volume (mock sources only).")
     volume_radius_kpc: float = Field(3.0, gt=0, description="Keep stars within this distance of the observer.")
-    plummer: PlummerSpec = PlummerSpec()
+    plummer: PlummerSpec = Field(PlummerSpec(), description="Mock parameters for `source: plummer`.")
     table: TableSpec | None = Field(None, description="Required when `source: table`.")
-    frame: FrameSpec = FrameSpec()
+    frame: FrameSpec = Field(FrameSpec(), description="Solar parameters; the observer sits at the Sun.")
 
     @model_validator(mode="after")
     def _table_given_for_table_source(self) -> DataSpec:
@@ -74,35 +74,35 @@ class CollocationSpec(_Section):
 class DensitySpec(_Section):
     """The conditional flow p(v|x): a masked autoregressive flow with affine transformers."""
 
-    flow_layers: int = Field(6, gt=0)
-    nn_width: int = Field(64, gt=0)
-    nn_depth: int = Field(2, gt=0)
+    flow_layers: int = Field(6, gt=0, description="Masked autoregressive layers.")
+    nn_width: int = Field(64, gt=0, description="Width of each layer's conditioner network.")
+    nn_depth: int = Field(2, gt=0, description="Hidden layers of each conditioner network.")
     activation: Literal["silu", "gelu", "tanh"] = Field("silu", description="Smooth activations only: gradients matter.")
-    learning_rate: float = Field(3e-3, gt=0)
-    batch_size: int = Field(512, gt=0)
-    max_epochs: int = Field(60, gt=0)
+    learning_rate: float = Field(3e-3, gt=0, description="Adam peak learning rate (cosine decay over `max_epochs`).")
+    batch_size: int = Field(512, gt=0, description="Stars per optimisation step.")
+    max_epochs: int = Field(60, gt=0, description="Upper limit on passes over the training stars.")
     patience: int = Field(8, gt=0, description="Epochs without validation improvement before stopping.")
-    val_fraction: float = Field(0.1, gt=0, lt=1)
-    collocation: CollocationSpec = CollocationSpec()
+    val_fraction: float = Field(0.1, gt=0, lt=1, description="Share of stars held out for validation.")
+    collocation: CollocationSpec = Field(CollocationSpec(), description="Collocation points for the field stage.")
 
 
 class NetSpec(_Section):
     """A fully connected network body."""
 
-    width: int = Field(128, gt=0)
-    depth: int = Field(3, gt=0)
-    activation: Activation = "silu"
+    width: int = Field(128, gt=0, description="Units per hidden layer.")
+    depth: int = Field(3, gt=0, description="Hidden layers.")
+    activation: Activation = Field("silu", description="Smooth activation; `gint` is ClearPotential's.")
 
 
 class FieldsSpec(_Section):
     """Neural fields trained on the collisionless Boltzmann equation."""
 
     method: Literal["conditional"] = Field("conditional", description="CBE method (more arrive with later releases).")
-    potential: NetSpec = NetSpec()
-    log_density: NetSpec = NetSpec(width=64, depth=3)
-    steps: int = Field(3000, gt=0)
-    batch_size: int = Field(2048, gt=0)
-    learning_rate: float = Field(2e-3, gt=0)
+    potential: NetSpec = Field(NetSpec(), description="Network for Φ(x).")
+    log_density: NetSpec = Field(NetSpec(width=64, depth=3), description="Network for ln n(x).")
+    steps: int = Field(3000, gt=0, description="Optimisation steps.")
+    batch_size: int = Field(2048, gt=0, description="Collocation points per step.")
+    learning_rate: float = Field(2e-3, gt=0, description="Adam peak learning rate (warm-up, then cosine decay).")
     positivity_weight: float = Field(1.0, ge=0, description="Weight of the negative-density penalty.")
     laplacian_batch: int = Field(256, gt=0, description="Points per step on which ∇²Φ is penalised.")
 
@@ -111,7 +111,7 @@ class CubeSpec(_Section):
     """The evaluation grid, centred on the observer."""
 
     half_width_kpc: float | None = Field(None, gt=0, description="Grid half-width; default: `data.volume_radius_kpc`.")
-    spacing_kpc: float = Field(0.25, gt=0)
+    spacing_kpc: float = Field(0.25, gt=0, description="Grid spacing along x, y and z.")
     chunk: int = Field(16, gt=0, description="Chunk edge length in grid points (Dask and Zarr).")
 
 
@@ -126,12 +126,12 @@ class Recipe(_Section):
     """A complete build: data → density → fields → cube → publish."""
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Identifier of the build and its catalog entry.")
-    seed: int = Field(0, ge=0)
-    data: DataSpec = DataSpec()
-    density: DensitySpec = DensitySpec()
-    fields: FieldsSpec = FieldsSpec()
-    cube: CubeSpec = CubeSpec()
-    publish: PublishSpec = PublishSpec()
+    seed: int = Field(0, ge=0, description="Seed of every random draw; same recipe and seed → same cube.")
+    data: DataSpec = Field(DataSpec(), description="Tracer stars.")
+    density: DensitySpec = Field(DensitySpec(), description="Flow for p(v|x) and collocation.")
+    fields: FieldsSpec = Field(FieldsSpec(), description="CBE method and its networks.")
+    cube: CubeSpec = Field(CubeSpec(), description="Evaluation grid.")
+    publish: PublishSpec = Field(PublishSpec(), description="Catalog entry.")
 
     @property
     def entry_name(self) -> str:
