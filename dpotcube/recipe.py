@@ -105,6 +105,13 @@ class FieldsSpec(_Section):
     learning_rate: float = Field(2e-3, gt=0, description="Adam peak learning rate (warm-up, then cosine decay).")
     positivity_weight: float = Field(1.0, ge=0, description="Weight of the negative-density penalty.")
     laplacian_batch: int = Field(256, gt=0, description="Points per step on which ∇²Φ is penalised.")
+    density_tie_weight: float = Field(
+        0.0,
+        ge=0,
+        description="Weight of the weak tie of n to the observed star counts (an unbinned likelihood of the "
+        "star positions in the volume). It breaks the near-degeneracy between ∇Φ and ∇ln n at low speeds; "
+        "keep it 0 where a selection function shapes the counts.",
+    )
 
 
 class CubeSpec(_Section):

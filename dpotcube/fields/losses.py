@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
@@ -14,3 +15,15 @@ def mean_squared(residual: Float[Array, "n"], scale: float) -> Float[Array, ""]:
 def negative_density_penalty(laplacian_phi: Float[Array, "n"], scale: float) -> Float[Array, ""]:
     """⟨max(0, −∇²Φ) / scale⟩: penalises negative mass density."""
     return jnp.mean(jnp.maximum(0.0, -laplacian_phi) / scale)
+
+
+def position_log_likelihood(
+    log_n_at_stars: Float[Array, "n"], log_n_uniform: Float[Array, "m"]
+) -> Float[Array, ""]:
+    """Unbinned negative log-likelihood of star positions under n ∝ exp(ln n) in the volume.
+
+    −⟨ln n(x_star)⟩ + ln ⟨n(x_uniform)⟩, the volume integral estimated from uniform points in it;
+    the additive constant of ln n drops out.
+    """
+    log_mean = jax.scipy.special.logsumexp(log_n_uniform) - jnp.log(log_n_uniform.shape[0])
+    return log_mean - jnp.mean(log_n_at_stars)

@@ -13,7 +13,7 @@ from ..density.collocation import CollocationPoints
 from ..progress import progress_bar
 from ..recipe import FieldsSpec
 from .cbe import conditional_residual
-from .losses import mean_squared, negative_density_penalty
+from .losses import mean_squared, negative_density_penalty, position_log_likelihood
 from .model import ConditionalFields
 from .nets import ScalarField, laplacian
 
@@ -64,22 +64,27 @@ def train_conditional(
     params, static = eqx.partition(model, eqx.is_inexact_array)
     opt_state = optimizer.init(params)
 
-    def loss_fn(params, idx, lap_idx):
+    def loss_fn(params, idx, lap_idx, uniform):
         m = eqx.combine(params, static)
         r = jax.vmap(conditional_residual, in_axes=(None, None, 0, 0, 0, 0))(
             m.potential, m.log_density, x[idx], v[idx], gx[idx], gv[idx]
         )
         lap = jax.vmap(laplacian, in_axes=(None, 0))(m.potential, x[lap_idx])
-        return mean_squared(r, residual_scale) + spec.positivity_weight * negative_density_penalty(lap, laplacian_scale)
+        loss = mean_squared(r, residual_scale) + spec.positivity_weight * negative_density_penalty(lap, laplacian_scale)
+        if spec.density_tie_weight > 0:  # collocation positions are star positions
+            tie = position_log_likelihood(jax.vmap(m.log_density)(x[idx]), jax.vmap(m.log_density)(uniform))
+            loss = loss + spec.density_tie_weight * tie
+        return loss
 
     @jax.jit
     def run_steps(params, opt_state, key):
         def step(carry, step_key):
             params, opt_state = carry
-            k1, k2 = jr.split(step_key)
+            k1, k2, k3 = jr.split(step_key, 3)
             idx = jr.randint(k1, (batch,), 0, len(x))
             lap_idx = jr.randint(k2, (lap_batch,), 0, len(x))
-            loss, grads = jax.value_and_grad(loss_fn)(params, idx, lap_idx)
+            uniform = _uniform_in_ball(k3, batch, jnp.asarray(observer, jnp.float32), volume_radius_kpc)
+            loss, grads = jax.value_and_grad(loss_fn)(params, idx, lap_idx, uniform)
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), loss
 
@@ -97,6 +102,13 @@ def train_conditional(
     model = eqx.combine(params, static)
     log_norm = _log_normalisation(model, observer, volume_radius_kpc, n_tracers, seed)
     return eqx.tree_at(lambda m: m.log_norm, model, log_norm), hyper, history
+
+
+def _uniform_in_ball(key, n: int, centre: jnp.ndarray, radius: float) -> jnp.ndarray:
+    k1, k2 = jr.split(key)
+    direction = jr.normal(k1, (n, 3))
+    direction = direction / jnp.linalg.norm(direction, axis=1, keepdims=True)
+    return centre + radius * jr.uniform(k2, (n, 1)) ** (1 / 3) * direction
 
 
 def _log_normalisation(
