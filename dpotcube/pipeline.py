@@ -64,6 +64,8 @@ def build(recipe: Recipe, recipe_text: str, out_dir: Path | None = None, force: 
 
     def run(stage: str, inputs: list[str], section: object, action: Callable[[], None]) -> None:
         key = _hash([stage, _dump(section), seeds[stage], *(manifest.checksum(i) for i in inputs)])
+        if stage == "stars" and recipe.data.table is not None and Path(recipe.data.table.path).is_file():
+            key = _hash([key, _checksum(Path(recipe.data.table.path))])  # a changed table file reruns
         if not force and manifest.is_done(stage, key, paths[stage]):
             console.print(f"[dim]{stage}: up to date, skipped[/dim]")
             return

@@ -11,6 +11,7 @@ import intake
 import numpy as np
 import pytest
 import xarray as xr
+import yaml
 from typer.testing import CliRunner
 
 from dpotcube.cli import app
@@ -146,8 +147,6 @@ def test_build_from_user_table(tmp_path, stars, suffix):
 
 
 def _table_recipe(suffix: str, names: dict) -> str:
-    import yaml
-
     raw = yaml.safe_load((REPO / "recipes" / "tiny.yaml").read_text())
     raw["name"] = "tiny_table"
     raw["data"] = {"source": "table", "volume_radius_kpc": 3.0, "table": {"path": f"stars{suffix}", "columns": names}}
@@ -170,3 +169,30 @@ def test_readme_quickstart_command_on_a_tiny_override(tmp_path):
     assert (tmp_path / "catalog" / "cubes" / "quickstart.zarr" / "zarr.json").exists()
     assert (tmp_path / "builds" / "quickstart" / "manifest.json").exists()
     assert "median_rel_error_accel" in done.stderr
+
+
+def test_missing_table_is_a_clear_error_and_changes_nothing(tiny_build, tmp_path):
+    _, catalog, _ = tiny_build
+    before = catalog.read_text()
+    raw = yaml.safe_load(_table_recipe(".parquet", {}))
+    raw["data"]["table"]["path"] = str(tmp_path / "nowhere.parquet")
+    recipe = tmp_path / "missing.yaml"
+    recipe.write_text(yaml.safe_dump(raw))
+    result = CliRunner().invoke(app, ["build", str(recipe), "--out", str(tmp_path / "b"), "--set", f"publish.catalog={catalog}"])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output and "data.table.path" in result.output
+    assert "Traceback" not in result.output
+    assert catalog.read_text() == before
+
+
+def test_table_missing_columns_names_them(tmp_path, stars):
+    import pandas as pd
+
+    pd.DataFrame({"x": stars.positions[:500, 0], "y": stars.positions[:500, 1]}).to_csv(tmp_path / "s.csv", index=False)
+    raw = yaml.safe_load(_table_recipe(".csv", {}))
+    raw["data"]["table"]["path"] = str(tmp_path / "s.csv")
+    recipe = tmp_path / "cols.yaml"
+    recipe.write_text(yaml.safe_dump(raw))
+    result = CliRunner().invoke(app, ["build", str(recipe), "--out", str(tmp_path / "b"), "--set", f"publish.catalog={tmp_path}/c.yaml"])
+    assert result.exit_code == 2
+    assert "lacks z (column `z`), vx (column `vx`)" in result.output and "data.table.columns" in result.output
