@@ -47,6 +47,6 @@ def exact_fields(truth, stars):
 
     positions = stars.positions[np.random.default_rng(1).choice(len(stars), 8192, replace=False)]
     points = exact_collocation(truth, positions, velocities_per_position=4, seed=2)
-    spec = FieldsSpec(potential={"width": 128, "depth": 3}, log_density={"width": 32, "depth": 2}, steps=1500)
+    spec = FieldsSpec(potential={"width": 64, "depth": 3}, log_density={"width": 64, "depth": 3}, steps=2500)
     model, hyper, history = train_conditional(points, stars.observer, stars.volume_radius_kpc, len(stars), spec, seed=3)
     return model, hyper, history

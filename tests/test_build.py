@@ -30,12 +30,24 @@ UNITS = {
 }
 
 
+def invoke_build(tmp_path: Path, recipe: Path, catalog: Path, *extra: str):
+    args = ["build", str(recipe), "--out", str(tmp_path / "build"), "--set", f"publish.catalog={catalog}", *extra]
+    return CliRunner().invoke(app, args)
+
+
 def run_build(tmp_path: Path, recipe: Path, *extra: str):
     catalog = tmp_path / "catalog" / "catalog.yaml"
-    args = ["build", str(recipe), "--out", str(tmp_path / "build"), "--set", f"publish.catalog={catalog}", *extra]
-    result = CliRunner().invoke(app, args)
+    result = invoke_build(tmp_path, recipe, catalog, *extra)
     assert result.exit_code == 0, result.output
     return catalog, result
+
+
+def write_table_recipe(tmp_path: Path, table_path: Path) -> Path:
+    raw = yaml.safe_load(_table_recipe(".parquet", {}))
+    raw["data"]["table"]["path"] = str(table_path)
+    recipe = tmp_path / "table_recipe.yaml"
+    recipe.write_text(yaml.safe_dump(raw))
+    return recipe
 
 
 @pytest.fixture(scope="module")
@@ -174,11 +186,7 @@ def test_readme_quickstart_command_on_a_tiny_override(tmp_path):
 def test_missing_table_is_a_clear_error_and_changes_nothing(tiny_build, tmp_path):
     _, catalog, _ = tiny_build
     before = catalog.read_text()
-    raw = yaml.safe_load(_table_recipe(".parquet", {}))
-    raw["data"]["table"]["path"] = str(tmp_path / "nowhere.parquet")
-    recipe = tmp_path / "missing.yaml"
-    recipe.write_text(yaml.safe_dump(raw))
-    result = CliRunner().invoke(app, ["build", str(recipe), "--out", str(tmp_path / "b"), "--set", f"publish.catalog={catalog}"])
+    result = invoke_build(tmp_path, write_table_recipe(tmp_path, tmp_path / "nowhere.parquet"), catalog)
     assert result.exit_code == 2
     assert "does not exist" in result.output and "data.table.path" in result.output
     assert "Traceback" not in result.output
@@ -189,10 +197,6 @@ def test_table_missing_columns_names_them(tmp_path, stars):
     import pandas as pd
 
     pd.DataFrame({"x": stars.positions[:500, 0], "y": stars.positions[:500, 1]}).to_csv(tmp_path / "s.csv", index=False)
-    raw = yaml.safe_load(_table_recipe(".csv", {}))
-    raw["data"]["table"]["path"] = str(tmp_path / "s.csv")
-    recipe = tmp_path / "cols.yaml"
-    recipe.write_text(yaml.safe_dump(raw))
-    result = CliRunner().invoke(app, ["build", str(recipe), "--out", str(tmp_path / "b"), "--set", f"publish.catalog={tmp_path}/c.yaml"])
+    result = invoke_build(tmp_path, write_table_recipe(tmp_path, tmp_path / "s.csv"), tmp_path / "c.yaml")
     assert result.exit_code == 2
     assert "lacks z (column `z`), vx (column `vx`)" in result.output and "data.table.columns" in result.output

@@ -26,17 +26,21 @@ def test_laplacian_matches_finite_differences():
 
 
 def test_solver_recovers_plummer_on_exact_gradients(exact_fields, truth, stars):
-    """Without flow error the conditional solver recovers a within 5%, ρ within 25%, n within 5%."""
+    """Without flow error the conditional solver recovers a within 3%, ρ within 30%, n within 2% (medians).
+
+    Measured: a 1.2–1.3%, ρ 19–20%, n 0.3–0.8% over two seeds. ρ, a second derivative, is the
+    weakest: its error is the solver's floor before any flow error is added.
+    """
     model, _, history = exact_fields
-    assert history["loss"][-1] < 0.05 * history["loss"][0]
+    assert history["loss"][-1] < 1e-3 * history["loss"][0]
     x = jnp.asarray(stars.positions[:4000], jnp.float32)
     accel = -jax.vmap(jax.grad(model.potential))(x)
     true_accel = truth.acceleration(x)
-    assert np.median(np.linalg.norm(accel - true_accel, axis=1) / np.linalg.norm(true_accel, axis=1)) < 0.05
+    assert np.median(np.linalg.norm(accel - true_accel, axis=1) / np.linalg.norm(true_accel, axis=1)) < 0.03
     rho = jax.vmap(laplacian, in_axes=(None, 0))(model.potential, x) / (4 * np.pi * G)
-    assert np.median(np.abs(rho / truth.density(x) - 1)) < 0.25
+    assert np.median(np.abs(rho / truth.density(x) - 1)) < 0.30
     n = jax.vmap(model.tracer_density)(x)
-    assert np.median(np.abs(n / truth.tracer_density(x) - 1)) < 0.05
+    assert np.median(np.abs(n / truth.tracer_density(x) - 1)) < 0.02
 
 
 def test_fields_save_load_round_trip(exact_fields, tmp_path):
