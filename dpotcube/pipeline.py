@@ -11,6 +11,7 @@ import hashlib
 import json
 import platform
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -70,8 +71,9 @@ def build(recipe: Recipe, recipe_text: str, out_dir: Path | None = None, force: 
             console.print(f"[dim]{stage}: up to date, skipped[/dim]")
             return
         console.print(f"[bold]{stage}[/bold] …")
+        started = time.perf_counter()
         action()
-        manifest.record(stage, key, paths[stage])
+        manifest.record(stage, key, paths[stage], seconds=time.perf_counter() - started)
 
     run("stars", [], recipe.data, lambda: load_stars(recipe.data, seeds["stars"]).save(paths["stars"]))
     stars = PhaseSpaceTable.load(paths["stars"])
@@ -220,8 +222,13 @@ class _Manifest:
             raise BuildError(f"Stage `{stage}` has not run in {self.path.parent}; run `dpotcube build` without skipping it.")
         return self.stages[stage]["checksum"]
 
-    def record(self, stage: str, key: str, output: Path) -> None:
-        self.stages[stage] = {"key": key, "checksum": _checksum(output), "finished": datetime.now(timezone.utc).isoformat()}
+    def record(self, stage: str, key: str, output: Path, seconds: float) -> None:
+        self.stages[stage] = {
+            "key": key,
+            "checksum": _checksum(output),
+            "finished": datetime.now(timezone.utc).isoformat(),
+            "seconds": round(seconds, 2),
+        }
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.stages, indent=2))
         tmp.replace(self.path)

@@ -50,3 +50,15 @@ def test_fields_save_load_round_trip(exact_fields, tmp_path):
     x = jnp.array([-8.0, 0.5, 0.2])
     assert loaded.potential(x) == model.potential(x)
     assert loaded.tracer_density(x) == model.tracer_density(x)
+
+
+def test_position_likelihood_prefers_the_true_density_slope():
+    """The weak tie of n to the star counts is lowest for the ln n that generated the stars."""
+    from dpotcube.fields.losses import position_log_likelihood
+
+    rng = np.random.default_rng(0)
+    uniform = rng.uniform(-1, 1, 200_000)
+    stars = uniform[rng.uniform(0, 1, uniform.size) < np.exp(0.8 * uniform) / np.exp(0.8)]  # n ∝ e^{0.8 x}
+    probe = rng.uniform(-1, 1, 100_000)
+    losses = {slope: float(position_log_likelihood(jnp.asarray(slope * stars), jnp.asarray(slope * probe))) for slope in (0.0, 0.4, 0.8, 1.2)}
+    assert min(losses, key=losses.get) == 0.8
