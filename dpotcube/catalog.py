@@ -28,32 +28,68 @@ def read_catalog(path: Path) -> Catalog:
     if not path.exists():
         return Catalog(metadata={"description": "dpotcube cubes of the Galactic potential"})
     try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise CatalogError(
+            f"Catalog {path} is not readable YAML ({type(exc).__name__}). Restore it from version control or a "
+            "backup, or move it aside to start a new catalog."
+        ) from None
+    if not isinstance(raw, dict) or raw.get("version") != 2:
+        found = raw.get("version", "none") if isinstance(raw, dict) else type(raw).__name__
+        raise CatalogError(
+            f"Catalog {path} is not an intake v2 catalog (version: {found}); dpotcube writes intake>=2 native "
+            "catalogs. Point `publish.catalog` at a new file, or move the old catalog aside."
+        )
+    try:
         return Catalog.from_yaml_file(str(path))
-    except (yaml.YAMLError, ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CatalogError(
             f"Catalog {path} cannot be read as an intake v2 catalog ({type(exc).__name__}: {exc}). "
             "Restore it from version control, or move it aside to start a new one."
         ) from None
 
 
-def publish_cube(catalog_path: Path, entry: str, cube_path: Path, metadata: dict) -> Path:
+def publish_cube(catalog_path: Path, entry: str, cube_path: Path, metadata: dict, replace: bool = False) -> Path:
     """Copy the cube into `<catalog dir>/cubes/<entry>.zarr` and add or replace its catalog entry.
 
-    The store path is written relative to the catalog (`{CATALOG_DIR}`), so the folder can move.
-    The catalog file is rewritten atomically under a lock. Returns the published store's path.
+    An entry made by another recipe (`metadata["recipe_name"]` differs) is replaced only with
+    `replace=True`. The store path is written relative to the catalog (`{CATALOG_DIR}`), so the
+    folder can move. The catalog file is rewritten atomically under a lock. Returns the store's path.
     """
     catalog_path = Path(catalog_path)
+    read_catalog(catalog_path)  # refuse a corrupt catalog before copying anything
     target = catalog_path.parent / CUBES_FOLDER / f"{entry}.zarr"
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
     shutil.copytree(cube_path, staging)
-    with _locked(catalog_path):
-        catalog = read_catalog(catalog_path)
-        replace_directory(staging, target)
-        data = Zarr(url=f"{{CATALOG_DIR}}/{CUBES_FOLDER}/{entry}.zarr")
-        catalog[entry] = XArrayDatasetReader(data, engine="zarr", chunks={}, consolidated=True, metadata=metadata)
-        _write_atomically(catalog, catalog_path)
+    try:
+        with _locked(catalog_path):
+            catalog = read_catalog(catalog_path)
+            _check_not_taken(catalog, entry, metadata.get("recipe_name", ""), catalog_path, replace)
+            replace_directory(staging, target)
+            data = Zarr(url=f"{{CATALOG_DIR}}/{CUBES_FOLDER}/{entry}.zarr")
+            catalog[entry] = XArrayDatasetReader(data, engine="zarr", chunks={}, consolidated=True, metadata=metadata)
+            _write_atomically(catalog, catalog_path)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
     return target
+
+
+def check_entry_available(catalog_path: Path, entry: str, recipe_name: str, replace: bool = False) -> None:
+    """Refuse a corrupt catalog, and an entry name already published by another recipe (unless `replace`)."""
+    _check_not_taken(read_catalog(catalog_path), entry, recipe_name, catalog_path, replace)
+
+
+def _check_not_taken(catalog: Catalog, entry: str, recipe_name: str, catalog_path: Path, replace: bool) -> None:
+    if replace or entry not in catalog.entries:
+        return
+    owner = catalog.entries[entry].metadata.get("recipe_name")
+    if owner != recipe_name:
+        raise CatalogError(
+            f"Entry `{entry}` in {catalog_path} was published by recipe `{owner}`, not `{recipe_name}`. "
+            "Choose another name with `publish.entry`, or pass `--replace` to overwrite it."
+        )
 
 
 def list_entries(catalog_path: Path) -> dict[str, dict]:
@@ -65,12 +101,24 @@ def list_entries(catalog_path: Path) -> dict[str, dict]:
 def open_cube(name_or_path: str | Path, catalog: str | Path = "catalog/catalog.yaml") -> xr.Dataset:
     """Open a cube by catalog entry name, or by the path of its Zarr store."""
     if Path(name_or_path).exists():
-        return xr.open_zarr(name_or_path)
+        return _open_store(Path(name_or_path))
     cat = read_catalog(Path(catalog))
     if str(name_or_path) not in cat.entries:
         known = ", ".join(sorted(cat.entries)) or "none"
         raise CatalogError(f"No cube `{name_or_path}` in {catalog} (entries: {known}) and no store at that path.")
     return cat[str(name_or_path)].read()
+
+
+def _open_store(path: Path) -> xr.Dataset:
+    if not (path / "zarr.json").is_file():
+        raise CatalogError(
+            f"{path} is not a complete Zarr store (no zarr.json): the cube may be half-copied. Publish it again with "
+            "`dpotcube build RECIPE` (finished stages are reused)."
+        )
+    try:
+        return xr.open_zarr(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise CatalogError(f"Cannot open the cube at {path} ({type(exc).__name__}: {exc}). Publish it again.") from None
 
 
 def _write_atomically(catalog: Catalog, path: Path) -> None:

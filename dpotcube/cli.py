@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import DpotcubeError
@@ -32,7 +33,7 @@ def _user_errors(command):
         try:
             return command(*args, **kwargs)
         except DpotcubeError as exc:
-            console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, markup=True)
+            console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=2) from None
 
     return wrapper
@@ -45,13 +46,16 @@ def build(
     set_: SetOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="Build folder (default builds/<name>/).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Redo every stage, even if up to date.")] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Let the cube replace a catalog entry made by another recipe.")
+    ] = False,
 ) -> None:
     """Run a recipe end to end: stars → flow → fields → cube → catalog entry."""
     from .pipeline import build as run_build
     from .recipe import load_recipe
 
     parsed, text = load_recipe(recipe, set_ or [])
-    result = run_build(parsed, text, out, force=force)
+    result = run_build(parsed, text, out, force=force, replace=replace)
     console.print(f"cube: {result.published_path}  (catalog entry `{result.entry}` in {parsed.publish.catalog})")
     if result.scores:
         console.print("against the mock's truth, inside the volume: " + json.dumps(result.scores))
@@ -81,3 +85,15 @@ def catalog_list(catalog: CatalogOpt = Path("catalog/catalog.yaml")) -> None:
     for name, meta in sorted(entries.items()):
         table.add_row(name, str(meta.get("method")), str(meta.get("n_tracers")), str(meta.get("data_source")), str(meta.get("created")))
     console.print(table if entries else f"{catalog}: no entries yet")
+
+
+@catalog_app.command("show")
+@_user_errors
+def catalog_show(name_or_path: Annotated[str, typer.Argument(help="Entry name or Zarr store path.")], catalog: CatalogOpt = Path("catalog/catalog.yaml")) -> None:
+    """Open one cube and print its variables, grid and provenance."""
+    from .catalog import open_cube
+
+    ds = open_cube(name_or_path, catalog=catalog)
+    console.print(ds.drop_attrs() if hasattr(ds, "drop_attrs") else ds, highlight=False, markup=False)
+    for key in ("method", "data_source", "n_tracers", "created", "dpotcube_version", "recipe_sha256"):
+        console.print(f"{key}: {ds.attrs.get(key)}", highlight=False, markup=False)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .catalog import publish_cube
+from .catalog import check_entry_available, publish_cube
 from .constants import CUBE_VERSION, G_KPC_KM2_S2_PER_MSUN
 from .cube.evaluate import FIELDS, field_blocks
 from .cube.grid import make_grid
@@ -30,6 +30,8 @@ from .density.flows import fit_velocity_flow, load_flow, save_flow
 from .errors import BuildError
 from .fields.model import save_fields
 from .fields.train import train_conditional
+from .frames import solar_position_kpc
+from .paths import check_output_path
 from .plots import write_quicklook
 from .progress import console
 from .recipe import Recipe, recipe_sha256
@@ -49,9 +51,17 @@ class BuildResult:
     scores: dict[str, float] | None
 
 
-def build(recipe: Recipe, recipe_text: str, out_dir: Path | None = None, force: bool = False) -> BuildResult:
-    """Run every stage of `recipe` in `out_dir` (default `builds/<name>/`), skipping finished ones."""
-    build_dir = Path(out_dir or Path("builds") / recipe.name)
+def build(
+    recipe: Recipe, recipe_text: str, out_dir: Path | None = None, force: bool = False, replace: bool = False
+) -> BuildResult:
+    """Run every stage of `recipe` in `out_dir` (default `builds/<name>/`), skipping finished ones.
+
+    `force` redoes every stage; `replace` lets the cube replace a catalog entry made by another recipe.
+    """
+    build_dir = check_output_path(Path(out_dir or Path("builds") / recipe.name), "build folder (--out)")
+    check_output_path(recipe.publish.catalog, "catalog (`publish.catalog`)")
+    check_entry_available(recipe.publish.catalog, recipe.entry_name, recipe.name, replace)  # before any work
+    grid = make_grid(recipe.cube, solar_position_kpc(recipe.data.frame), recipe.data.volume_radius_kpc)
     build_dir.mkdir(parents=True, exist_ok=True)
     manifest = _Manifest(build_dir / "manifest.json")
     paths = {
@@ -77,7 +87,6 @@ def build(recipe: Recipe, recipe_text: str, out_dir: Path | None = None, force: 
 
     run("stars", [], recipe.data, lambda: load_stars(recipe.data, seeds["stars"]).save(paths["stars"]))
     stars = PhaseSpaceTable.load(paths["stars"])
-    _check_enough_stars(stars, recipe)
 
     def fit_flow() -> None:
         flow, history = fit_velocity_flow(stars.positions, stars.velocities, recipe.density, seeds["flow"])
@@ -103,7 +112,6 @@ def build(recipe: Recipe, recipe_text: str, out_dir: Path | None = None, force: 
 
     run("fields", ["collocation"], recipe.fields, fit_fields)
 
-    grid = make_grid(recipe.cube, stars.observer, stars.volume_radius_kpc)
     attrs = cube_attributes(recipe, recipe_text, stars)
 
     def evaluate() -> None:
@@ -119,7 +127,8 @@ def build(recipe: Recipe, recipe_text: str, out_dir: Path | None = None, force: 
     write_quicklook(paths["cube"], build_dir / "quicklook.png", plummer_truth(recipe.data) if scores else None)
 
     console.print("[bold]publish[/bold] …")
-    published = publish_cube(recipe.publish.catalog, recipe.entry_name, paths["cube"], entry_metadata(attrs))
+    metadata = {**entry_metadata(attrs), "recipe_name": recipe.name}
+    published = publish_cube(recipe.publish.catalog, recipe.entry_name, paths["cube"], metadata, replace=replace)
     shutil.copyfile(build_dir / "quicklook.png", published.with_suffix(".png"))
     return BuildResult(build_dir, paths["cube"], published, recipe.entry_name, scores)
 
@@ -171,15 +180,6 @@ def entry_metadata(attrs: dict) -> dict:
         "dpotcube_cube_version": attrs["dpotcube_cube_version"],
         "recipe_sha256": attrs["recipe_sha256"],
     }
-
-
-_MIN_STARS = 200
-
-
-def _check_enough_stars(stars: PhaseSpaceTable, recipe: Recipe) -> None:
-    if len(stars) < _MIN_STARS:
-        fix = "raise `data.n_stars`" if recipe.data.source == "plummer" else "supply more stars or widen the volume"
-        raise BuildError(f"{len(stars)} stars are too few to fit a flow: at least {_MIN_STARS} are needed; {fix}.")
 
 
 def _dump(section: object) -> object:

@@ -44,13 +44,16 @@ class TableSpec(_Section):
     columns: dict[Literal["x", "y", "z", "vx", "vy", "vz"], str] = Field(
         default_factory=dict, description="Map from dpotcube's names to the table's column names."
     )
+    max_nonfinite_fraction: float = Field(
+        0.01, ge=0, le=1, description="Rows with NaN/inf are dropped (and counted); above this share the table is refused."
+    )
 
 
 class DataSpec(_Section):
     """Where the stars come from and which of them are kept."""
 
     source: Literal["plummer", "table"] = Field("plummer", description="`plummer` (built-in mock with truth) or `table`.")
-    n_stars: int = Field(50_000, gt=0, description="Stars drawn inside the volume (mock sources only).")
+    n_stars: int = Field(50_000, ge=200, description="Stars drawn inside the volume (mock sources only).")
     volume_radius_kpc: float = Field(3.0, gt=0, description="Keep stars within this distance of the observer.")
     plummer: PlummerSpec = Field(PlummerSpec(), description="Mock parameters for `source: plummer`.")
     table: TableSpec | None = Field(None, description="Required when `source: table`.")
@@ -115,8 +118,9 @@ class FieldsSpec(_Section):
 
 
 class CubeSpec(_Section):
-    """The evaluation grid, centred on the observer."""
+    """The evaluation grid, centred on the observer unless `centre_kpc` says otherwise."""
 
+    centre_kpc: tuple[float, float, float] | None = Field(None, description="Grid centre; default: the observer.")
     half_width_kpc: float | None = Field(None, gt=0, description="Grid half-width; default: `data.volume_radius_kpc`.")
     spacing_kpc: float = Field(0.25, gt=0, description="Grid spacing along x, y and z.")
     chunk: int = Field(16, gt=0, description="Chunk edge length in grid points (Dask and Zarr).")

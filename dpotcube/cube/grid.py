@@ -51,14 +51,22 @@ class Grid:
 
 
 def make_grid(spec: CubeSpec, observer: np.ndarray, volume_radius_kpc: float) -> Grid:
-    """Grid centred on the observer with half-width `spec.half_width_kpc` (default: the volume radius)."""
+    """Grid around `spec.centre_kpc` (default: the observer), half-width `spec.half_width_kpc` (default: the volume radius)."""
     half = spec.half_width_kpc or volume_radius_kpc
+    centre = np.asarray(spec.centre_kpc if spec.centre_kpc is not None else observer, np.float64)
     if spec.spacing_kpc > half:
         raise RecipeError(
             f"[recipe -> cube -> spacing_kpc] {spec.spacing_kpc} kpc is larger than the grid half-width {half} kpc; "
             "choose a spacing several times smaller than the half-width."
         )
+    nearest = np.clip(observer, centre - half, centre + half)  # point of the grid box closest to the observer
+    if np.linalg.norm(nearest - observer) >= volume_radius_kpc:
+        raise RecipeError(
+            f"[recipe -> cube -> centre_kpc] the grid around {centre.round(3).tolist()} kpc (half-width {half} kpc) does "
+            f"not reach the tracer volume ({volume_radius_kpc} kpc around the observer at {np.round(observer, 3).tolist()} "
+            "kpc): every value would be an extrapolation. Move `cube.centre_kpc` or leave it out to centre on the observer."
+        )
     n_half = int(np.floor(half / spec.spacing_kpc + 1e-9))
     offsets = spec.spacing_kpc * np.arange(-n_half, n_half + 1)
-    x, y, z = (np.round(c + offsets, 6) for c in observer)
+    x, y, z = (np.round(c + offsets, 6) for c in centre)
     return Grid(x=x, y=y, z=z, observer=np.asarray(observer, np.float64), volume_radius_kpc=volume_radius_kpc, chunk=spec.chunk)

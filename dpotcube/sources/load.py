@@ -12,6 +12,10 @@ from .mocks import PlummerTruth, sample_plummer
 from .table import read_galactocentric_table
 
 
+MIN_STARS = 200
+"""Fewest stars a build accepts (the mock's `n_stars` has the same lower bound)."""
+
+
 def plummer_truth(data: DataSpec) -> PlummerTruth:
     """The analytic truth behind `data.source: plummer`."""
     return PlummerTruth(
@@ -37,10 +41,10 @@ def load_stars(data: DataSpec, seed: int) -> PhaseSpaceTable:
         inside = np.linalg.norm(positions - observer, axis=1) < data.volume_radius_kpc
         positions, velocities = positions[inside], velocities[inside]
         meta = {"path": str(data.table.path), "n_dropped_nonfinite": n_dropped, "n_outside_volume": int((~inside).sum())}
-        if len(positions) < 100:
+        if len(positions) < MIN_STARS:
             raise DataError(
                 f"Only {len(positions)} stars of {data.table.path} lie within {data.volume_radius_kpc} kpc of the "
-                f"observer at {np.round(observer, 3).tolist()} kpc; at least 100 are needed. Check that x, y, z are "
+                f"observer at {np.round(observer, 3).tolist()} kpc; at least {MIN_STARS} are needed. Check that x, y, z are "
                 "Galactocentric kpc (Sun near x = -8.1) or raise `data.volume_radius_kpc`."
             )
     return PhaseSpaceTable(

@@ -10,6 +10,7 @@ from astropy.table import Table
 
 from ..errors import DataError
 from ..recipe import TableSpec
+from .checks import check_units, drop_nonfinite
 
 _FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "ascii.csv", ".fits": "fits", ".fit": "fits", ".ecsv": "ascii.ecsv"}
 _UNITS = {"x": u.kpc, "y": u.kpc, "z": u.kpc, "vx": u.km / u.s, "vy": u.km / u.s, "vz": u.km / u.s}
@@ -33,7 +34,11 @@ def read_galactocentric_table(spec: TableSpec) -> tuple[np.ndarray, np.ndarray, 
     try:
         table = Table.read(path, format=fmt)
     except Exception as exc:  # astropy raises many types for unreadable files
-        raise DataError(f"Cannot read table {path} as {fmt}: {exc}. Check that the file is complete.") from None
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise DataError(
+            f"Cannot read table {path} as {fmt} ({reason}). The file may be truncated or not a {fmt} file: "
+            "write it again, or fix its suffix."
+        ) from None
     columns = {name: spec.columns.get(name, name) for name in _UNITS}
     missing = [f"{name} (column `{col}`)" for name, col in columns.items() if col not in table.colnames]
     if missing:
@@ -42,9 +47,11 @@ def read_galactocentric_table(spec: TableSpec) -> tuple[np.ndarray, np.ndarray, 
             "Map names with `data.table.columns`, e.g. `columns: {x: X_GC}`."
         )
     values = np.column_stack([_in_unit(table[col], _UNITS[name], path) for name, col in columns.items()])
-    finite = np.all(np.isfinite(values), axis=1)
-    values = values[finite]
-    return values[:, :3], values[:, 3:], int((~finite).sum())
+    values, n_dropped = drop_nonfinite(values, str(path), spec.max_nonfinite_fraction)
+    if len(values) == 0:
+        raise DataError(f"Table {path} has no rows with finite x, y, z, vx, vy, vz. Check the file.")
+    check_units(values[:, :3], values[:, 3:], str(path))
+    return values[:, :3], values[:, 3:], n_dropped
 
 
 def _in_unit(column, unit: u.UnitBase, path: Path) -> np.ndarray:
