@@ -25,7 +25,7 @@ def test_shipped_recipes_are_valid():
 
 def test_defaults_and_override(tmp_path):
     recipe, text = load_recipe(write(tmp_path, "name: a\n"), ["fields.steps=2000", "data.n_stars=1234"])
-    assert recipe.fields.steps == 2000 and recipe.data.n_stars == 123
+    assert recipe.fields.steps == 2000 and recipe.data.n_stars == 1234
     assert yaml.safe_load(text)["fields"]["steps"] == 2000
     assert recipe.fields.method == "conditional" and recipe.publish.catalog == Path("catalog/catalog.yaml")
 
