@@ -83,7 +83,7 @@ class GaiaCutsSpec(_Section):
     """The published tracer selection (Lim et al.): quality, speed, completeness and distance cuts."""
 
     parallax_over_error_min: float = Field(3.0, ge=0, description="Keep parallax_over_error above this.")
-    max_speed_kms: float = Field(1000.0, gt=0, description="Keep |v| below this in the Galactic rest frame.")
+    max_speed_kms: float = Field(1000.0, gt=0, description="Keep stars slower than this in the Galactic rest frame (Galactocentric speed).")
     grvs_limit_mag: float = Field(14.0, description="Apparent G_RVS magnitude limit of the RVS sample.")
     completeness_radius_kpc: float | None = Field(
         None,
@@ -101,7 +101,8 @@ class GaiaSpec(_Section):
     )
     table: str = Field("gaiadr3.gaia_source", description="Source table queried.")
     parent_radius_kpc: float = Field(
-        10.0, gt=0, description="Parent sample downloaded and kept: parallax > 1/R (d < R) for error smearing."
+        10.0, gt=0, description="Parent sample downloaded and kept for error smearing: RVS stars with parallax > 1/R "
+        "(d < R) and parallax_over_error above `cuts.parallax_over_error_min`."
     )
     chunks: int = Field(
         1, ge=1, le=4096, description="Split the query into this many source_id ranges (one async job each)."

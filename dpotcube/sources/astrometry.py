@@ -97,7 +97,8 @@ def galactocentric_covariance(
     for start in range(0, len(astrometry), _CHUNK):
         block = slice(start, start + _CHUNK)
         jac = jacobian(astrometry[block], np.sqrt(np.diagonal(obs_covariance[block], axis1=1, axis2=2)), frame)
-        out[block] = jac @ obs_covariance[block] @ np.swapaxes(jac, 1, 2)
+        cov = jac @ obs_covariance[block] @ np.swapaxes(jac, 1, 2)
+        out[block] = 0.5 * (cov + np.swapaxes(cov, 1, 2))  # exactly symmetric
     return out
 
 
