@@ -369,3 +369,14 @@ def test_the_no_network_guard_catches_astroquery_gaia(tmp_path):
     code = _NO_NETWORK.format(argvs=[]).replace("import dpotcube\n", "import dpotcube\nimport astroquery.gaia\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert done.returncode != 0 and "NO-NETWORK-OK" not in done.stdout
+
+
+def test_gaia_cuts_without_parallax_errors_name_the_fix(tmp_path, mock_phase_space):
+    frame, positions, velocities = mock_phase_space
+    obs = from_galactocentric(positions, velocities, frame)
+    Table({n: obs[:, i] for i, n in enumerate(["ra", "dec", "parallax", "pmra", "pmdec", "radial_velocity"])}).write(
+        tmp_path / "t.parquet"
+    )
+    spec = TableSpec(path=tmp_path / "t.parquet", coordinates="gaia", apply_gaia_cuts=True)
+    with pytest.raises(DataError, match="need a `parallax_error` column"):
+        load_stars(DataSpec(source="table", table=spec, frame=frame), seed=0)

@@ -47,16 +47,17 @@ def lim_cuts(
     Non-finite values fail the cut that uses them.
     """
     radius = cuts.completeness_radius_kpc or volume_radius_kpc
+    m_limit = absolute_magnitude_limit(cuts, radius)
     with np.errstate(divide="ignore", invalid="ignore"):
-        steps: list[tuple[str, np.ndarray | None]] = [
-            (f"parallax_over_error > {cuts.parallax_over_error_min:g}", parallax / parallax_error > cuts.parallax_over_error_min),
-            (f"|v| < {cuts.max_speed_kms:g} km/s (Galactic rest frame)", speed_kms < cuts.max_speed_kms),
-            (
-                f"M_G < {absolute_magnitude_limit(cuts, radius):.4f} (complete to {radius:g} kpc)",
-                None if grvs_mag is None else absolute_magnitude(grvs_mag, parallax) < absolute_magnitude_limit(cuts, radius),
-            ),
-            (f"d = 1/parallax < {volume_radius_kpc:g} kpc", (parallax > 0) & (1.0 / parallax < volume_radius_kpc)),
-        ]
+        quality = parallax / parallax_error > cuts.parallax_over_error_min
+        complete = None if grvs_mag is None else absolute_magnitude(grvs_mag, parallax) < m_limit
+        near = (parallax > 0) & (1.0 / parallax < volume_radius_kpc)
+    steps: list[tuple[str, np.ndarray | None]] = [
+        (f"parallax_over_error > {cuts.parallax_over_error_min:g}", quality),
+        (f"|v| < {cuts.max_speed_kms:g} km/s (Galactic rest frame)", speed_kms < cuts.max_speed_kms),
+        (f"M_G < {m_limit:.4f} (complete to {radius:g} kpc)", complete),
+        (f"d = 1/parallax < {volume_radius_kpc:g} kpc", near),
+    ]
     keep = np.ones(len(parallax), bool)
     report = []
     for name, mask in steps:

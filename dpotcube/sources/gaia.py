@@ -48,14 +48,9 @@ def adql_query(spec: GaiaSpec, chunk: int = 0) -> str:
 def cached_parent(spec: GaiaSpec, cache_dir: Path) -> list[Path] | None:
     """The cached chunk files if every one is present, from the same query and with its checksum; else None."""
     manifest = _read_manifest(cache_dir)
-    files = []
-    for chunk in range(spec.chunks):
-        entry = manifest.get(str(chunk))
-        path = cache_dir / f"parent-{chunk:04d}-of-{spec.chunks:04d}.parquet"
-        if not entry or entry["query"] != adql_query(spec, chunk) or not path.is_file() or _sha256(path) != entry["sha256"]:
-            return None
-        files.append(path)
-    return files
+    files = [_chunk_path(spec, cache_dir, chunk) for chunk in range(spec.chunks)]
+    valid = all(_is_cached(manifest, spec, chunk, path) for chunk, path in enumerate(files))
+    return files if valid else None
 
 
 def fetch_gaia(
@@ -70,10 +65,9 @@ def fetch_gaia(
     files = []
     for chunk in range(spec.chunks):
         query = adql_query(spec, chunk)
-        path = cache_dir / f"parent-{chunk:04d}-of-{spec.chunks:04d}.parquet"
-        entry = manifest.get(str(chunk))
-        if not refresh and entry and entry["query"] == query and path.is_file() and _sha256(path) == entry["sha256"]:
-            log(f"gaia chunk {chunk + 1}/{spec.chunks}: cached, {entry['rows']} rows ({path.name})")
+        path = _chunk_path(spec, cache_dir, chunk)
+        if not refresh and _is_cached(manifest, spec, chunk, path):
+            log(f"gaia chunk {chunk + 1}/{spec.chunks}: cached, {manifest[str(chunk)]['rows']} rows ({path.name})")
             files.append(path)
             continue
         log(f"gaia chunk {chunk + 1}/{spec.chunks}: querying {spec.tap_url} …")
@@ -109,8 +103,10 @@ def run_query(spec: GaiaSpec, query: str) -> Table:
     port = parts.port or (443 if https else 80)
     server, _, tap = parts.path.rstrip("/").rpartition("/")
     handler = _TimedConnections(parts.hostname or "", port, https, spec.timeout_s, time.monotonic() + spec.max_wait_s)
-    conn = TapConn(https, parts.hostname, server_context=server or None, tap_context=tap, port=port, sslport=port,
-                   connhandler=handler)
+    conn = TapConn(
+        https, parts.hostname, server_context=server or None, tap_context=tap, port=port, sslport=port,
+        connhandler=handler,
+    )
     said = io.StringIO()
     where = f"Gaia TAP service {spec.tap_url}"
     try:
@@ -142,14 +138,27 @@ class _TimedConnections:
         self.host, self.port, self.https = host, port, https
         self.timeout_s, self.deadline = timeout_s, deadline
 
-    def get_connection(self, *, ishttps: bool = False, cookie=None, verbose: bool = False) -> http.client.HTTPConnection:
+    def get_connection(self, *, ishttps: bool = False, cookie=None, verbose: bool = False):
         if time.monotonic() > self.deadline:
             raise TimeoutError("the job did not finish within `max_wait_s`")
-        kind = http.client.HTTPSConnection if (ishttps or self.https or cookie is not None) else http.client.HTTPConnection
+        secure = ishttps or self.https or cookie is not None
+        kind = http.client.HTTPSConnection if secure else http.client.HTTPConnection
         return kind(self.host, self.port, timeout=self.timeout_s)
 
     def get_connection_secure(self, verbose: bool = False) -> http.client.HTTPConnection:
         return self.get_connection(ishttps=True)
+
+
+def _chunk_path(spec: GaiaSpec, cache_dir: Path, chunk: int) -> Path:
+    return cache_dir / f"parent-{chunk:04d}-of-{spec.chunks:04d}.parquet"
+
+
+def _is_cached(manifest: dict, spec: GaiaSpec, chunk: int, path: Path) -> bool:
+    """The chunk's file exists, came from the same query, and still has its recorded checksum."""
+    entry = manifest.get(str(chunk))
+    if not entry or entry["query"] != adql_query(spec, chunk) or not path.is_file():
+        return False
+    return _sha256(path) == entry["sha256"]
 
 
 def _message(exc: Exception, said: io.StringIO) -> str:

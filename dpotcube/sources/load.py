@@ -56,8 +56,8 @@ def load_stars(data: DataSpec, seed: int, build_dir: Path | None = None) -> Phas
     covariances = None if covariances is None else covariances[inside]
     meta["n_outside_volume"] = int((~inside).sum())
     if "cuts" in meta:
-        meta["cuts"].append({"cut": f"inside the {data.volume_radius_kpc:g} kpc volume", "removed": int((~inside).sum()),
-                             "remaining": int(inside.sum())})
+        volume = f"inside the {data.volume_radius_kpc:g} kpc volume"
+        meta["cuts"].append({"cut": volume, "removed": int((~inside).sum()), "remaining": int(inside.sum())})
     if len(positions) < 100:
         raise DataError(
             f"Only {len(positions)} stars of {origin} lie within {data.volume_radius_kpc} kpc of the "

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from jaxtyping import Float
 
+from ..errors import DataError
 from ..recipe import DataSpec
 from .astrometry import CORRELATIONS, ERRORS, OBSERVABLES, galactocentric_covariance, observable_covariance
 from .astrometry import to_galactocentric
@@ -41,9 +42,14 @@ def observed_stars(columns: dict[str, np.ndarray], data: DataSpec, apply_cuts: b
     kept = {name: values[placeable] for name, values in columns.items()}
     positions, velocities = to_galactocentric(astrometry, data.frame) if len(astrometry) else (np.empty((0, 3)),) * 2
     if apply_cuts:
-        error = kept.get("parallax_error", np.full(len(astrometry), np.nan))
+        if "parallax_error" not in kept:
+            raise DataError(
+                "The Gaia cuts need a `parallax_error` column (mas) for parallax_over_error; map it with "
+                "`data.table.columns: {parallax_error: NAME}` or set `data.table.apply_gaia_cuts: false`."
+            )
         speed = np.linalg.norm(velocities, axis=1)
-        keep, steps = lim_cuts(astrometry[:, 2], error, kept.get("grvs_mag"), speed, data.gaia.cuts, data.volume_radius_kpc)
+        parallax, error, grvs = astrometry[:, 2], kept["parallax_error"], kept.get("grvs_mag")
+        keep, steps = lim_cuts(parallax, error, grvs, speed, data.gaia.cuts, data.volume_radius_kpc)
         report += steps
         astrometry, positions, velocities = astrometry[keep], positions[keep], velocities[keep]
         kept = {name: values[keep] for name, values in kept.items()}
