@@ -61,6 +61,28 @@ def build(
         console.print("against the mock's truth, inside the volume: " + json.dumps(result.scores))
 
 
+@app.command("fetch-gaia")
+@_user_errors
+def fetch_gaia(
+    recipe: RecipeArg,
+    set_: SetOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Build folder (default builds/<name>/).")] = None,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Query again even where the cache is valid.")] = False,
+) -> None:
+    """Download (or verify the cached) Gaia DR3 parent sample of a `data.source: gaia` recipe."""
+    from .errors import RecipeError
+    from .recipe import load_recipe
+    from .sources.gaia import fetch_gaia as run_fetch
+    from .sources.load import GAIA_CACHE
+
+    parsed, _ = load_recipe(recipe, set_ or [])
+    if parsed.data.source != "gaia":
+        raise RecipeError(f"Recipe {recipe} has `data.source: {parsed.data.source}`; fetch-gaia needs `gaia`.")
+    cache = Path(out or Path("builds") / parsed.name) / GAIA_CACHE
+    files = run_fetch(parsed.data.gaia, cache, refresh=refresh, log=console.print)
+    console.print(f"gaia parent sample: {len(files)} file(s) in {cache}", highlight=False)
+
+
 @app.command()
 @_user_errors
 def validate(recipe: RecipeArg, set_: SetOpt = None) -> None:

@@ -36,7 +36,8 @@ from .plots import write_quicklook
 from .progress import console
 from .recipe import Recipe, recipe_sha256
 from .sources import PhaseSpaceTable, load_stars
-from .sources.load import plummer_truth
+from .sources.gaia import fetch_gaia
+from .sources.load import GAIA_CACHE, plummer_truth
 from .truth import score_against_truth
 
 STAGES = ("stars", "flow", "collocation", "fields", "cube")
@@ -73,10 +74,16 @@ def build(
     }
     seeds = {stage: recipe.seed * 1000 + i for i, stage in enumerate(STAGES)}
 
+    gaia_files = []
+    if recipe.data.source == "gaia":  # cached after the first download: a rebuild never queries again
+        gaia_files = fetch_gaia(recipe.data.gaia, build_dir / GAIA_CACHE, log=console.print)
+
     def run(stage: str, inputs: list[str], section: object, action: Callable[[], None]) -> None:
         key = _hash([stage, _dump(section), seeds[stage], *(manifest.checksum(i) for i in inputs)])
         if stage == "stars" and recipe.data.table is not None and Path(recipe.data.table.path).is_file():
             key = _hash([key, _checksum(Path(recipe.data.table.path))])  # a changed table file reruns
+        if stage == "stars" and gaia_files:
+            key = _hash([key, *(_checksum(f) for f in gaia_files)])  # a new download reruns
         if not force and manifest.is_done(stage, key, paths[stage]):
             console.print(f"[dim]{stage}: up to date, skipped[/dim]")
             return
@@ -85,8 +92,10 @@ def build(
         action()
         manifest.record(stage, key, paths[stage], seconds=time.perf_counter() - started)
 
-    run("stars", [], recipe.data, lambda: load_stars(recipe.data, seeds["stars"]).save(paths["stars"]))
+    run("stars", [], recipe.data, lambda: load_stars(recipe.data, seeds["stars"], build_dir).save(paths["stars"]))
     stars = PhaseSpaceTable.load(paths["stars"])
+    for step in stars.meta.get("cuts", []):
+        console.print(f"  cut {step['cut']}: removed {step['removed']:,}, {step['remaining']:,} left", highlight=False)
 
     def fit_flow() -> None:
         flow, history = fit_velocity_flow(stars.positions, stars.velocities, recipe.density, seeds["flow"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -37,26 +37,96 @@ class PlummerSpec(_Section):
     scale_radius_kpc: float = Field(4.0, gt=0, description="Plummer scale radius b.")
 
 
-class TableSpec(_Section):
-    """A user table of Galactocentric Cartesian positions (kpc) and velocities (km/s)."""
+GalactocentricColumn = Literal["x", "y", "z", "vx", "vy", "vz"]
+GaiaColumn = Literal[
+    "ra", "dec", "parallax", "pmra", "pmdec", "radial_velocity",
+    "ra_error", "dec_error", "parallax_error", "pmra_error", "pmdec_error", "radial_velocity_error",
+    "ra_dec_corr", "ra_parallax_corr", "ra_pmra_corr", "ra_pmdec_corr", "dec_parallax_corr", "dec_pmra_corr",
+    "dec_pmdec_corr", "parallax_pmra_corr", "parallax_pmdec_corr", "pmra_pmdec_corr", "grvs_mag",
+]
 
-    path: Path = Field(description="Parquet, CSV, FITS or ECSV file; relative paths are resolved against the recipe.")
-    columns: dict[Literal["x", "y", "z", "vx", "vy", "vz"], str] = Field(
+
+class TableSpec(_Section):
+    """A user table: Galactocentric Cartesian columns, or Gaia-style astrometry."""
+
+    path: Path = Field(
+        description="Parquet, CSV, FITS, ECSV or VOTable file; relative paths are resolved against the recipe."
+    )
+    coordinates: Literal["galactocentric", "gaia"] = Field(
+        "galactocentric",
+        description="`galactocentric`: x, y, z (kpc), vx, vy, vz (km/s). `gaia`: ra, dec (deg), parallax (mas), "
+        "pmra, pmdec (mas/yr), radial_velocity (km/s), optionally their `_error` and `_corr` columns, "
+        "converted with astropy's Galactocentric frame and `data.frame`.",
+    )
+    columns: dict[GalactocentricColumn | GaiaColumn, str] = Field(
         default_factory=dict, description="Map from dpotcube's names to the table's column names."
     )
     max_nonfinite_fraction: float = Field(
         0.01, ge=0, le=1, description="Rows with NaN/inf are dropped (and counted); above this share the table is refused."
     )
+    apply_gaia_cuts: bool = Field(
+        False, description="Apply `data.gaia.cuts` (needs `coordinates: gaia` and, for the magnitude cut, `grvs_mag`)."
+    )
+
+    @model_validator(mode="after")
+    def _columns_match_coordinates(self) -> TableSpec:
+        allowed = set(get_args(GalactocentricColumn if self.coordinates == "galactocentric" else GaiaColumn))
+        wrong = sorted(set(self.columns) - allowed)
+        if wrong:
+            raise ValueError(
+                f"`columns` maps {', '.join(wrong)}, which `coordinates: {self.coordinates}` does not use; "
+                f"allowed: {', '.join(sorted(allowed))}"
+            )
+        if self.apply_gaia_cuts and self.coordinates != "gaia":
+            raise ValueError("`apply_gaia_cuts: true` needs `coordinates: gaia`")
+        return self
+
+
+class GaiaCutsSpec(_Section):
+    """The published tracer selection (Lim et al.): quality, speed, completeness and distance cuts."""
+
+    parallax_over_error_min: float = Field(3.0, ge=0, description="Keep parallax_over_error above this.")
+    max_speed_kms: float = Field(1000.0, gt=0, description="Keep stars slower than this in the Galactic rest frame (Galactocentric speed).")
+    grvs_limit_mag: float = Field(14.0, description="Apparent G_RVS magnitude limit of the RVS sample.")
+    completeness_radius_kpc: float | None = Field(
+        None,
+        gt=0,
+        description="Keep M_G = G_RVS − 5 log10(d/kpc) − 10 < grvs_limit_mag − (5 log10 R + 10), so every star "
+        "would be seen anywhere within R; default R = `data.volume_radius_kpc`.",
+    )
+
+
+class GaiaSpec(_Section):
+    """Gaia DR3 stars with radial velocities from the archive's TAP service (async ADQL job)."""
+
+    tap_url: str = Field(
+        "https://gea.esac.esa.int/tap-server/tap", pattern=r"^https?://", description="TAP service URL."
+    )
+    table: str = Field("gaiadr3.gaia_source", description="Source table queried.")
+    parent_radius_kpc: float = Field(
+        10.0, gt=0, description="Parent sample downloaded and kept for error smearing: RVS stars with parallax > 1/R "
+        "(d < R) and parallax_over_error above `cuts.parallax_over_error_min`."
+    )
+    chunks: int = Field(
+        1, ge=1, le=4096, description="Split the query into this many source_id ranges (one async job each)."
+    )
+    max_rows: int | None = Field(None, gt=0, description="`SELECT TOP n` per chunk, for trials; default: all rows.")
+    timeout_s: float = Field(60.0, gt=0, description="Connect and read timeout of each HTTP request.")
+    max_wait_s: float = Field(3600.0, gt=0, description="Give up on a job that has not finished after this long.")
+    cuts: GaiaCutsSpec = Field(GaiaCutsSpec(), description="The published cuts, applied after download.")
 
 
 class DataSpec(_Section):
     """Where the stars come from and which of them are kept."""
 
-    source: Literal["plummer", "table"] = Field("plummer", description="`plummer` (built-in mock with truth) or `table`.")
+    source: Literal["plummer", "table", "gaia"] = Field(
+        "plummer", description="`plummer` (built-in mock with truth), `table` (a file) or `gaia` (Gaia DR3 via TAP)."
+    )
     n_stars: int = Field(50_000, ge=200, description="Stars drawn inside the volume (mock sources only).")
     volume_radius_kpc: float = Field(3.0, gt=0, description="Keep stars within this distance of the observer.")
     plummer: PlummerSpec = Field(PlummerSpec(), description="Mock parameters for `source: plummer`.")
     table: TableSpec | None = Field(None, description="Required when `source: table`.")
+    gaia: GaiaSpec = Field(GaiaSpec(), description="Query and cuts for `source: gaia` (cuts also for Gaia tables).")
     frame: FrameSpec = Field(FrameSpec(), description="Solar parameters; the observer sits at the Sun.")
 
     @model_validator(mode="after")

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Float
 
+from .astrometry import pack_covariance, unpack_covariance
+
 _COLUMNS = ["x", "y", "z", "vx", "vy", "vz"]
 
 
@@ -17,7 +19,9 @@ _COLUMNS = ["x", "y", "z", "vx", "vy", "vz"]
 class PhaseSpaceTable:
     """Tracer stars in the Galactocentric frame (kpc, km/s) and the volume they cover.
 
-    `positions` and `velocities` have shape `(n_stars, 3)`; `observer` has shape `(3,)`.
+    `positions` and `velocities` have shape `(n_stars, 3)`; `observer` has shape `(3,)`. `covariances`,
+    where the source has measurement errors, has shape `(n_stars, 6, 6)` over (x, y, z, vx, vy, vz) in kpc
+    and km/s; it is saved as 21 columns `cov_<a>_<b>` (a ≤ b) beside the stars.
     """
 
     positions: Float[np.ndarray, "n 3"]
@@ -26,6 +30,7 @@ class PhaseSpaceTable:
     volume_radius_kpc: float
     data_source: str
     meta: dict = field(default_factory=dict)
+    covariances: Float[np.ndarray, "n 6 6"] | None = None
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -33,6 +38,8 @@ class PhaseSpaceTable:
     def save(self, path: Path) -> None:
         """Write as Parquet, with the volume and provenance in the file's key-value metadata."""
         frame = pd.DataFrame(np.hstack([self.positions, self.velocities]), columns=_COLUMNS)
+        if self.covariances is not None:
+            frame = pd.concat([frame, pd.DataFrame(pack_covariance(self.covariances))], axis=1)
         header = {
             "observer": self.observer.tolist(),
             "volume_radius_kpc": self.volume_radius_kpc,
@@ -47,6 +54,7 @@ class PhaseSpaceTable:
         frame = pd.read_parquet(path)
         header = json.loads(frame.attrs["dpotcube"])
         values = frame[_COLUMNS].to_numpy(np.float64)
+        packed = {name: frame[name].to_numpy(np.float64) for name in frame.columns if name.startswith("cov_")}
         return cls(
             positions=values[:, :3],
             velocities=values[:, 3:],
@@ -54,4 +62,5 @@ class PhaseSpaceTable:
             volume_radius_kpc=float(header["volume_radius_kpc"]),
             data_source=header["data_source"],
             meta=header["meta"],
+            covariances=unpack_covariance(packed) if packed else None,
         )

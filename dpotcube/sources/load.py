@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..errors import DataError
@@ -9,11 +11,14 @@ from ..frames import solar_position_kpc
 from ..recipe import DataSpec
 from .base import PhaseSpaceTable
 from .mocks import PlummerTruth, sample_plummer
-from .table import read_galactocentric_table
-
+from .observed import observed_stars
+from .table import gaia_columns, read_galactocentric_table, read_table
 
 MIN_STARS = 200
 """Fewest stars a build accepts (the mock's `n_stars` has the same lower bound)."""
+
+GAIA_CACHE = "gaia"
+"""Folder inside the build folder that holds the downloaded Gaia parent sample."""
 
 
 def plummer_truth(data: DataSpec) -> PlummerTruth:
@@ -27,26 +32,42 @@ def plummer_truth(data: DataSpec) -> PlummerTruth:
     )
 
 
-def load_stars(data: DataSpec, seed: int) -> PhaseSpaceTable:
-    """Load the tracer stars the recipe names, in Galactocentric kpc and km/s."""
+def load_stars(data: DataSpec, seed: int, build_dir: Path | None = None) -> PhaseSpaceTable:
+    """Load the tracer stars the recipe names, in Galactocentric kpc and km/s.
+
+    `build_dir` is needed for `source: gaia`, whose parent sample `dpotcube fetch-gaia` cached there.
+    """
     observer = solar_position_kpc(data.frame)
-    meta: dict = {}
+    covariances = None
     if data.source == "plummer":
         truth = plummer_truth(data)
         positions, velocities = sample_plummer(truth, seed)
-        meta = {"mass_msun": truth.mass_msun, "scale_radius_kpc": truth.scale_radius_kpc}
-    else:
-        assert data.table is not None
+        meta: dict = {"mass_msun": truth.mass_msun, "scale_radius_kpc": truth.scale_radius_kpc}
+        return PhaseSpaceTable(positions, velocities, observer, data.volume_radius_kpc, data.source, meta)
+    if data.source == "table" and data.table is not None and data.table.coordinates == "galactocentric":
         positions, velocities, n_dropped = read_galactocentric_table(data.table)
-        inside = np.linalg.norm(positions - observer, axis=1) < data.volume_radius_kpc
-        positions, velocities = positions[inside], velocities[inside]
-        meta = {"path": str(data.table.path), "n_dropped_nonfinite": n_dropped, "n_outside_volume": int((~inside).sum())}
-        if len(positions) < MIN_STARS:
-            raise DataError(
-                f"Only {len(positions)} stars of {data.table.path} lie within {data.volume_radius_kpc} kpc of the "
-                f"observer at {np.round(observer, 3).tolist()} kpc; at least {MIN_STARS} are needed. Check that x, y, z are "
-                "Galactocentric kpc (Sun near x = -8.1) or raise `data.volume_radius_kpc`."
-            )
+        meta = {"path": str(data.table.path), "n_dropped_nonfinite": n_dropped}
+        origin = str(data.table.path)
+    else:
+        columns, meta, origin = _astrometric_columns(data, build_dir)
+        apply_cuts = data.source == "gaia" or (data.table is not None and data.table.apply_gaia_cuts)
+        stars = observed_stars(columns, data, apply_cuts)
+        positions, velocities, covariances = stars.positions, stars.velocities, stars.covariances
+        meta["cuts"] = [step.as_dict() for step in stars.report]
+    inside = np.linalg.norm(positions - observer, axis=1) < data.volume_radius_kpc
+    positions, velocities = positions[inside], velocities[inside]
+    covariances = None if covariances is None else covariances[inside]
+    meta["n_outside_volume"] = int((~inside).sum())
+    if "cuts" in meta:
+        volume = f"inside the {data.volume_radius_kpc:g} kpc volume"
+        meta["cuts"].append({"cut": volume, "removed": int((~inside).sum()), "remaining": int(inside.sum())})
+    if len(positions) < MIN_STARS:
+        after = " after the cuts" if "cuts" in meta else ""
+        raise DataError(
+            f"Only {len(positions)} stars of {origin} lie within {data.volume_radius_kpc} kpc of the observer at "
+            f"{np.round(observer, 3).tolist()} kpc{after}; at least {MIN_STARS} are needed. Check that the columns are "
+            "Galactocentric kpc (Sun near x = -8.1) or in Gaia's units, or raise `data.volume_radius_kpc`."
+        )
     return PhaseSpaceTable(
         positions=positions,
         velocities=velocities,
@@ -54,4 +75,29 @@ def load_stars(data: DataSpec, seed: int) -> PhaseSpaceTable:
         volume_radius_kpc=data.volume_radius_kpc,
         data_source=data.source,
         meta=meta,
+        covariances=covariances,
     )
+
+
+def _astrometric_columns(data: DataSpec, build_dir: Path | None) -> tuple[dict[str, np.ndarray], dict, str]:
+    """Gaia-style columns from the user's table or the cached Gaia parent sample, with provenance."""
+    if data.source == "table":
+        assert data.table is not None
+        path = Path(data.table.path)
+        return gaia_columns(read_table(path), data.table.columns, path), {"path": str(path)}, str(path)
+    from .gaia import adql_query, cached_parent, read_parent
+
+    cache = Path(build_dir or ".") / GAIA_CACHE
+    files = cached_parent(data.gaia, cache)
+    if files is None:
+        raise DataError(
+            f"No complete Gaia download for this recipe's query in {cache}. Run `dpotcube fetch-gaia RECIPE` "
+            "(with the same `--out`) first; `dpotcube build` also fetches it when the network is available."
+        )
+    meta = {
+        "tap_url": data.gaia.tap_url,
+        "query": adql_query(data.gaia, 0) if data.gaia.chunks == 1 else f"{data.gaia.chunks} chunks by source_id",
+        "parent_sample": [str(p) for p in files],
+        "parent_radius_kpc": data.gaia.parent_radius_kpc,
+    }
+    return gaia_columns(read_parent(files), {}, cache), meta, f"the Gaia download in {cache}"
