@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import xarray as xr
 
 from . import __version__
 from .catalog import check_entry_available, publish_cube
@@ -136,7 +137,8 @@ def build(
     write_quicklook(paths["cube"], build_dir / "quicklook.png", plummer_truth(recipe.data) if scores else None)
 
     console.print("[bold]publish[/bold] …")
-    metadata = {**entry_metadata(attrs), "recipe_name": recipe.name}
+    written = dict(xr.open_zarr(paths["cube"]).attrs)  # the cube stage may have been skipped: describe what is on disk
+    metadata = {**entry_metadata(written), "recipe_name": recipe.name}
     published = publish_cube(recipe.publish.catalog, recipe.entry_name, paths["cube"], metadata, replace=replace)
     shutil.copyfile(build_dir / "quicklook.png", published.with_suffix(".png"))
     return BuildResult(build_dir, paths["cube"], published, recipe.entry_name, scores)
