@@ -49,13 +49,22 @@ def build(
     replace: Annotated[
         bool, typer.Option("--replace", help="Let the cube replace a catalog entry made by another recipe.")
     ] = False,
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="Evaluate the cube on this dask.distributed scheduler address.")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Evaluate the cube on a local dask.distributed cluster.")
+    ] = None,
 ) -> None:
     """Run a recipe end to end: stars → flow → fields → cube → catalog entry."""
     from .pipeline import build as run_build
     from .recipe import load_recipe
 
     parsed, text = load_recipe(recipe, set_ or [])
-    result = run_build(parsed, text, out, force=force, replace=replace)
+    from .cube.scheduler import SchedulerSpec
+
+    on = SchedulerSpec(address=scheduler, workers=workers)
+    result = run_build(parsed, text, out, force=force, replace=replace, on=on)
     console.print(f"cube: {result.published_path}  (catalog entry `{result.entry}` in {parsed.publish.catalog})")
     if result.scores:
         console.print("against the mock's truth, inside the volume: " + json.dumps(result.scores))

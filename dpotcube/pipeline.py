@@ -25,6 +25,7 @@ from .catalog import check_entry_available, publish_cube
 from .constants import CUBE_VERSION, G_KPC_KM2_S2_PER_MSUN
 from .cube.evaluate import FIELDS, field_blocks
 from .cube.grid import make_grid
+from .cube.scheduler import SchedulerSpec
 from .cube.store import cube_dataset, write_cube
 from .density.collocation import CollocationPoints, draw_collocation
 from .density.flows import fit_velocity_flow, load_flow, save_flow
@@ -54,11 +55,17 @@ class BuildResult:
 
 
 def build(
-    recipe: Recipe, recipe_text: str, out_dir: Path | None = None, force: bool = False, replace: bool = False
+    recipe: Recipe,
+    recipe_text: str,
+    out_dir: Path | None = None,
+    force: bool = False,
+    replace: bool = False,
+    on: SchedulerSpec = SchedulerSpec(),
 ) -> BuildResult:
     """Run every stage of `recipe` in `out_dir` (default `builds/<name>/`), skipping finished ones.
 
-    `force` redoes every stage; `replace` lets the cube replace a catalog entry made by another recipe.
+    `force` redoes every stage; `replace` lets the cube replace a catalog entry made by another
+    recipe; `on` names the Dask scheduler for the cube stage (local threads by default).
     """
     build_dir = check_output_path(Path(out_dir or Path("builds") / recipe.name), "build folder (--out)")
     check_output_path(recipe.publish.catalog, "catalog (`publish.catalog`)")
@@ -126,7 +133,7 @@ def build(
 
     def evaluate() -> None:
         blocks = field_blocks(paths["fields"], grid, stars.observer)
-        write_cube(cube_dataset(blocks, grid, attrs), paths["cube"])
+        write_cube(cube_dataset(blocks, grid, attrs), paths["cube"], on)
 
     run("cube", ["fields"], [recipe.cube, recipe_sha256(recipe_text)], evaluate)
 

@@ -46,3 +46,18 @@ def test_cube_is_written_in_chunks_and_matches_direct_evaluation(exact_cube, exa
     point = np.array([ds.x[i], ds.y[j], ds.z[k]], np.float32)
     expected = -jax.grad(model.potential)(point)
     np.testing.assert_allclose([float(ds[f"accel_{c}"][0, i, j, k]) for c in "xyz"], expected, rtol=1e-4)
+
+
+def test_distributed_evaluation_equals_threads(exact_cube, exact_fields, stars, tmp_path):
+    """The same cube from a dask.distributed LocalCluster (2 worker processes) is identical to local threads."""
+    from dpotcube.cube.scheduler import SchedulerSpec
+
+    model, hyper, _ = exact_fields
+    save_fields(tmp_path / "fields.eqx", model, hyper)
+    grid = make_grid(CubeSpec(spacing_kpc=0.3, chunk=8), stars.observer, stars.volume_radius_kpc)
+    attrs = {"observer_position_kpc": list(stars.observer), "method": "conditional", "n_tracers": len(stars)}
+    ds = cube_dataset(field_blocks(tmp_path / "fields.eqx", grid, stars.observer), grid, attrs)
+    write_cube(ds, tmp_path / "cube.zarr", SchedulerSpec(workers=2))
+    threaded, distributed = xr.open_zarr(exact_cube), xr.open_zarr(tmp_path / "cube.zarr")
+    for name in threaded.data_vars:
+        np.testing.assert_array_equal(threaded[name].values, distributed[name].values, err_msg=name)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import uuid
 import warnings
 from pathlib import Path
 
-import dask
-import dask.array as da
 import numpy as np
 import xarray as xr
 from dask.callbacks import Callback
@@ -16,6 +15,7 @@ from dask.callbacks import Callback
 from ..progress import progress_bar
 from .evaluate import FIELDS
 from .grid import Grid
+from .scheduler import SchedulerSpec, scheduler
 
 
 def cube_dataset(blocks: da.Array, grid: Grid, attrs: dict) -> xr.Dataset:
@@ -37,9 +37,10 @@ def cube_dataset(blocks: da.Array, grid: Grid, attrs: dict) -> xr.Dataset:
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
-def write_cube(ds: xr.Dataset, path: Path) -> None:
+def write_cube(ds: xr.Dataset, path: Path, on: SchedulerSpec = SchedulerSpec()) -> None:
     """Write `ds` to a Zarr store at `path`, computing and writing one chunk at a time.
 
+    Chunks are computed on local threads, or on `dask.distributed` workers when `on` says so.
     The store is written beside `path` under a temporary name and renamed into place when
     complete, so an interrupted write never leaves a half-written cube at `path`.
     """
@@ -47,11 +48,13 @@ def write_cube(ds: xr.Dataset, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
     encoding = {name: {"chunks": _zarr_chunks(ds[name])} for name in ds.data_vars}
-    with progress_bar() as bar, warnings.catch_warnings():
+    with progress_bar() as bar, warnings.catch_warnings(), scheduler(on) as where:
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-        task = bar.add_task("cube → Zarr", total=None, status="dask tasks")
-        with _ProgressCallback(bar, task), dask.config.set(scheduler="threads"):
+        task = bar.add_task("cube → Zarr", total=None, status=where)
+        with _ProgressCallback(bar, task) if not on.distributed else contextlib.nullcontext():
             ds.to_zarr(partial, mode="w", consolidated=True, encoding=encoding, zarr_format=3)
+        if on.distributed:
+            bar.update(task, total=1, completed=1)
     replace_directory(partial, path)
 
 
