@@ -1,0 +1,82 @@
+"""`ds.dpot`: derived coordinates, cylindrical and spherical acceleration components, member summaries.
+
+Angles follow the usual right-handed convention in astropy's Galactocentric frame:
+φ = atan2(y, x) (the Sun is at φ = π), θ is the polar angle from +z. Galactic rotation at the Sun
+is towards +y, i.e. towards decreasing φ, so the disk's rotation velocity v_φ is negative.
+"""
+
+from __future__ import annotations
+
+import astropy.units as u
+import numpy as np
+import xarray as xr
+
+
+@xr.register_dataset_accessor("dpot")
+class DpotAccessor:
+    """Domain helpers on a dpotcube cube (CUBE_SPEC v1); everything stays lazy where the data are."""
+
+    def __init__(self, ds: xr.Dataset):
+        self._ds = ds
+
+    @property
+    def R(self) -> xr.DataArray:
+        """Cylindrical radius √(x² + y²), kpc, dims (x, y)."""
+        return _named(np.hypot(self._ds.x, self._ds.y), "R", "kpc", "cylindrical radius")
+
+    @property
+    def phi(self) -> xr.DataArray:
+        """Azimuth atan2(y, x), rad, dims (x, y)."""
+        return _named(np.arctan2(self._ds.y, self._ds.x), "phi", "rad", "azimuth atan2(y, x)")
+
+    @property
+    def r(self) -> xr.DataArray:
+        """Spherical radius, kpc, dims (x, y, z)."""
+        return _named(np.sqrt(self._ds.x**2 + self._ds.y**2 + self._ds.z**2), "r", "kpc", "spherical radius")
+
+    @property
+    def theta(self) -> xr.DataArray:
+        """Polar angle from +z, rad, dims (x, y, z)."""
+        return _named(np.arccos(self._ds.z / self.r), "theta", "rad", "polar angle from +z")
+
+    def cylindrical(self) -> xr.Dataset:
+        """a_R, a_φ, a_z (km² s⁻² kpc⁻¹): a_R = a·R̂ (negative towards the axis), a_φ = a·φ̂."""
+        ax, ay = self._ds.accel_x, self._ds.accel_y
+        R = self.R
+        cos, sin = self._ds.x / R, self._ds.y / R
+        return xr.Dataset({
+            "accel_R": _named(ax * cos + ay * sin, "accel_R", _ACCEL, "cylindrical radial acceleration"),
+            "accel_phi": _named(-ax * sin + ay * cos, "accel_phi", _ACCEL, "azimuthal acceleration"),
+            "accel_z": self._ds.accel_z,
+        })
+
+    def spherical(self) -> xr.Dataset:
+        """a_r = a·r̂ (negative towards the centre) and a_θ = a·θ̂ (positive towards −z), km² s⁻² kpc⁻¹."""
+        ax, ay, az = self._ds.accel_x, self._ds.accel_y, self._ds.accel_z
+        x, y, z, r, R = self._ds.x, self._ds.y, self._ds.z, self.r, self.R
+        a_r = (ax * x + ay * y + az * z) / r
+        a_theta = (ax * x * z / R + ay * y * z / R - az * R) / r
+        return xr.Dataset({
+            "accel_r": _named(a_r, "accel_r", _ACCEL, "spherical radial acceleration"),
+            "accel_theta": _named(a_theta, "accel_theta", _ACCEL, "polar acceleration"),
+        })
+
+    def summary(self, name: str) -> xr.Dataset:
+        """`p16`, `median`, `p84` of variable `name` over members (use `summary["median"]`: `.median` is a method)."""
+        var = self._ds[name]
+        if var.chunks:
+            var = var.chunk({"member": -1})  # quantiles need all members of a chunk together
+        q = var.quantile([0.16, 0.5, 0.84], dim="member").drop_vars("quantile")
+        parts = {label: q.isel(quantile=i).assign_attrs(var.attrs) for i, label in enumerate(("p16", "median", "p84"))}
+        return xr.Dataset(parts)
+
+    def quantity(self, name: str) -> u.Quantity:
+        """Variable `name` loaded as an astropy Quantity in its `units` (this loads the data)."""
+        return np.asarray(self._ds[name].values) * u.Unit(self._ds[name].attrs["units"])
+
+
+_ACCEL = "km2 s-2 kpc-1"
+
+
+def _named(arr: xr.DataArray, name: str, units: str, long_name: str) -> xr.DataArray:
+    return arr.rename(name).assign_attrs(units=units, long_name=long_name)
