@@ -33,11 +33,12 @@ def score_against_truth(cube_path: Path, truth: PlummerTruth, max_points: int = 
     reference = np.asarray(truth.observer)
     true_phi = np.asarray(truth.potential(pts)) - float(truth.potential(reference))
     accel_err = np.linalg.norm(accel - true_accel, axis=1) / np.linalg.norm(true_accel, axis=1)
+    rho_ratio = at_points("density") / true_rho
     scores = {
         "n_points": int(len(pts)),
         "median_rel_error_accel": float(np.median(accel_err)),
-        "median_rel_error_density": float(np.median(np.abs(at_points("density") - true_rho) / true_rho)),
-        "median_density_ratio": float(np.median(at_points("density") / true_rho)),
+        "median_rel_error_density": float(np.median(np.abs(rho_ratio - 1))),
+        "median_density_ratio": float(np.median(rho_ratio)),
         "median_abs_error_potential_kms2": float(np.median(np.abs(at_points("potential") - true_phi))),
         "potential_range_kms2": float(np.ptp(true_phi)),
     }

@@ -10,6 +10,7 @@ import numpy as np
 import optax
 
 from ..density.collocation import CollocationPoints
+from ..geometry import uniform_in_ball
 from ..progress import progress_bar
 from ..recipe import FieldsSpec
 from .cbe import conditional_residual
@@ -115,10 +116,7 @@ def _log_normalisation(
     model: ConditionalFields, observer: np.ndarray, radius: float, n_tracers: int, seed: int, n_points: int = 65_536
 ) -> jnp.ndarray:
     """ln C such that ∫_V C exp(ln n_φ) dV = n_tracers (Monte Carlo over the observer's sphere)."""
-    rng = np.random.default_rng(seed)
-    direction = rng.normal(size=(n_points, 3))
-    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
-    pts = observer + radius * rng.uniform(0, 1, (n_points, 1)) ** (1 / 3) * direction
+    pts = uniform_in_ball(np.random.default_rng(seed), n_points, observer, radius)
     log_n = jax.vmap(model.log_density)(jnp.asarray(pts, jnp.float32))
     volume = 4 / 3 * np.pi * radius**3
     log_mean = jax.scipy.special.logsumexp(log_n) - jnp.log(n_points)

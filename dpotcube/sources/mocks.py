@@ -7,6 +7,7 @@ speeds by von Neumann rejection on g(q) = q²(1 − q²)^(7/2), q = v/v_esc.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import jax.numpy as jnp
@@ -14,6 +15,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from ..constants import G_KPC_KM2_S2_PER_MSUN as G
+from ..geometry import uniform_in_ball
 
 _G_MAX = 0.1  # bound on g(q) = q²(1−q²)^{7/2}; its maximum is 0.0922 at q² = 2/9
 
@@ -48,12 +50,15 @@ class PlummerTruth:
 
     def tracer_density(self, x: Float[Array, "... 3"]) -> Float[Array, "..."]:
         """Tracer number density n(x) in kpc⁻³, normalised to `n_stars` inside the volume."""
-        return self.n_stars * self.density(x) / self.mass_in_volume()
+        return self.n_stars * self.density(x) / self._mass_in_volume  # computed once per truth
+
+    @functools.cached_property
+    def _mass_in_volume(self) -> float:
+        return self.mass_in_volume()
 
     def mass_in_volume(self, n_points: int = 400_000) -> float:
         """Mass inside the observer's sphere (M☉), by a fixed-seed Monte Carlo integral (~0.1%)."""
-        rng = np.random.default_rng(12345)
-        pts = _uniform_ball(rng, n_points, self.volume_radius_kpc) + np.asarray(self.observer)
+        pts = uniform_in_ball(np.random.default_rng(12345), n_points, np.asarray(self.observer), self.volume_radius_kpc)
         volume = 4 / 3 * np.pi * self.volume_radius_kpc**3
         return float(np.mean(np.asarray(self.density(pts))) * volume)
 
@@ -119,10 +124,6 @@ def _mass_fraction(r: float, b: float) -> float:
 def _unit_vectors(rng: np.random.Generator, n: int) -> np.ndarray:
     vec = rng.normal(size=(n, 3))
     return vec / np.linalg.norm(vec, axis=1, keepdims=True)
-
-
-def _uniform_ball(rng: np.random.Generator, n: int, radius: float) -> np.ndarray:
-    return radius * rng.uniform(0, 1, n)[:, None] ** (1 / 3) * _unit_vectors(rng, n)
 
 
 def _r2(x: Float[Array, "... 3"]) -> Float[Array, "..."]:
