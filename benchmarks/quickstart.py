@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
+
+from .report import environment, provenance_line, update_section
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "quickstart.json"
@@ -24,8 +24,6 @@ DOC = REPO / "docs" / "results.md"
 
 
 def run(overrides: list[str]) -> dict:
-    import jax
-
     import dpotcube
     from dpotcube.recipe import load_recipe
 
@@ -38,10 +36,7 @@ def run(overrides: list[str]) -> dict:
         manifest = json.loads((result.build_dir / "manifest.json").read_text())
     return {
         "command": " ".join(["python -m benchmarks.quickstart", *(f"--set {o}" for o in overrides)]),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
-        "device": str(jax.devices()[0].platform),
-        "versions": {"dpotcube": dpotcube.__version__, "jax": jax.__version__, "python": platform.python_version()},
+        **environment(),
         "n_stars": recipe.data.n_stars,
         "wall_seconds": round(wall, 1),
         "stage_seconds": {stage: entry["seconds"] for stage, entry in manifest.items()},
@@ -56,8 +51,7 @@ def markdown(r: dict) -> str:
     return "\n".join([
         "## Quickstart build (`recipes/quickstart.yaml`)",
         "",
-        f"Made by `{r['command']}` on {r['date']}; {r['machine']}, JAX on {r['device']}; "
-        f"dpotcube {r['versions']['dpotcube']}, JAX {r['versions']['jax']}, Python {r['versions']['python']}.",
+        provenance_line(r),
         "",
         "| quantity | measured | goal |",
         "| --- | --- | --- |",
@@ -73,21 +67,12 @@ def markdown(r: dict) -> str:
     ])
 
 
-def update_doc(section: str) -> None:
-    """Replace the quickstart section of docs/results.md, keeping the rest."""
-    marker_start, marker_end = "<!-- quickstart:start -->", "<!-- quickstart:end -->"
-    text = DOC.read_text() if DOC.exists() else f"# Results\n\n{marker_start}\n{marker_end}\n"
-    head, _, rest = text.partition(marker_start)
-    _, _, tail = rest.partition(marker_end)
-    DOC.write_text(f"{head}{marker_start}\n{section}{marker_end}{tail}")
-
-
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     result = run(parser.parse_args(argv).overrides)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    update_doc(markdown(result))
+    update_section(DOC, "quickstart", markdown(result))
     print(json.dumps(result, indent=2))
 
 

@@ -7,6 +7,7 @@ whose outputs still verify.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -28,7 +29,8 @@ from .cube.grid import make_grid
 from .cube.scheduler import SchedulerSpec
 from .cube.store import cube_dataset, write_cube
 from .density.collocation import CollocationPoints, draw_collocation
-from .density.flows import fit_velocity_flow, load_flow, save_flow
+from .density.ensemble import FlowEnsemble
+from .density.flows import fit_flow, load_flow, save_flow
 from .errors import BuildError
 from .fields.model import save_fields
 from .fields.train import train_conditional
@@ -36,7 +38,7 @@ from .frames import solar_position_kpc
 from .paths import check_output_path
 from .plots import write_quicklook
 from .progress import console
-from .recipe import Recipe, recipe_sha256
+from .recipe import FlowSpec, Recipe, recipe_sha256
 from .sources import PhaseSpaceTable, load_stars
 from .sources.gaia import fetch_gaia
 from .sources.load import GAIA_CACHE, plummer_truth
@@ -75,7 +77,6 @@ def build(
     manifest = _Manifest(build_dir / "manifest.json")
     paths = {
         "stars": build_dir / "stars.parquet",
-        "flow": build_dir / "flow.eqx",
         "collocation": build_dir / "collocation.npz",
         "fields": build_dir / "fields.eqx",
         "cube": build_dir / "cube.zarr",
@@ -87,7 +88,7 @@ def build(
         gaia_files = fetch_gaia(recipe.data.gaia, build_dir / GAIA_CACHE, log=console.print)
 
     def run(stage: str, inputs: list[str], section: object, action: Callable[[], None]) -> None:
-        key = _hash([stage, _dump(section), seeds[stage], *(manifest.checksum(i) for i in inputs)])
+        key = _hash([stage, _dump(section), seeds.get(stage), *(manifest.checksum(i) for i in inputs)])
         if stage == "stars" and recipe.data.table is not None and Path(recipe.data.table.path).is_file():
             key = _hash([key, _checksum(Path(recipe.data.table.path))])  # a changed table file reruns
         if stage == "stars" and gaia_files:
@@ -105,19 +106,30 @@ def build(
     for step in stars.meta.get("cuts", []):
         console.print(f"  cut {step['cut']}: removed {step['removed']:,}, {step['remaining']:,} left", highlight=False)
 
-    def fit_flow() -> None:
-        flow, history = fit_velocity_flow(stars.positions, stars.velocities, recipe.density, seeds["flow"])
-        save_flow(paths["flow"], flow, recipe.density)
-        (build_dir / "flow_history.json").write_text(json.dumps(history))
+    density = recipe.density
+    flow_stages: dict[str, list[str]] = {"velocity": [], "position": []}
+    for kind, spec in (("velocity", density.velocity), ("position", density.position)):
+        for member in range(density.ensemble.members if spec is not None else 0):
+            stage = f"{kind}_flow_{member}"
+            paths[stage] = build_dir / "flows" / f"{stage}.eqx"
+            flow_stages[kind].append(stage)
+            member_seed = seeds["flow"] + 100 * member + (50 if kind == "position" else 0)
+            split_seed = member_seed if density.ensemble.resplit else seeds["flow"]
+            fit = functools.partial(_fit_member, stage, kind, spec, member_seed, split_seed, stars, paths[stage])
+            run(stage, ["stars"], [spec, member_seed, split_seed], fit)
 
-    flow_section = recipe.density.model_dump(exclude={"collocation"})
-    run("flow", ["stars"], flow_section, fit_flow)
+    def ensemble(kind: str) -> FlowEnsemble | None:
+        stages = flow_stages[kind]
+        return FlowEnsemble(tuple(load_flow(paths[s]) for s in stages), density.ensemble.combine) if stages else None
 
     def collocate() -> None:
-        flow = load_flow(paths["flow"])
-        draw_collocation(flow, stars.positions, recipe.density.collocation, seeds["collocation"]).save(paths["collocation"])
+        points = draw_collocation(
+            ensemble("velocity"), stars.positions, density.collocation, seeds["collocation"], ensemble("position")
+        )
+        points.save(paths["collocation"])
 
-    run("collocation", ["flow"], recipe.density.collocation, collocate)
+    all_flows = [*flow_stages["velocity"], *flow_stages["position"]]
+    run("collocation", all_flows, [density.collocation, density.ensemble.combine], collocate)
 
     def fit_fields() -> None:
         points = CollocationPoints.load(paths["collocation"])
@@ -149,6 +161,25 @@ def build(
     published = publish_cube(recipe.publish.catalog, recipe.entry_name, paths["cube"], metadata, replace=replace)
     shutil.copyfile(build_dir / "quicklook.png", published.with_suffix(".png"))
     return BuildResult(build_dir, paths["cube"], published, recipe.entry_name, scores)
+
+
+def _fit_member(
+    stage: str, kind: str, spec: FlowSpec, seed: int, split_seed: int, stars: PhaseSpaceTable, path: Path
+) -> None:
+    """Fit one ensemble member: p(v|x), or n(x) (weighted by 1/S when asked) with the ball's edge."""
+    if kind == "velocity":
+        flow, history = fit_flow(stars.velocities, spec, seed, conditions=stars.positions, split_seed=split_seed,
+                                 label=f"p(v|x) {stage}")
+    else:
+        ball = (stars.observer, stars.volume_radius_kpc) if spec.support == "ball" else None
+        weights = None
+        if spec.selection_weights:
+            weights = np.minimum(1 / stars.selection, spec.max_weight)  # the recipe check ensures a selection column
+        flow, history = fit_flow(stars.positions, spec, seed, weights=weights, ball=ball, split_seed=split_seed,
+                                 label=f"n(x) {stage}")
+    path.parent.mkdir(exist_ok=True)
+    save_flow(path, flow, spec)
+    path.with_name(f"{stage}_history.json").write_text(json.dumps(history))
 
 
 def cube_attributes(recipe: Recipe, recipe_text: str, stars: PhaseSpaceTable) -> dict:

@@ -67,6 +67,10 @@ class TableSpec(_Section):
     apply_gaia_cuts: bool = Field(
         False, description="Apply `data.gaia.cuts` (needs `coordinates: gaia` and, for the magnitude cut, `grvs_mag`)."
     )
+    selection_column: str | None = Field(
+        None, description="Column with each star's selection probability S(x) in (0, 1] (`coordinates: galactocentric`); "
+        "used by `density.position.selection_weights`."
+    )
 
     @model_validator(mode="after")
     def _columns_match_coordinates(self) -> TableSpec:
@@ -79,6 +83,8 @@ class TableSpec(_Section):
             )
         if self.apply_gaia_cuts and self.coordinates != "gaia":
             raise ValueError("`apply_gaia_cuts: true` needs `coordinates: gaia`")
+        if self.selection_column is not None and self.coordinates != "galactocentric":
+            raise ValueError("`selection_column` needs `coordinates: galactocentric`")
         return self
 
 
@@ -137,26 +143,96 @@ class DataSpec(_Section):
 
 
 class CollocationSpec(_Section):
-    """Collocation points at which the CBE is imposed: positions × velocities from p(v|x)."""
+    """Collocation points at which the CBE is imposed: positions × velocities from p(v|x).
 
-    n_positions: int = Field(16_384, gt=0, description="Positions drawn from the stars.")
-    velocities_per_position: int = Field(8, gt=0, description="Velocities drawn from p(v|x) at each position.")
-    chunk_size: int = Field(8192, gt=0, description="Points per chunk when computing flow gradients.")
+    Stored with the build: 12 float32 per point (x, v, ∇ₓ ln p, ∇ᵥ ln p), 15 with ∇ ln n.
+    """
+
+    positions: Literal["stars", "flow"] = Field(
+        "stars", description="Where positions come from: the stars, or draws from the n(x) flow "
+        "(needs `density.position`)."
+    )
+    n_positions: int = Field(16_384, gt=0, description="Positions drawn.")
+    velocities_per_position: int = Field(
+        8, gt=0, description="Velocities drawn from p(v|x) at each position (published: 16)."
+    )
+    chunk_size: int = Field(8192, gt=0, description="Points per chunk when computing flow gradients (bounds memory).")
 
 
-class DensitySpec(_Section):
-    """The conditional flow p(v|x): a masked autoregressive flow with affine transformers."""
+class FlowSpec(_Section):
+    """One normalizing flow: a masked autoregressive flow with affine transformers."""
 
     flow_layers: int = Field(6, gt=0, description="Masked autoregressive layers.")
-    nn_width: int = Field(64, gt=0, description="Width of each layer's conditioner network.")
+    nn_width: int = Field(128, gt=0, description="Width of each layer's conditioner network.")
     nn_depth: int = Field(2, gt=0, description="Hidden layers of each conditioner network.")
-    activation: Literal["silu", "gelu", "tanh"] = Field("silu", description="Smooth activations only: gradients matter.")
-    learning_rate: float = Field(3e-3, gt=0, description="Adam peak learning rate (cosine decay over `max_epochs`).")
-    batch_size: int = Field(512, gt=0, description="Stars per optimisation step.")
+    activation: Activation = Field(
+        "silu", description="Smooth activations only (gradients matter); `gint` is ClearPotential's."
+    )
+    transformer: Literal["affine"] = Field(
+        "affine", description="Only affine: flowjax's spline transformer has jumps in its second derivative."
+    )
+    learning_rate: float = Field(4e-3, gt=0, description="Adam peak learning rate (cosine decay over `max_epochs`).")
+    weight_decay: float = Field(0.0, ge=0, description="Decoupled weight decay (AdamW); 0 is plain Adam.")
+    batch_size: int = Field(2048, gt=0, description="Stars per optimisation step.")
     max_epochs: int = Field(60, gt=0, description="Upper limit on passes over the training stars.")
     patience: int = Field(8, gt=0, description="Epochs without validation improvement before stopping.")
     val_fraction: float = Field(0.1, gt=0, lt=1, description="Share of stars held out for validation.")
+
+
+class PositionFlowSpec(FlowSpec):
+    """The unconditional flow for the tracer density n(x)."""
+
+    support: Literal["ball", "free"] = Field(
+        "ball", description="`ball`: n(x) is zero outside the observer's sphere (`data.volume_radius_kpc`) and the "
+        "flow has that edge exactly; `free`: a flow on all of R³."
+    )
+    selection_weights: bool = Field(
+        False, description="Weight each star by 1/S(x) from the table's selection column (for `vanilla` when S is "
+        "known), clipped at `max_weight`."
+    )
+    max_weight: float = Field(20.0, ge=1, description="Clip of the 1/S weights.")
+
+
+class EnsembleSpec(_Section):
+    """K flows with different seeds; their gradients are combined point by point."""
+
+    members: int = Field(1, ge=1, le=256, description="Flows per density model (K).")
+    combine: Literal["median", "robust_mean"] = Field(
+        "median", description="`median`: per-component median over members (Kalda & Green 2025); "
+        "`robust_mean`: mean over the members closer to the median than 3 times their median distance to it."
+    )
+    resplit: bool = Field(True, description="Each member draws its own train/validation split.")
+
+
+_MOVED_FLOW_KEYS = set(FlowSpec.model_fields)
+
+
+class DensitySpec(_Section):
+    """Flows for p(v|x) and optionally n(x), their ensemble, and the collocation points."""
+
+    velocity: FlowSpec = Field(FlowSpec(), description="The conditional flow p(v|x).")
+    position: PositionFlowSpec | None = Field(
+        None, description="The flow for n(x); fitted only when given (needed by `collocation.positions: flow`)."
+    )
+    ensemble: EnsembleSpec = Field(EnsembleSpec(), description="How many flows of each kind, and how to combine them.")
     collocation: CollocationSpec = Field(CollocationSpec(), description="Collocation points for the field stage.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_flow_keys_moved(cls, raw: Any) -> Any:
+        moved = sorted(_MOVED_FLOW_KEYS & set(raw)) if isinstance(raw, dict) else []
+        if moved:
+            raise ValueError(
+                f"flow settings ({', '.join(moved)}) now live under `density.velocity:` (and `density.position:` "
+                "for n(x)); indent them one level under `velocity:`"
+            )
+        return raw
+
+    @model_validator(mode="after")
+    def _position_flow_for_flow_positions(self) -> DensitySpec:
+        if self.collocation.positions == "flow" and self.position is None:
+            raise ValueError("`collocation.positions: flow` needs a `density.position:` section (the n(x) flow)")
+        return self
 
 
 class NetSpec(_Section):
@@ -209,10 +285,22 @@ class Recipe(_Section):
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Identifier of the build and its catalog entry.")
     seed: int = Field(0, ge=0, description="Seed of every random draw; same recipe and seed → same cube.")
     data: DataSpec = Field(DataSpec(), description="Tracer stars.")
-    density: DensitySpec = Field(DensitySpec(), description="Flow for p(v|x) and collocation.")
+    density: DensitySpec = Field(DensitySpec(), description="Flows for p(v|x) and n(x), ensembles, collocation.")
     fields: FieldsSpec = Field(FieldsSpec(), description="CBE method and its networks.")
     cube: CubeSpec = Field(CubeSpec(), description="Evaluation grid.")
     publish: PublishSpec = Field(PublishSpec(), description="Catalog entry.")
+
+    @model_validator(mode="after")
+    def _selection_known_for_weights(self) -> Recipe:
+        position = self.density.position
+        if position is not None and position.selection_weights:
+            table = self.data.table if self.data.source == "table" else None
+            if table is None or table.selection_column is None:
+                raise ValueError(
+                    "`density.position.selection_weights: true` needs each star's S(x): use `data.source: table` "
+                    "with `data.table.selection_column`, or set `selection_weights: false`"
+                )
+        return self
 
     @property
     def entry_name(self) -> str:

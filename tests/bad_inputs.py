@@ -19,7 +19,7 @@ PACKAGE = Path(dpotcube.__file__).resolve().parent
 BASE = {
     "name": "probe",
     "data": {"source": "plummer", "n_stars": 2000},
-    "density": {"flow_layers": 1, "nn_width": 8, "max_epochs": 1, "collocation": {"n_positions": 256}},
+    "density": {"velocity": {"flow_layers": 1, "nn_width": 8, "max_epochs": 1}, "collocation": {"n_positions": 256}},
     "fields": {"steps": 50, "potential": {"width": 8, "depth": 1}, "log_density": {"width": 8, "depth": 1}},
     "cube": {"spacing_kpc": 1.0},
 }
@@ -71,6 +71,19 @@ def table(world: Path, name: str, n: int = 2000, scale_x: float = 1.0, scale_v: 
     return build(world, data={"source": "table", "table": {"path": name}})
 
 
+def selection_table(world: Path) -> list[str]:
+    """A table whose `S` column holds probabilities above 1, named as the selection column."""
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    pos = np.array([-8.122, 0.0, 0.02]) + rng.uniform(-1, 1, (2000, 3))
+    frame = pd.DataFrame(np.hstack([pos, rng.normal(0, 100, (2000, 3))]), columns=["x", "y", "z", "vx", "vy", "vz"])
+    frame["S"] = rng.uniform(0.5, 1.5, 2000)
+    frame.to_parquet(world / "selected.parquet")
+    table = {"path": "selected.parquet", "selection_column": "S"}
+    return build(world, data={"source": "table", "table": table}, density__position={"selection_weights": True})
+
+
 def truncated_parquet(world: Path) -> list[str]:
     args = table(world, "cut.parquet")
     data = (world / "cut.parquet").read_bytes()
@@ -101,6 +114,12 @@ CASES: list[BadInput] = [
     BadInput("too_few_mock_stars", "`data.n_stars: 50` (too few for a flow)", lambda w: build(w, data__n_stars=50), "greater than or equal to 200"),
     BadInput("negative_volume", "`data.volume_radius_kpc: -1`", lambda w: build(w, data__volume_radius_kpc=-1), "[recipe -> data -> volume_radius_kpc]"),
     BadInput("unknown_method", "`fields.method: magic`", lambda w: build(w, fields__method="magic"), "[recipe -> fields -> method]"),
+    BadInput("flat_flow_keys", "flow settings directly under `density:` (the old layout)", lambda w: build(w, density={"nn_width": 32}), "now live under `density.velocity:`"),
+    BadInput("unknown_flow_activation", "`density.velocity.activation: relu`", lambda w: build(w, density__velocity__activation="relu"), "[recipe -> density -> velocity -> activation]"),
+    BadInput("spline_transformer", "`density.velocity.transformer: spline`", lambda w: build(w, density__velocity__transformer="spline"), "[recipe -> density -> velocity -> transformer]"),
+    BadInput("flow_positions_without_flow", "`density.collocation.positions: flow` without `density.position`", lambda w: build(w, density__collocation__positions="flow"), "needs a `density.position:` section"),
+    BadInput("weights_without_selection", "`density.position.selection_weights: true` for the mock", lambda w: build(w, density__position={"selection_weights": True}), "needs each star's S(x)"),
+    BadInput("selection_out_of_range", "selection column with values above 1", lambda w: selection_table(w), "must hold selection probabilities in (0, 1]"),
     BadInput("unknown_activation", "`fields.potential.activation: relu`", lambda w: build(w, fields__potential__activation="relu"), "[recipe -> fields -> potential -> activation]"),
     BadInput("missing_name", "recipe without `name`", lambda w: build(w, text="seed: 1\n"), "[recipe -> name] is required but missing"),
     BadInput("name_escapes", "`name: ../../etc`", lambda w: build(w, name="../../etc"), "[recipe -> name] String should match pattern"),

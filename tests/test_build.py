@@ -168,7 +168,8 @@ def _table_recipe(suffix: str, names: dict) -> str:
 def test_readme_quickstart_command_on_a_tiny_override(tmp_path):
     """README's first command, `dpotcube build recipes/quickstart.yaml`, shrunk by overrides to run in seconds."""
     shrink = [
-        "data.n_stars=3000", "density.max_epochs=2", "density.flow_layers=2", "density.nn_width=16",
+        "data.n_stars=3000", "density.velocity.max_epochs=2", "density.velocity.flow_layers=2",
+        "density.velocity.nn_width=16",
         "density.collocation.n_positions=512", "fields.steps=50", "fields.potential.width=16",
         "fields.log_density.width=16", "cube.spacing_kpc=0.75",
     ]
@@ -200,3 +201,20 @@ def test_table_missing_columns_names_them(tmp_path, stars):
     result = invoke_build(tmp_path, write_table_recipe(tmp_path, tmp_path / "s.csv"), tmp_path / "c.yaml")
     assert result.exit_code == 2
     assert "lacks z (column `z`), vx (column `vx`)" in result.output and "data.table.columns" in result.output
+
+
+def test_flow_ensemble_with_density_flow_builds_member_by_member(tmp_path):
+    """K = 2 members of p(v|x) and of n(x): one stage per member, collocation from n(x) with ∇ ln n stored."""
+    ensemble = ["--set", "density.ensemble.members=2", "--set", "density.ensemble.combine=robust_mean",
+                "--set", "density.position={flow_layers: 2, nn_width: 16, max_epochs: 2, batch_size: 256}",
+                "--set", "density.collocation.positions=flow", "--set", "cube.spacing_kpc=1.0"]
+    _, result = run_build(tmp_path, REPO / "recipes" / "tiny.yaml", *ensemble)
+    flows = sorted(p.name for p in (tmp_path / "build" / "flows").glob("*.eqx"))
+    assert flows == ["position_flow_0.eqx", "position_flow_1.eqx", "velocity_flow_0.eqx", "velocity_flow_1.eqx"]
+    manifest = json.loads((tmp_path / "build" / "manifest.json").read_text())
+    assert {"velocity_flow_1", "position_flow_1", "collocation"} <= set(manifest)
+    with np.load(tmp_path / "build" / "collocation.npz") as points:
+        assert points["grad_log_n"].shape == points["x"].shape
+        assert np.all(np.linalg.norm(points["x"] - np.array([-8.122, 0, 0.0208]), axis=1) < 3.0)
+    _, again = run_build(tmp_path, REPO / "recipes" / "tiny.yaml", *ensemble)
+    assert again.output.count("up to date, skipped") == 8  # stars, 4 flows, collocation, fields, cube

@@ -309,7 +309,7 @@ def test_build_from_gaia_reports_cuts_in_log_and_cube(tmp_path):
     raw["data"] = {"source": "gaia", "volume_radius_kpc": 4.0}
     raw["cube"] = {"spacing_kpc": 1.0, "chunk": 8}
     raw["fields"]["steps"] = 30
-    raw["density"]["max_epochs"] = 1
+    raw["density"]["velocity"]["max_epochs"] = 1
     recipe = tmp_path / "gaia.yaml"
     recipe.write_text(yaml.safe_dump(raw))
     catalog = tmp_path / "catalog" / "catalog.yaml"

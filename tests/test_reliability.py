@@ -62,7 +62,7 @@ def test_other_seed_gives_another_cube(reference, tmp_path):
     assert not np.array_equal(other.potential.values, xr.open_zarr(reference).potential.values)
 
 
-STAGES = ["stars", "flow", "collocation", "fields", "cube", "publish"]
+STAGES = ["stars", "velocity_flow_0", "collocation", "fields", "cube", "publish"]
 
 
 def test_killed_build_resumes_to_the_same_cube(reference, tmp_path):
@@ -96,10 +96,10 @@ def test_killed_build_resumes_to_the_same_cube(reference, tmp_path):
 def test_corrupted_artefact_is_rebuilt(reference, tmp_path):
     """A stage output whose checksum no longer matches the manifest is redone, not reused."""
     run_in_process(tmp_path / "build", tmp_path / "catalog.yaml")
-    flow = tmp_path / "build" / "flow.eqx"
+    flow = tmp_path / "build" / "flows" / "velocity_flow_0.eqx"
     flow.write_bytes(flow.read_bytes()[:-100])
     output = run_in_process(tmp_path / "build", tmp_path / "catalog.yaml")
-    assert "flow: up to date" not in output and "stars: up to date" in output
+    assert "velocity_flow_0: up to date" not in output and "stars: up to date" in output
     assert_same_values(reference, tmp_path / "build" / "cube.zarr")
 
 

@@ -1,7 +1,8 @@
-"""Collocation points (x, v) with flow gradients of ln p, computed once and stored with the build.
+"""Collocation points (x, v) with flow gradients of ln p (and ln n), computed once and stored with the build.
 
-Memory: 12 float32 per point (x, v, ∇ₓ ln p, ∇ᵥ ln p) = 48 bytes; 10⁶ points take 48 MB.
-Gradients are computed chunk by chunk, so peak memory beyond the stored arrays is one chunk.
+Memory: 12 float32 per point (x, v, ∇ₓ ln p, ∇ᵥ ln p) = 48 bytes, 60 with ∇ ln n; 10⁶ points
+take 48–60 MB. Gradients are computed chunk by chunk, so peak memory beyond the stored arrays is
+one chunk times the ensemble size.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from jaxtyping import Float
 
 from ..progress import progress_bar
 from ..recipe import CollocationSpec
-from .flows import VelocityFlow, grad_log_p
+from .ensemble import FlowEnsemble
 
 
 @dataclass(frozen=True)
@@ -27,13 +28,15 @@ class CollocationPoints:
     v: Float[np.ndarray, "n 3"]
     grad_x_log_p: Float[np.ndarray, "n 3"]
     grad_v_log_p: Float[np.ndarray, "n 3"]
+    grad_log_n: Float[np.ndarray, "n 3"] | None = None
 
     def __len__(self) -> int:
         return len(self.x)
 
     def save(self, path: Path) -> None:
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, x=self.x, v=self.v, grad_x_log_p=self.grad_x_log_p, grad_v_log_p=self.grad_v_log_p)
+        arrays = {name: value for name, value in vars(self).items() if value is not None}
+        np.savez(tmp, **arrays)
         tmp.replace(path)
 
     @classmethod
@@ -43,24 +46,36 @@ class CollocationPoints:
 
 
 def draw_collocation(
-    flow: VelocityFlow, positions: Float[np.ndarray, "n 3"], spec: CollocationSpec, seed: int
+    velocity: FlowEnsemble,
+    positions: Float[np.ndarray, "n 3"],
+    spec: CollocationSpec,
+    seed: int,
+    position: FlowEnsemble | None = None,
 ) -> CollocationPoints:
-    """`n_positions` star positions, each repeated with `velocities_per_position` draws from p(v|x)."""
+    """`n_positions` positions, each repeated with `velocities_per_position` draws from p(v|x).
+
+    Positions are star positions (`spec.positions == "stars"`) or draws from the n(x) ensemble;
+    ∇ ln n is stored when a position ensemble is given.
+    """
     rng = np.random.default_rng(seed)
-    replace = spec.n_positions > len(positions)
-    chosen = positions[rng.choice(len(positions), spec.n_positions, replace=replace)]
+    key_positions, key_velocities = jr.split(jr.key(seed))
+    if spec.positions == "flow":
+        chosen = np.asarray(position.sample(key_positions, spec.n_positions))
+    else:
+        chosen = positions[rng.choice(len(positions), spec.n_positions, replace=spec.n_positions > len(positions))]
     x = np.repeat(chosen, spec.velocities_per_position, axis=0).astype(np.float32)
-    v = np.empty_like(x)
-    grad_x = np.empty_like(x)
-    grad_v = np.empty_like(x)
-    keys = jr.split(jr.key(seed), -(-len(x) // spec.chunk_size))
+    v, grad_x, grad_v = np.empty_like(x), np.empty_like(x), np.empty_like(x)
+    grad_n = None if position is None else np.empty_like(x)
+    keys = jr.split(key_velocities, -(-len(x) // spec.chunk_size))
     with progress_bar() as bar:
-        task = bar.add_task("collocation ∇ ln p", total=len(x), status="")
+        task = bar.add_task("collocation ∇ ln f", total=len(x), status=f"{len(velocity)} flow(s)")
         for key, start in zip(keys, range(0, len(x), spec.chunk_size)):
             stop = min(start + spec.chunk_size, len(x))
             x_chunk = jnp.asarray(x[start:stop])
-            v_chunk = flow.sample(key, x_chunk)
-            gx, gv = grad_log_p(flow, x_chunk, v_chunk)
-            v[start:stop], grad_x[start:stop], grad_v[start:stop] = v_chunk, gx, gv
+            v_chunk = velocity.sample(key, stop - start, x_chunk)
+            v[start:stop] = v_chunk
+            grad_x[start:stop], grad_v[start:stop] = velocity.grad_log_p(x_chunk, v_chunk)
+            if grad_n is not None:
+                grad_n[start:stop] = position.grad_log_n(x_chunk)
             bar.update(task, advance=stop - start)
-    return CollocationPoints(x=x, v=v, grad_x_log_p=grad_x, grad_v_log_p=grad_v)
+    return CollocationPoints(x=x, v=v, grad_x_log_p=grad_x, grad_v_log_p=grad_v, grad_log_n=grad_n)

@@ -1,7 +1,9 @@
-"""The conditional velocity flow p(v|x): a flowjax masked autoregressive flow on standardized variables.
+"""Normalizing flows for n(x) (3-D) and p(v|x) (3-D given 3-D), behind one module and one fit.
 
-Affine transformers with a smooth activation give smooth ∇ ln p; flowjax's spline
-transformer and ReLU give gradients with jumps, which the CBE cannot use.
+Both are flowjax masked autoregressive flows with affine transformers and smooth activations on
+standardized variables: affine MAFs give ∇ ln p with continuous derivatives. flowjax's spline
+transformer is only C¹ (its second derivative jumps at knots) and ReLU gives kinked gradients;
+the CBE differentiates the networks trained on these gradients, so neither is offered.
 """
 
 from __future__ import annotations
@@ -20,87 +22,128 @@ from flowjax.distributions import Normal
 from flowjax.flows import masked_autoregressive_flow
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ..fields.nets import ACTIVATIONS
 from ..progress import progress_bar
-from ..recipe import DensitySpec
+from ..recipe import FlowSpec
 from ..serialise import load_model, save_model
+from .ball import ball_to_space, space_to_ball
 
-ACTIVATIONS = {"silu": jax.nn.silu, "gelu": jax.nn.gelu, "tanh": jnp.tanh}
 
+class DensityFlow(eqx.Module):
+    """ln p(y | c) in physical units: y (and c) standardized before a flowjax flow.
 
-class VelocityFlow(eqx.Module):
-    """p(v|x) with v and x standardized before the flow; `log_prob` works in km/s and kpc."""
+    Unconditional flows model n(x)/N (`c` is None). With `ball` support, y is first mapped from
+    the ball |y − centre| < radius onto R³ (see `ball.py`), so the density has an exact edge.
+    """
 
     flow: eqx.Module
-    x_loc: Float[Array, "3"]
-    x_scale: Float[Array, "3"]
-    v_loc: Float[Array, "3"]
-    v_scale: Float[Array, "3"]
+    loc: Float[Array, "3"]
+    scale: Float[Array, "3"]
+    cond_loc: Float[Array, "3"]
+    cond_scale: Float[Array, "3"]
+    centre: Float[Array, "3"]
+    radius: Float[Array, ""]
+    conditional: bool = eqx.field(static=True)
+    ball: bool = eqx.field(static=True)
 
-    def log_prob(self, v: Float[Array, "3"], x: Float[Array, "3"]) -> Float[Array, ""]:
-        """ln p(v|x) in (km/s)⁻³ for one star: `v`, `x` of shape `(3,)`."""
-        v_std = (v - self.v_loc) / self.v_scale
-        x_std = (x - self.x_loc) / self.x_scale
-        return self.flow.log_prob(v_std, x_std) - jnp.sum(jnp.log(self.v_scale))
+    def log_prob(self, y: Float[Array, "3"], c: Float[Array, "3"] | None = None) -> Float[Array, ""]:
+        """ln p for one point: (km/s)⁻³ for p(v|x), kpc⁻³ for n(x)/N."""
+        log_det = 0.0
+        if self.ball:
+            y, log_det = ball_to_space(y, self.centre, self.radius)
+        y_std = (y - self.loc) / self.scale
+        c_std = None if c is None else (c - self.cond_loc) / self.cond_scale
+        return self.flow.log_prob(y_std, c_std) - jnp.sum(jnp.log(self.scale)) + log_det
 
-    def sample(self, key: PRNGKeyArray, x: Float[Array, "n 3"]) -> Float[Array, "n 3"]:
-        """One velocity per position `x`, shape `(n, 3)`."""
-        x_std = (x - self.x_loc) / self.x_scale
-        return self.flow.sample(key, condition=x_std) * self.v_scale + self.v_loc
+    def sample(self, key: PRNGKeyArray, n: int, c: Float[Array, "n 3"] | None = None) -> Float[Array, "n 3"]:
+        """`n` draws, one per row of `c` for a conditional flow."""
+        if self.conditional:
+            y_std = self.flow.sample(key, condition=(c - self.cond_loc) / self.cond_scale)
+        else:
+            y_std = self.flow.sample(key, (n,))
+        y = y_std * self.scale + self.loc
+        return space_to_ball(y, self.centre, self.radius) if self.ball else y
 
 
 def flow_skeleton(
-    flow_layers: int, nn_width: int, nn_depth: int, activation: str, key: PRNGKeyArray | None = None
-) -> VelocityFlow:
+    flow_layers: int,
+    nn_width: int,
+    nn_depth: int,
+    activation: str,
+    conditional: bool = True,
+    ball: bool = False,
+    key: PRNGKeyArray | None = None,
+) -> DensityFlow:
     """An untrained flow with identity standardization (also the loading skeleton)."""
     flow = masked_autoregressive_flow(
         jr.key(0) if key is None else key,
         base_dist=Normal(jnp.zeros(3)),
         transformer=Affine(),
-        cond_dim=3,
+        cond_dim=3 if conditional else None,
         flow_layers=flow_layers,
         nn_width=nn_width,
         nn_depth=nn_depth,
         nn_activation=ACTIVATIONS[activation],
     )
     zeros, ones = jnp.zeros(3), jnp.ones(3)
-    return VelocityFlow(flow=flow, x_loc=zeros, x_scale=ones, v_loc=zeros, v_scale=ones)
+    return DensityFlow(flow, zeros, ones, zeros, ones, zeros, jnp.ones(()), conditional, ball)
 
 
-def _hyperparameters(spec: DensitySpec) -> dict:
-    return {"flow_layers": spec.flow_layers, "nn_width": spec.nn_width, "nn_depth": spec.nn_depth, "activation": spec.activation}
+def flow_hyperparameters(spec: FlowSpec, conditional: bool, ball: bool) -> dict:
+    return {
+        "flow_layers": spec.flow_layers,
+        "nn_width": spec.nn_width,
+        "nn_depth": spec.nn_depth,
+        "activation": spec.activation,
+        "conditional": conditional,
+        "ball": ball,
+    }
 
 
-def fit_velocity_flow(
-    positions: Float[np.ndarray, "n 3"], velocities: Float[np.ndarray, "n 3"], spec: DensitySpec, seed: int
-) -> tuple[VelocityFlow, dict[str, list[float]]]:
-    """Fit p(v|x) by maximum likelihood with a validation split, cosine LR decay and early stopping.
+def fit_flow(
+    targets: Float[np.ndarray, "n 3"],
+    spec: FlowSpec,
+    seed: int,
+    conditions: Float[np.ndarray, "n 3"] | None = None,
+    weights: Float[np.ndarray, "n"] | None = None,
+    ball: tuple[Float[np.ndarray, "3"], float] | None = None,
+    split_seed: int | None = None,
+    label: str = "flow",
+) -> tuple[DensityFlow, dict[str, list[float]]]:
+    """Fit p(targets | conditions) by (weighted) maximum likelihood.
 
-    Returns the flow with the best validation loss and the per-epoch losses.
+    Validation split from `split_seed` (default `seed`), Adam with cosine decay, early stopping;
+    returns the flow with the best validation loss and the per-epoch losses.
+    `ball = (centre, radius)` gives an unconditional flow an exact spherical edge.
     """
-    key_init, key_split, key_train = jr.split(jr.key(seed), 3)
-    x = jnp.asarray(positions, jnp.float32)
-    v = jnp.asarray(velocities, jnp.float32)
-    model = eqx.tree_at(
-        lambda m: (m.x_loc, m.x_scale, m.v_loc, m.v_scale),
-        flow_skeleton(**_hyperparameters(spec), key=key_init),
-        (x.mean(0), x.std(0), v.mean(0), v.std(0)),
-    )
-    x_std = (x - model.x_loc) / model.x_scale
-    v_std = (v - model.v_loc) / model.v_scale
+    key_init, key_train = jr.split(jr.key(seed))
+    y = jnp.asarray(targets, jnp.float32)
+    c = None if conditions is None else jnp.asarray(conditions, jnp.float32)
+    w = jnp.ones(len(y), jnp.float32) if weights is None else jnp.asarray(weights / np.mean(weights), jnp.float32)
+    model = flow_skeleton(**flow_hyperparameters(spec, c is not None, ball is not None), key=key_init)
+    if ball is not None:
+        centre, radius = jnp.asarray(ball[0], jnp.float32), jnp.asarray(ball[1], jnp.float32)
+        model = eqx.tree_at(lambda m: (m.centre, m.radius), model, (centre, radius))
+        y = jax.vmap(lambda p: ball_to_space(p, centre, radius)[0])(y)  # the flow sees z = g(x)
+    cond_stats = (model.cond_loc, model.cond_scale) if c is None else (c.mean(0), c.std(0))
+    model = eqx.tree_at(lambda m: (m.loc, m.scale, m.cond_loc, m.cond_scale), model, (y.mean(0), y.std(0), *cond_stats))
+    y_std = (y - model.loc) / model.scale
+    c_std = None if c is None else (c - model.cond_loc) / model.cond_scale
 
-    order = jr.permutation(key_split, len(x))
-    n_val = max(int(round(spec.val_fraction * len(x))), 1)
+    order = jr.permutation(jr.key(seed if split_seed is None else split_seed), len(y))
+    n_val = max(int(round(spec.val_fraction * len(y))), 1)
     val, train = order[:n_val], order[n_val:]
     batch = min(spec.batch_size, len(train))
     n_batches = len(train) // batch
     schedule = optax.cosine_decay_schedule(spec.learning_rate, spec.max_epochs * n_batches, alpha=0.05)
-    optimizer = optax.adam(schedule)
+    optimizer = optax.adamw(schedule, weight_decay=spec.weight_decay)
     params, static = eqx.partition(model.flow, eqx.is_inexact_array, is_leaf=lambda leaf: isinstance(leaf, paramax.NonTrainable))
     opt_state = optimizer.init(params)
 
-    def nll(params, v_b, x_b):
+    def loss(params, idx):
         flow = paramax.unwrap(eqx.combine(params, static))
-        return -jnp.mean(flow.log_prob(v_b, x_b))
+        cond = None if c_std is None else c_std[idx]
+        return -jnp.sum(w[idx] * flow.log_prob(y_std[idx], cond)) / jnp.sum(w[idx])
 
     @jax.jit
     def run_epoch(params, opt_state, key):
@@ -108,17 +151,17 @@ def fit_velocity_flow(
 
         def step(carry, batch_idx):
             params, opt_state = carry
-            loss, grads = jax.value_and_grad(nll)(params, v_std[batch_idx], x_std[batch_idx])
+            value, grads = jax.value_and_grad(loss)(params, batch_idx)
             updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), loss
+            return (optax.apply_updates(params, updates), opt_state), value
 
         (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), idx)
-        return params, opt_state, losses.mean(), nll(params, v_std[val], x_std[val])
+        return params, opt_state, losses.mean(), loss(params, val)
 
     history: dict[str, list[float]] = {"train": [], "val": []}
     best_params, best_val, stale = params, np.inf, 0
     with progress_bar() as bar:
-        task = bar.add_task("flow p(v|x)", total=spec.max_epochs, status="")
+        task = bar.add_task(label, total=spec.max_epochs, status="")
         for epoch_key in jr.split(key_train, spec.max_epochs):
             params, opt_state, train_loss, val_loss = run_epoch(params, opt_state, epoch_key)
             history["train"].append(float(train_loss))
@@ -136,17 +179,23 @@ def fit_velocity_flow(
 
 @eqx.filter_jit
 def grad_log_p(
-    flow: VelocityFlow, x: Float[Array, "n 3"], v: Float[Array, "n 3"]
+    flow: DensityFlow, x: Float[Array, "n 3"], v: Float[Array, "n 3"]
 ) -> tuple[Float[Array, "n 3"], Float[Array, "n 3"]]:
-    """(∇ₓ ln p(v|x), ∇ᵥ ln p(v|x)) at `n` points, in kpc⁻¹ and s/km."""
+    """(∇ₓ ln p(v|x), ∇ᵥ ln p(v|x)) of a conditional flow at `n` points, in kpc⁻¹ and s/km."""
     grad_v, grad_x = jax.vmap(jax.grad(flow.log_prob, argnums=(0, 1)))(v, x)
     return grad_x, grad_v
 
 
-def save_flow(path: Path, flow: VelocityFlow, spec: DensitySpec) -> None:
-    save_model(path, flow, "velocity_flow", _hyperparameters(spec))
+@eqx.filter_jit
+def grad_log_n(flow: DensityFlow, x: Float[Array, "n 3"]) -> Float[Array, "n 3"]:
+    """∇ ln n(x) of an unconditional flow at `n` points, in kpc⁻¹."""
+    return jax.vmap(jax.grad(flow.log_prob))(x)
 
 
-def load_flow(path: Path) -> VelocityFlow:
-    flow, _ = load_model(path, {"velocity_flow": flow_skeleton})
+def save_flow(path: Path, flow: DensityFlow, spec: FlowSpec) -> None:
+    save_model(path, flow, "density_flow", flow_hyperparameters(spec, flow.conditional, flow.ball))
+
+
+def load_flow(path: Path) -> DensityFlow:
+    flow, _ = load_model(path, {"density_flow": flow_skeleton})
     return flow

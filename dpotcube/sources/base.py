@@ -21,7 +21,8 @@ class PhaseSpaceTable:
 
     `positions` and `velocities` have shape `(n_stars, 3)`; `observer` has shape `(3,)`. `covariances`,
     where the source has measurement errors, has shape `(n_stars, 6, 6)` over (x, y, z, vx, vy, vz) in kpc
-    and km/s; it is saved as 21 columns `cov_<a>_<b>` (a ≤ b) beside the stars.
+    and km/s; it is saved as 21 columns `cov_<a>_<b>` (a ≤ b) beside the stars. `selection`, where known,
+    is each star's selection probability S(x), shape `(n_stars,)`.
     """
 
     positions: Float[np.ndarray, "n 3"]
@@ -31,6 +32,7 @@ class PhaseSpaceTable:
     data_source: str
     meta: dict = field(default_factory=dict)
     covariances: Float[np.ndarray, "n 6 6"] | None = None
+    selection: Float[np.ndarray, "n"] | None = None
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -40,6 +42,8 @@ class PhaseSpaceTable:
         frame = pd.DataFrame(np.hstack([self.positions, self.velocities]), columns=_COLUMNS)
         if self.covariances is not None:
             frame = pd.concat([frame, pd.DataFrame(pack_covariance(self.covariances))], axis=1)
+        if self.selection is not None:
+            frame["selection"] = self.selection
         header = {
             "observer": self.observer.tolist(),
             "volume_radius_kpc": self.volume_radius_kpc,
@@ -63,4 +67,5 @@ class PhaseSpaceTable:
             data_source=header["data_source"],
             meta=header["meta"],
             covariances=unpack_covariance(packed) if packed else None,
+            selection=frame["selection"].to_numpy(np.float64) if "selection" in frame.columns else None,
         )

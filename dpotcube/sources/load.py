@@ -38,14 +38,14 @@ def load_stars(data: DataSpec, seed: int, build_dir: Path | None = None) -> Phas
     `build_dir` is needed for `source: gaia`, whose parent sample `dpotcube fetch-gaia` cached there.
     """
     observer = solar_position_kpc(data.frame)
-    covariances = None
+    covariances = selection = None
     if data.source == "plummer":
         truth = plummer_truth(data)
         positions, velocities = sample_plummer(truth, seed)
         meta: dict = {"mass_msun": truth.mass_msun, "scale_radius_kpc": truth.scale_radius_kpc}
         return PhaseSpaceTable(positions, velocities, observer, data.volume_radius_kpc, data.source, meta)
     if data.source == "table" and data.table is not None and data.table.coordinates == "galactocentric":
-        positions, velocities, n_dropped = read_galactocentric_table(data.table)
+        positions, velocities, selection, n_dropped = read_galactocentric_table(data.table)
         meta = {"path": str(data.table.path), "n_dropped_nonfinite": n_dropped}
         origin = str(data.table.path)
     else:
@@ -57,6 +57,7 @@ def load_stars(data: DataSpec, seed: int, build_dir: Path | None = None) -> Phas
     inside = np.linalg.norm(positions - observer, axis=1) < data.volume_radius_kpc
     positions, velocities = positions[inside], velocities[inside]
     covariances = None if covariances is None else covariances[inside]
+    selection = None if selection is None else selection[inside]
     meta["n_outside_volume"] = int((~inside).sum())
     if "cuts" in meta:
         volume = f"inside the {data.volume_radius_kpc:g} kpc volume"
@@ -76,6 +77,7 @@ def load_stars(data: DataSpec, seed: int, build_dir: Path | None = None) -> Phas
         data_source=data.source,
         meta=meta,
         covariances=covariances,
+        selection=selection,
     )
 
 

@@ -77,9 +77,12 @@ class PlummerTruth:
         binding = self.relative_potential(x) - 0.5 * jnp.sum(v**2, axis=-1)
         grad_phi = -self.acceleration(x)
         grad_x_log_f = -3.5 * grad_phi / binding[..., None]
-        grad_log_n = -5 * x / (_r2(x) + self.scale_radius_kpc**2)[..., None]
         grad_v_log_p = -3.5 * v / binding[..., None]
-        return grad_x_log_f - grad_log_n, grad_v_log_p
+        return grad_x_log_f - self.grad_log_tracer_density(x), grad_v_log_p
+
+    def grad_log_tracer_density(self, x: Float[Array, "... 3"]) -> Float[Array, "... 3"]:
+        """∇ ln n in kpc⁻¹ (n ∝ ρ ∝ (1 + r²/b²)^{−5/2})."""
+        return -5 * x / (_r2(x) + self.scale_radius_kpc**2)[..., None]
 
 
 def sample_plummer(

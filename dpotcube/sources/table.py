@@ -48,22 +48,33 @@ def read_table(path: Path) -> Table:
         ) from None
 
 
-def read_galactocentric_table(spec: TableSpec) -> tuple[np.ndarray, np.ndarray, int]:
-    """Read positions `(n, 3)` in kpc and velocities `(n, 3)` in km/s; drop non-finite rows.
+def read_galactocentric_table(spec: TableSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
+    """Read positions `(n, 3)` in kpc, velocities `(n, 3)` in km/s and, if named, S `(n,)`; drop non-finite rows.
 
     Columns with astropy units are converted; unitless columns are taken as kpc and km/s.
-    Returns positions, velocities and the number of rows dropped.
+    Returns positions, velocities, selection probabilities (or None) and the number of rows dropped.
     """
     path = Path(spec.path)
     table = read_table(path)
     columns = {name: spec.columns.get(name, name) for name in _UNITS}
+    if spec.selection_column is not None:
+        columns["selection"] = spec.selection_column
     _require(table, columns, path)
-    values = np.column_stack([column_values(table[col], _UNITS[name], path) for name, col in columns.items()])
+    values = np.column_stack(
+        [column_values(table[col], _UNITS.get(name), path) for name, col in columns.items()]
+    )
     values, n_dropped = drop_nonfinite(values, str(path), spec.max_nonfinite_fraction)
     if len(values) == 0:
         raise DataError(f"Table {path} has no rows with finite x, y, z, vx, vy, vz. Check the file.")
-    check_units(values[:, :3], values[:, 3:], str(path))
-    return values[:, :3], values[:, 3:], n_dropped
+    check_units(values[:, :3], values[:, 3:6], str(path))
+    selection = values[:, 6] if spec.selection_column is not None else None
+    if selection is not None and not np.all((selection > 0) & (selection <= 1)):
+        bad = int(np.sum(~((selection > 0) & (selection <= 1))))
+        raise DataError(
+            f"Column `{spec.selection_column}` of {path} must hold selection probabilities in (0, 1]; {bad} rows do "
+            "not. Fix the column, or drop `data.table.selection_column`."
+        )
+    return values[:, :3], values[:, 3:6], selection, n_dropped
 
 
 def gaia_columns(table: Table, mapping: dict[str, str], path: Path | str) -> dict[str, np.ndarray]:
