@@ -1,5 +1,7 @@
 """Flows for p(v|x) and n(x): training, smooth gradients, the ball edge, ensembles, collocation, save/load."""
 
+import typing
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -13,8 +15,8 @@ from flowjax.flows import masked_autoregressive_flow
 from dpotcube.density.ball import ball_to_space, space_to_ball
 from dpotcube.density.collocation import CollocationPoints, draw_collocation
 from dpotcube.density.ensemble import FlowEnsemble, combine_members
-from dpotcube.density.flows import fit_flow, grad_log_n, grad_log_p, load_flow, save_flow
-from dpotcube.recipe import CollocationSpec, FlowSpec, PositionFlowSpec
+from dpotcube.density.flows import fit_flow, flow_skeleton, grad_log_n, grad_log_p, load_flow, save_flow
+from dpotcube.recipe import Activation, CollocationSpec, FlowSpec, PositionFlowSpec
 
 VELOCITY = FlowSpec(flow_layers=3, nn_width=32, max_epochs=8, batch_size=256)
 POSITION = PositionFlowSpec(flow_layers=3, nn_width=32, max_epochs=8, batch_size=256)
@@ -117,6 +119,13 @@ def test_smoothness_probe_catches_a_kinked_flow(stars):
         x0, v0, dx = jnp.array([0.1, 0.2, -0.3]), jnp.array([0.3, -0.5, 0.1]), jnp.array([0.6, -0.3, 0.74])
         along_x = lambda t: jax.grad(relu.log_prob, argnums=1)(v0, x0 + t * dx)  # noqa: E731
         assert second_difference_order(along_x, 0.0, 0.2) < 1.7
+
+
+@pytest.mark.parametrize("activation", typing.get_args(Activation))
+def test_every_recipe_activation_builds_a_flow_with_finite_gradients(activation):
+    model = flow_skeleton(2, 8, 1, activation, conditional=True, key=jr.key(1))
+    gx, gv = grad_log_p(model, jnp.array([[0.2, -0.1, 0.3]]), jnp.array([[0.5, 0.1, -0.4]]))
+    assert np.all(np.isfinite(gx)) and np.all(np.isfinite(gv)) and np.any(gx != 0)
 
 
 # --- ensembles -----------------------------------------------------------------------------------------------
