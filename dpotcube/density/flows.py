@@ -116,10 +116,12 @@ def fit_flow(
     returns the flow with the best validation loss and the per-epoch losses.
     `ball = (centre, radius)` gives an unconditional flow an exact spherical edge.
     """
-    key_init, key_train = jr.split(jr.key(seed))
+    key_init, key_split, key_train = jr.split(jr.key(seed), 3)
+    if split_seed is not None and split_seed != seed:
+        key_split = jr.split(jr.key(split_seed), 3)[1]
     y = jnp.asarray(targets, jnp.float32)
     c = None if conditions is None else jnp.asarray(conditions, jnp.float32)
-    w = jnp.ones(len(y), jnp.float32) if weights is None else jnp.asarray(weights / np.mean(weights), jnp.float32)
+    w = None if weights is None else jnp.asarray(weights / np.mean(weights), jnp.float32)
     model = flow_skeleton(**flow_hyperparameters(spec, c is not None, ball is not None), key=key_init)
     if ball is not None:
         centre, radius = jnp.asarray(ball[0], jnp.float32), jnp.asarray(ball[1], jnp.float32)
@@ -130,20 +132,21 @@ def fit_flow(
     y_std = (y - model.loc) / model.scale
     c_std = None if c is None else (c - model.cond_loc) / model.cond_scale
 
-    order = jr.permutation(jr.key(seed if split_seed is None else split_seed), len(y))
+    order = jr.permutation(key_split, len(y))
     n_val = max(int(round(spec.val_fraction * len(y))), 1)
     val, train = order[:n_val], order[n_val:]
     batch = min(spec.batch_size, len(train))
     n_batches = len(train) // batch
     schedule = optax.cosine_decay_schedule(spec.learning_rate, spec.max_epochs * n_batches, alpha=0.05)
-    optimizer = optax.adamw(schedule, weight_decay=spec.weight_decay)
+    optimizer = optax.adamw(schedule, weight_decay=spec.weight_decay) if spec.weight_decay else optax.adam(schedule)
     params, static = eqx.partition(model.flow, eqx.is_inexact_array, is_leaf=lambda leaf: isinstance(leaf, paramax.NonTrainable))
     opt_state = optimizer.init(params)
 
     def loss(params, idx):
         flow = paramax.unwrap(eqx.combine(params, static))
         cond = None if c_std is None else c_std[idx]
-        return -jnp.sum(w[idx] * flow.log_prob(y_std[idx], cond)) / jnp.sum(w[idx])
+        log_prob = flow.log_prob(y_std[idx], cond)
+        return -jnp.mean(log_prob) if w is None else -jnp.sum(w[idx] * log_prob) / jnp.sum(w[idx])
 
     @jax.jit
     def run_epoch(params, opt_state, key):
