@@ -1,4 +1,5 @@
-"""`ds.dpot`: derived coordinates, cylindrical and spherical acceleration components, member summaries.
+"""`ds.dpot`: derived coordinates, cylindrical and spherical acceleration components, member summaries,
+and every field along the published lines and arcs (`curves.py`).
 
 Angles follow the usual right-handed convention in astropy's Galactocentric frame:
 φ = atan2(y, x) (the Sun is at φ = π), θ is the polar angle from +z. Galactic rotation at the Sun
@@ -10,6 +11,9 @@ from __future__ import annotations
 import astropy.units as u
 import numpy as np
 import xarray as xr
+from jaxtyping import Float
+
+from . import curves
 
 
 @xr.register_dataset_accessor("dpot")
@@ -69,6 +73,24 @@ class DpotAccessor:
         q = var.quantile([0.16, 0.5, 0.84], dim="member").drop_vars("quantile")
         parts = {label: q.isel(quantile=i).assign_attrs(var.attrs) for i, label in enumerate(("p16", "median", "p84"))}
         return xr.Dataset(parts)
+
+    def radial_line(
+        self, z_kpc: float = curves.NORTH_SOUTH_Z_KPC, dphi: float = 0.0, R: Float[np.ndarray, "n"] | None = None
+    ) -> xr.Dataset:
+        """Fields along the line at height `z_kpc` in the meridional plane φ⊙ + `dphi`, dim `R` (kpc); NaN outside the volume."""
+        return curves.radial_line(self._ds, z_kpc, dphi, R)
+
+    def azimuthal_arc(
+        self, z_kpc: float = curves.NORTH_SOUTH_Z_KPC, dphi: Float[np.ndarray, "n"] | None = None
+    ) -> xr.Dataset:
+        """Fields along the circle r = r⊙ at height `z_kpc`, dim `dphi` = φ − φ⊙ (rad); NaN outside the volume."""
+        return curves.azimuthal_arc(self._ds, z_kpc, dphi)
+
+    def polar_arc(
+        self, dphi: float = 0.0, r_kpc: float | None = None, s: Float[np.ndarray, "n"] | None = None
+    ) -> xr.Dataset:
+        """Fields along the arc r = `r_kpc` (default r⊙, through the observer), dim s = r⊙(π/2 − θ) (kpc); NaN outside the volume."""
+        return curves.polar_arc(self._ds, dphi, r_kpc, s)
 
     def quantity(self, name: str) -> u.Quantity:
         """Variable `name` loaded as an astropy Quantity in its `units` (this loads the data)."""
