@@ -105,6 +105,25 @@ def validate(recipe: RecipeArg, set_: SetOpt = None) -> None:
     console.print(f"[green]recipe {recipe} is valid[/green]")
 
 
+@app.command()
+@_user_errors
+def plot(
+    cube: Annotated[str, typer.Argument(help="Catalog entry name or Zarr store path.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the PNGs.")] = Path("plots"),
+    catalog: CatalogOpt = Path("catalog/catalog.yaml"),
+) -> None:
+    """Write a cube's quicklook PNGs: the plane through the Sun, a in the R–z plane, the published lines and arcs, …"""
+    from .catalog import open_cube
+    from .paths import check_output_path
+    from .plots import truth_from_attrs, write_quicklooks
+
+    ds = open_cube(cube, catalog=catalog)
+    stem = Path(cube).name.removesuffix(".zarr") if Path(cube).exists() else cube
+    folder = check_output_path(out, "plot folder (--out)")
+    for path in write_quicklooks(ds, folder, stem, truth_from_attrs(ds.attrs)):
+        console.print(str(path), highlight=False, markup=False)
+
+
 @catalog_app.command("list")
 @_user_errors
 def catalog_list(catalog: CatalogOpt = Path("catalog/catalog.yaml")) -> None:

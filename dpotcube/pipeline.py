@@ -11,7 +11,6 @@ import functools
 import hashlib
 import json
 import platform
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from .fields.model import save_fields
 from .fields.train import train_conditional
 from .frames import solar_position_kpc
 from .paths import check_output_path
-from .plots import write_quicklook
+from .plots import copy_quicklooks, write_quicklooks
 from .progress import console
 from .recipe import FlowSpec, Recipe, recipe_sha256
 from .sources import PhaseSpaceTable, load_stars
@@ -153,13 +152,13 @@ def build(
     if recipe.data.source == "plummer":
         scores = score_against_truth(paths["cube"], plummer_truth(recipe.data))
         (build_dir / "scores.json").write_text(json.dumps(scores, indent=2))
-    write_quicklook(paths["cube"], build_dir / "quicklook.png", plummer_truth(recipe.data) if scores else None)
+    write_quicklooks(xr.open_zarr(paths["cube"]), build_dir, "quicklook", plummer_truth(recipe.data) if scores else None)
 
     console.print("[bold]publish[/bold] …")
     written = dict(xr.open_zarr(paths["cube"]).attrs)  # the cube stage may have been skipped: describe what is on disk
     metadata = {**entry_metadata(written), "recipe_name": recipe.name}
     published = publish_cube(recipe.publish.catalog, recipe.entry_name, paths["cube"], metadata, replace=replace)
-    shutil.copyfile(build_dir / "quicklook.png", published.with_suffix(".png"))
+    copy_quicklooks(build_dir, "quicklook", published.parent, recipe.entry_name)
     return BuildResult(build_dir, paths["cube"], published, recipe.entry_name, scores)
 
 

@@ -132,10 +132,26 @@ def test_open_cube_by_name_and_path(tiny_build):
     xr.testing.assert_identical(by_name.load(), by_path.load())
 
 
+QUICKLOOKS = ["tiny.png", "tiny.accel-Rz.png", "tiny.polar-arc.png", "tiny.north-south.png", "tiny.midplane-potential.png"]
+
+
 def test_quicklook_written_beside_cube(tiny_build):
     _, catalog, _ = tiny_build
-    png = catalog.parent / "cubes" / "tiny.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    written = sorted(p.name for p in (catalog.parent / "cubes").glob("tiny.*png"))
+    assert written == sorted(QUICKLOOKS)  # no ε panel: the conditional method learns no efficiency
+    for name in written:
+        data = (catalog.parent / "cubes" / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_plot_command_on_a_built_cube(tiny_build, tmp_path):
+    _, catalog, _ = tiny_build
+    result = CliRunner().invoke(app, ["plot", "tiny", "--catalog", str(catalog), "--out", str(tmp_path / "plots")])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "plots").glob("*.png")) == sorted(QUICKLOOKS)
+    for name in QUICKLOOKS:
+        data = (tmp_path / "plots" / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".ecsv"])

@@ -1,0 +1,68 @@
+"""Φ, a, ρ and n in the z-plane through the observer, with ratios to a mock's truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
+
+from ..constants import MSUN_PER_KPC3_TO_MSUN_PER_PC3
+from ..sources.mocks import PlummerTruth
+from ._common import ACCEL_UNITS, DENSITY_UNITS, POTENTIAL_UNITS, mark_observer, member_note, summarise, title_prefix
+
+
+def plane_figure(ds: xr.Dataset, truth: PlummerTruth | None = None) -> Figure:
+    """Median Φ, |a_xy| with its direction, ρ and (where present) n in the grid plane nearest the observer's z.
+
+    With a mock's `truth`, a second row shows the recovered/true ratios of |a_xy| and ρ.
+    """
+    z0 = float(ds.attrs["observer_position_kpc"][2])
+    plane = ds.sel(z=z0, method="nearest")
+    names = ["potential", "accel_x", "accel_y", "density"] + (["tracer_density"] if "tracer_density" in ds else [])
+    median = {name: summarise(plane, name)["median"].values for name in names}
+    X, Y = np.meshgrid(plane.x.values, plane.y.values, indexing="ij")
+    mask = np.where(plane.in_volume.values, 1.0, np.nan)
+    a_mag = np.hypot(median["accel_x"], median["accel_y"])
+    panels = [
+        ("Φ", median["potential"], f"Φ [{POTENTIAL_UNITS}]", "viridis"),
+        ("|a_xy| and direction", a_mag, f"|a_xy| [{ACCEL_UNITS}]", "viridis"),
+        ("ρ", median["density"], f"ρ [{DENSITY_UNITS}]", "viridis"),
+    ]
+    if "tracer_density" in median:
+        panels.append(("tracer density n", np.log10(median["tracer_density"]), "log₁₀ n [kpc⁻³]", "viridis"))
+    rows = 2 if truth is not None else 1
+    fig = Figure(figsize=(4.2 * len(panels), 3.8 * rows))
+    axes = fig.subplots(rows, len(panels), squeeze=False)
+    for ax, (title, values, label, cmap) in zip(axes[0], panels):
+        image = ax.pcolormesh(X, Y, values * mask, shading="nearest", cmap=cmap)
+        fig.colorbar(image, ax=ax, label=label)
+        ax.set_title(title)
+    step = max(len(plane.x) // 12, 1)
+    axes[0][1].quiver(
+        X[::step, ::step], Y[::step, ::step], (median["accel_x"] * mask)[::step, ::step],
+        (median["accel_y"] * mask)[::step, ::step], color="white",
+    )
+    if truth is not None:
+        pts = np.stack([X, Y, np.full_like(X, float(plane.z))], axis=-1)
+        true_a = np.asarray(truth.acceleration(pts))
+        true_rho = np.asarray(truth.density(pts)) * MSUN_PER_KPC3_TO_MSUN_PER_PC3
+        ratios = [
+            (a_mag / np.hypot(true_a[..., 0], true_a[..., 1]), "|a_xy| / truth"),
+            (median["density"] / true_rho, "ρ / truth"),
+        ]
+        for ax, (values, label) in zip(axes[1], ratios):
+            image = ax.pcolormesh(X, Y, values * mask, shading="nearest", cmap="RdBu_r", vmin=0.5, vmax=1.5)
+            fig.colorbar(image, ax=ax, label=label)
+            ax.set_title(label)
+        for ax in axes[1][len(ratios):]:
+            ax.axis("off")
+    o = np.asarray(ds.attrs["observer_position_kpc"])
+    for ax in axes.flat:
+        if ax.axison:
+            mark_observer(ax, float(o[0]), float(o[1]))
+            ax.set_aspect("equal")
+            ax.set_xlabel("x [kpc]")
+            ax.set_ylabel("y [kpc]")
+    fig.suptitle(f"{title_prefix(ds)} · plane z = {float(plane.z):.2f} kpc through the observer · {member_note(ds)}")
+    fig.tight_layout()
+    return fig
