@@ -69,7 +69,7 @@ def write_quicklooks(ds: xr.Dataset, folder: Path, stem: str, truth: PlummerTrut
         if fig is None:
             path.unlink(missing_ok=True)
             continue
-        fig.savefig(path, dpi=DPI)
+        fig.savefig(path, dpi=DPI, bbox_inches="tight")
         written.append(path)
     return written
 
