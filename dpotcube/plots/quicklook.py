@@ -25,6 +25,8 @@ from .plane import plane_figure
 from .sky import efficiency_sky_figure
 
 DPI = 90
+LOAD_BELOW_BYTES = 512 * 2**20
+"""Cubes smaller than this are read once into memory instead of chunk by chunk for every figure."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ def write_quicklooks(ds: xr.Dataset, folder: Path, stem: str, truth: PlummerTrut
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    if ds.nbytes < LOAD_BELOW_BYTES:
+        ds = ds.load()
     written = []
     for look in QUICKLOOKS:
         path = folder / look.filename(stem)
@@ -69,7 +73,7 @@ def write_quicklooks(ds: xr.Dataset, folder: Path, stem: str, truth: PlummerTrut
         if fig is None:
             path.unlink(missing_ok=True)
             continue
-        fig.savefig(path, dpi=DPI, bbox_inches="tight")
+        fig.savefig(path, dpi=DPI)
         written.append(path)
     return written
 

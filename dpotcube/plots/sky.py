@@ -34,7 +34,7 @@ def efficiency_sky_figure(
     l_edges = np.linspace(-180.0, 180.0, int(round(360 / resolution_deg)) + 1)
     b_edges = np.linspace(-90.0, 90.0, int(round(180 / resolution_deg)) + 1)
     l, b = np.meshgrid(0.5 * (l_edges[1:] + l_edges[:-1]), 0.5 * (b_edges[1:] + b_edges[:-1]))
-    fig = Figure(figsize=(5.2 * len(shells), 3.6))
+    fig = Figure(figsize=(5.2 * len(shells), 4.0), layout="constrained")
     image = None
     for i, distance in enumerate(shells):
         pts = galactic_to_galactocentric(ds, l.ravel(), b.ravel(), distance)
@@ -46,11 +46,11 @@ def efficiency_sky_figure(
         ax.set_xticks(np.radians(ticks), [f"{(-t) % 360:.0f}°" for t in ticks], fontsize=7)
         ax.tick_params(axis="y", labelsize=7)
         ax.grid(alpha=0.3)
-        ax.set_title(f"d = {distance:.2f} kpc", fontsize=10)
+        ax.set_title(f"d = {distance:.2f} kpc", fontsize=10, pad=14)
         ax.set_xlabel("Galactic l", fontsize=8)
         if i == 0:
             ax.set_ylabel("Galactic b", fontsize=8)
-    fig.colorbar(image, ax=fig.axes, orientation="horizontal", fraction=0.06, pad=0.12, label=f"ε ({member_note(ds)})")
+    fig.colorbar(image, ax=fig.axes, orientation="horizontal", fraction=0.06, label=f"ε ({member_note(ds)})")
     fig.suptitle(f"{title_prefix(ds)} · selection efficiency ε seen from the observer")
     return fig
 
