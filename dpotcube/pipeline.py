@@ -42,6 +42,7 @@ from .recipe import FlowSpec, Recipe, recipe_sha256
 from .sources import PhaseSpaceTable, load_stars
 from .sources.gaia import fetch_gaia
 from .sources.load import GAIA_CACHE, plummer_truth
+from .stores import check_url, copy_to_url, join
 from .truth import score_against_truth
 
 STAGES = ("stars", "flow", "collocation", "fields", "cube")
@@ -51,7 +52,7 @@ STAGES = ("stars", "flow", "collocation", "fields", "cube")
 class BuildResult:
     build_dir: Path
     cube_path: Path
-    published_path: Path
+    published_path: Path | str
     entry: str
     scores: dict[str, float] | None
 
@@ -71,6 +72,10 @@ def build(
     """
     build_dir = check_output_path(Path(out_dir or Path("builds") / recipe.name), "build folder (--out)")
     check_output_path(recipe.publish.catalog, "catalog (`publish.catalog`)")
+    if recipe.publish.store is not None:
+        check_url(recipe.publish.store, "publish.store")
+        if recipe.publish.store.startswith("file://"):
+            check_output_path(Path(recipe.publish.store.removeprefix("file://")), "store (`publish.store`)")
     check_entry_available(recipe.publish.catalog, recipe.entry_name, recipe.name, replace)  # before any work
     grid = make_grid(recipe.cube, solar_position_kpc(recipe.data.frame), recipe.data.volume_radius_kpc)
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -158,8 +163,12 @@ def build(
     console.print("[bold]publish[/bold] …")
     written = dict(xr.open_zarr(paths["cube"]).attrs)  # the cube stage may have been skipped: describe what is on disk
     metadata = {**entry_metadata(written), "recipe_name": recipe.name}
-    published = publish_cube(recipe.publish.catalog, recipe.entry_name, paths["cube"], metadata, replace=replace)
-    shutil.copyfile(build_dir / "quicklook.png", published.with_suffix(".png"))
+    store = recipe.publish.store
+    published = publish_cube(recipe.publish.catalog, recipe.entry_name, paths["cube"], metadata, replace, store)
+    if store is None:
+        shutil.copyfile(build_dir / "quicklook.png", Path(published).with_suffix(".png"))
+    else:
+        copy_to_url(build_dir / "quicklook.png", join(store, f"{recipe.entry_name}.png"))
     return BuildResult(build_dir, paths["cube"], published, recipe.entry_name, scores)
 
 

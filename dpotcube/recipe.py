@@ -276,6 +276,11 @@ class PublishSpec(_Section):
     """Where the cube is announced."""
 
     catalog: Path = Field(Path("catalog/catalog.yaml"), description="Intake catalog file to add the entry to.")
+    store: str | None = Field(
+        None, pattern=r"^[a-z][a-z0-9+.-]*://", description="fsspec folder URL for the published cube "
+        "(`s3://bucket/cubes`, `memory://cubes`, `file:///data/cubes`); default: `cubes/` beside the catalog. "
+        "Credentials come from fsspec's usual configuration."
+    )
     entry: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Entry name; default: `name`.")
 
 
