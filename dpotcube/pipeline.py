@@ -24,10 +24,10 @@ import xarray as xr
 from . import __version__
 from .catalog import check_entry_available, publish_cube
 from .constants import CUBE_VERSION, G_KPC_KM2_S2_PER_MSUN
-from .cube.evaluate import FIELDS, field_blocks
+from .cube.evaluate import BARYON_FIELDS, FIELDS, field_blocks
 from .cube.grid import make_grid
 from .cube.scheduler import SchedulerSpec
-from .cube.store import cube_dataset, write_cube
+from .cube.store import add_baryons, cube_dataset, write_cube
 from .density.collocation import CollocationPoints, draw_collocation
 from .density.ensemble import FlowEnsemble
 from .density.flows import fit_flow, load_flow, save_flow
@@ -150,7 +150,10 @@ def build(
 
     def evaluate() -> None:
         blocks = field_blocks(paths["fields"], grid, stars.observer)
-        write_cube(cube_dataset(blocks, grid, attrs), paths["cube"], on)
+        ds = cube_dataset(blocks, grid, attrs)
+        if recipe.cube.baryon_model != "none":
+            ds = add_baryons(ds, grid, recipe.cube.baryon_model, recipe.cube.baryon_relative_error, seeds["cube"])
+        write_cube(ds, paths["cube"], on)
 
     run("cube", ["fields"], [recipe.cube, recipe_sha256(recipe_text)], evaluate)
 
@@ -227,12 +230,14 @@ def cube_attributes(recipe: Recipe, recipe_text: str, stars: PhaseSpaceTable) ->
 
 def entry_metadata(attrs: dict) -> dict:
     """What a catalog entry says about its cube without opening it."""
+    fields = {**FIELDS, **(BARYON_FIELDS if "baryon_model" in attrs else {})}
     return {
         "method": attrs["method"],
         "n_tracers": attrs["n_tracers"],
         "data_source": attrs["data_source"],
-        "fields": [*FIELDS, "in_volume"],
-        "units": {name: units for name, (units, _) in FIELDS.items()},
+        "fields": [*fields, "in_volume"],
+        "units": {name: units for name, (units, _) in fields.items()},
+        **({"baryon_model": attrs["baryon_model"]} if "baryon_model" in attrs else {}),
         "created": attrs["created"],
         "dpotcube_version": attrs["dpotcube_version"],
         "dpotcube_cube_version": attrs["dpotcube_cube_version"],
