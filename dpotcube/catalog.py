@@ -18,6 +18,7 @@ from intake.readers.readers import XArrayDatasetReader
 
 from .cube.store import replace_directory
 from .errors import CatalogError
+from .stores import copy_to_url, is_url, join, store_exists
 
 CUBES_FOLDER = "cubes"
 
@@ -49,15 +50,21 @@ def read_catalog(path: Path) -> Catalog:
         ) from None
 
 
-def publish_cube(catalog_path: Path, entry: str, cube_path: Path, metadata: dict, replace: bool = False) -> Path:
-    """Copy the cube into `<catalog dir>/cubes/<entry>.zarr` and add or replace its catalog entry.
+def publish_cube(
+    catalog_path: Path, entry: str, cube_path: Path, metadata: dict, replace: bool = False, store: str | None = None
+) -> Path | str:
+    """Copy the cube into `<catalog dir>/cubes/<entry>.zarr`, or `<store>/<entry>.zarr` for an fsspec
+    folder URL, and add or replace its catalog entry.
 
     An entry made by another recipe (`metadata["recipe_name"]` differs) is replaced only with
-    `replace=True`. The store path is written relative to the catalog (`{CATALOG_DIR}`), so the
-    folder can move. The catalog file is rewritten atomically under a lock. Returns the store's path.
+    `replace=True`. A local store path is written relative to the catalog (`{CATALOG_DIR}`), so the
+    folder can move; a URL is written as is. The catalog file is rewritten atomically under a lock.
+    Returns the store's path or URL.
     """
     catalog_path = Path(catalog_path)
     read_catalog(catalog_path)  # refuse a corrupt catalog before copying anything
+    if store is not None:
+        return _publish_to_url(catalog_path, entry, cube_path, metadata, replace, join(store, f"{entry}.zarr"))
     target = catalog_path.parent / CUBES_FOLDER / f"{entry}.zarr"
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
@@ -74,6 +81,20 @@ def publish_cube(catalog_path: Path, entry: str, cube_path: Path, metadata: dict
         if staging.exists():
             shutil.rmtree(staging)
     return target
+
+
+def _publish_to_url(
+    catalog_path: Path, entry: str, cube_path: Path, metadata: dict, replace: bool, url: str
+) -> str:
+    check_entry_available(catalog_path, entry, metadata.get("recipe_name", ""), replace)  # before any copying
+    copy_to_url(cube_path, url)
+    with _locked(catalog_path):
+        catalog = read_catalog(catalog_path)
+        _check_not_taken(catalog, entry, metadata.get("recipe_name", ""), catalog_path, replace)
+        reader = XArrayDatasetReader(Zarr(url=url), engine="zarr", chunks={}, consolidated=True, metadata=metadata)
+        catalog[entry] = reader
+        _write_atomically(catalog, catalog_path)
+    return url
 
 
 def check_entry_available(catalog_path: Path, entry: str, recipe_name: str, replace: bool = False) -> None:
@@ -99,7 +120,11 @@ def list_entries(catalog_path: Path) -> dict[str, dict]:
 
 
 def open_cube(name_or_path: str | Path, catalog: str | Path = "catalog/catalog.yaml") -> xr.Dataset:
-    """Open a cube by catalog entry name, or by the path of its Zarr store."""
+    """Open a cube by catalog entry name, or by the path or fsspec URL of its Zarr store."""
+    if is_url(name_or_path):
+        if not store_exists(str(name_or_path)):
+            raise CatalogError(f"No complete Zarr store at {name_or_path} (no zarr.json). Check the URL.")
+        return xr.open_zarr(str(name_or_path))
     if Path(name_or_path).exists():
         return _open_store(Path(name_or_path))
     cat = read_catalog(Path(catalog))

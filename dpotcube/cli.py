@@ -108,7 +108,7 @@ def validate(recipe: RecipeArg, set_: SetOpt = None) -> None:
 @app.command()
 @_user_errors
 def plot(
-    cube: Annotated[str, typer.Argument(help="Catalog entry name or Zarr store path.")],
+    cube: Annotated[str, typer.Argument(help="Catalog entry name, or Zarr store path or fsspec URL.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the PNGs.")] = Path("plots"),
     catalog: CatalogOpt = Path("catalog/catalog.yaml"),
 ) -> None:
@@ -118,7 +118,7 @@ def plot(
     from .plots import truth_from_attrs, write_quicklooks
 
     ds = open_cube(cube, catalog=catalog)
-    stem = Path(cube).name.removesuffix(".zarr") if Path(cube).exists() else cube
+    stem = Path(cube.rstrip("/")).name.removesuffix(".zarr")  # an entry name, or a store path's or URL's last part
     folder = check_output_path(out, "plot folder (--out)")
     for path in write_quicklooks(ds, folder, stem, truth_from_attrs(ds.attrs)):
         console.print(str(path), highlight=False, markup=False)

@@ -23,10 +23,10 @@ import xarray as xr
 from . import __version__
 from .catalog import check_entry_available, publish_cube
 from .constants import CUBE_VERSION, G_KPC_KM2_S2_PER_MSUN
-from .cube.evaluate import FIELDS, field_blocks
+from .cube.evaluate import BARYON_FIELDS, FIELDS, field_blocks
 from .cube.grid import make_grid
 from .cube.scheduler import SchedulerSpec
-from .cube.store import cube_dataset, write_cube
+from .cube.store import add_baryons, cube_dataset, write_cube
 from .density.collocation import CollocationPoints, draw_collocation
 from .density.ensemble import FlowEnsemble
 from .density.flows import fit_flow, load_flow, save_flow
@@ -41,6 +41,7 @@ from .recipe import FlowSpec, Recipe, recipe_sha256
 from .sources import PhaseSpaceTable, load_stars
 from .sources.gaia import fetch_gaia
 from .sources.load import GAIA_CACHE, plummer_truth
+from .stores import check_url
 from .truth import score_against_truth
 
 STAGES = ("stars", "flow", "collocation", "fields", "cube")
@@ -50,7 +51,7 @@ STAGES = ("stars", "flow", "collocation", "fields", "cube")
 class BuildResult:
     build_dir: Path
     cube_path: Path
-    published_path: Path
+    published_path: Path | str
     entry: str
     scores: dict[str, float] | None
 
@@ -70,6 +71,10 @@ def build(
     """
     build_dir = check_output_path(Path(out_dir or Path("builds") / recipe.name), "build folder (--out)")
     check_output_path(recipe.publish.catalog, "catalog (`publish.catalog`)")
+    if recipe.publish.store is not None:
+        check_url(recipe.publish.store, "publish.store")
+        if recipe.publish.store.startswith("file://"):
+            check_output_path(Path(recipe.publish.store.removeprefix("file://")), "store (`publish.store`)")
     check_entry_available(recipe.publish.catalog, recipe.entry_name, recipe.name, replace)  # before any work
     grid = make_grid(recipe.cube, solar_position_kpc(recipe.data.frame), recipe.data.volume_radius_kpc)
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -144,7 +149,10 @@ def build(
 
     def evaluate() -> None:
         blocks = field_blocks(paths["fields"], grid, stars.observer)
-        write_cube(cube_dataset(blocks, grid, attrs), paths["cube"], on)
+        ds = cube_dataset(blocks, grid, attrs)
+        if recipe.cube.baryon_model != "none":
+            ds = add_baryons(ds, grid, recipe.cube.baryon_model, recipe.cube.baryon_relative_error, seeds["cube"])
+        write_cube(ds, paths["cube"], on)
 
     run("cube", ["fields"], [recipe.cube, recipe_sha256(recipe_text)], evaluate)
 
@@ -157,8 +165,9 @@ def build(
     console.print("[bold]publish[/bold] …")
     written = dict(xr.open_zarr(paths["cube"]).attrs)  # the cube stage may have been skipped: describe what is on disk
     metadata = {**entry_metadata(written), "recipe_name": recipe.name}
-    published = publish_cube(recipe.publish.catalog, recipe.entry_name, paths["cube"], metadata, replace=replace)
-    copy_quicklooks(build_dir, "quicklook", published.parent, recipe.entry_name)
+    store = recipe.publish.store
+    published = publish_cube(recipe.publish.catalog, recipe.entry_name, paths["cube"], metadata, replace, store)
+    copy_quicklooks(build_dir, "quicklook", store or Path(published).parent, recipe.entry_name)
     return BuildResult(build_dir, paths["cube"], published, recipe.entry_name, scores)
 
 
@@ -217,12 +226,14 @@ def cube_attributes(recipe: Recipe, recipe_text: str, stars: PhaseSpaceTable) ->
 
 def entry_metadata(attrs: dict) -> dict:
     """What a catalog entry says about its cube without opening it."""
+    fields = {**FIELDS, **(BARYON_FIELDS if "baryon_model" in attrs else {})}
     return {
         "method": attrs["method"],
         "n_tracers": attrs["n_tracers"],
         "data_source": attrs["data_source"],
-        "fields": [*FIELDS, "in_volume"],
-        "units": {name: units for name, (units, _) in FIELDS.items()},
+        "fields": [*fields, "in_volume"],
+        "units": {name: units for name, (units, _) in fields.items()},
+        **({"baryon_model": attrs["baryon_model"]} if "baryon_model" in attrs else {}),
         "created": attrs["created"],
         "dpotcube_version": attrs["dpotcube_version"],
         "dpotcube_cube_version": attrs["dpotcube_cube_version"],

@@ -270,12 +270,26 @@ class CubeSpec(_Section):
     half_width_kpc: float | None = Field(None, gt=0, description="Grid half-width; default: `data.volume_radius_kpc`.")
     spacing_kpc: float = Field(0.25, gt=0, description="Grid spacing along x, y and z.")
     chunk: int = Field(16, gt=0, description="Chunk edge length in grid points (Dask and Zarr).")
+    baryon_model: Literal["mwpotential2014", "none"] = Field(
+        "mwpotential2014",
+        description="Baryon model subtracted for `density_dm` (`density_baryon` is written too): `mwpotential2014` "
+        "(bulge + disk of galpy's MWPotential2014, Bovy 2015), or `none` (neither variable is written).",
+    )
+    baryon_relative_error: float = Field(
+        0.2, ge=0, description="Relative error on every baryon-model parameter; member m of `density_dm` subtracts "
+        "parameter draw m (member 0: the nominal model)."
+    )
 
 
 class PublishSpec(_Section):
     """Where the cube is announced."""
 
     catalog: Path = Field(Path("catalog/catalog.yaml"), description="Intake catalog file to add the entry to.")
+    store: str | None = Field(
+        None, pattern=r"^[a-z][a-z0-9+.-]*://", description="fsspec folder URL for the published cube "
+        "(`s3://bucket/cubes`, `memory://cubes`, `file:///data/cubes`); default: `cubes/` beside the catalog. "
+        "Credentials come from fsspec's usual configuration."
+    )
     entry: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Entry name; default: `name`.")
 
 

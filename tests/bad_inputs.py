@@ -145,6 +145,8 @@ CASES: list[BadInput] = [
     BadInput("duplicate_entry", "entry `tiny` taken by another recipe", lambda w: build(w, publish__entry="tiny"), "was published by recipe `tiny`"),
     BadInput("out_in_package", "`--out` inside the installed package", lambda w: ["build", recipe(w), "--out", str(PACKAGE / "builds")], "inside the dpotcube package"),
     BadInput("out_outside_allowed", "`--out /var/lib/elsewhere`", lambda w: ["build", recipe(w), "--out", "/var/lib/dpotcube-elsewhere"], "outside the allowed folders"),
+    BadInput("unknown_store_protocol", "`publish.store: nosuch://cubes`", lambda w: build(w, publish__store="nosuch://cubes"), "fsspec cannot write `nosuch://`"),
+    BadInput("store_not_a_url", "`publish.store: cubes/elsewhere` (a path, not a URL)", lambda w: build(w, publish__store="cubes/elsewhere"), "[recipe -> publish -> store]"),
     BadInput("catalog_in_package", "`publish.catalog` inside the package", lambda w: build(w, publish__catalog=str(PACKAGE / "catalog.yaml")), "inside the dpotcube package"),
     BadInput("incomplete_store", "`catalog show` on a half-copied store", incomplete_store, "not a complete Zarr store"),
     BadInput("unknown_entry", "`catalog show nosuch`", lambda w: ["catalog", "show", "nosuch"], "No cube `nosuch`"),

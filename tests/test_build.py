@@ -26,7 +26,7 @@ REQUIRED_ATTRS = [
 ]
 UNITS = {
     "potential": "km2 s-2", "accel_x": "km2 s-2 kpc-1", "accel_y": "km2 s-2 kpc-1", "accel_z": "km2 s-2 kpc-1",
-    "density": "solMass pc-3", "tracer_density": "kpc-3",
+    "density": "solMass pc-3", "tracer_density": "kpc-3", "density_dm": "solMass pc-3",
 }
 
 
@@ -81,6 +81,33 @@ def test_cube_follows_contract(tiny_build):
     assert 0.3 < inside.mean() < 0.7  # a sphere fills π/6 of its cube
 
 
+def test_cube_baryons_follow_contract(tiny_build):
+    """`density_baryon` (x, y, z) is the nominal MWPotential2014 bulge + disk; per member m,
+    `density_dm` + ρ_baryon(draw m) == `density`, with draw 0 the nominal model."""
+    from dpotcube.baryons import MWPotential2014
+
+    _, catalog, _ = tiny_build
+    ds = xr.open_zarr(catalog.parent / "cubes" / "tiny.zarr")
+    rho_b = ds.density_baryon
+    assert rho_b.dims == ("x", "y", "z") and rho_b.dtype == np.float32 and rho_b.attrs["long_name"]
+    assert rho_b.attrs["units"] == "solMass pc-3" and rho_b.data.numblocks == (2, 2, 2)
+    assert ds.attrs["baryon_model"].startswith("MWPotential2014 bulge+disk (Bovy 2015), ro=8 kpc, vo=220 km/s, 20%")
+    sun = rho_b.sel(x=-8.122, y=0.0, z=0.0208, method="nearest")
+    assert 0.07 < float(sun) < 0.11  # 0.0899 at the Sun, within one grid step
+    drawn = json.loads(ds.attrs["baryon_parameters"])
+    assert drawn["names"] == list(MWPotential2014.parameter_names) and len(drawn["members"]) == ds.sizes["member"]
+    np.testing.assert_allclose(drawn["members"][0], MWPotential2014.nominal)
+    points = np.stack(np.meshgrid(ds.x, ds.y, ds.z, indexing="ij"), axis=-1).astype(np.float32)
+    rho, dm = ds.density.values, ds.density_dm.values
+    np.testing.assert_allclose(dm[0] + rho_b.values, rho[0], rtol=1e-6, atol=1e-6)
+    for m, params in enumerate(drawn["members"]):
+        expected = np.asarray(MWPotential2014.density_baryon(points, np.asarray(params)))
+        np.testing.assert_allclose(dm[m] + expected, rho[m], rtol=1e-5, atol=1e-6)
+    meta = intake.open_catalog(str(catalog)).entries["tiny"].metadata
+    assert {"density_baryon", "density_dm"} <= set(meta["fields"]) and meta["units"]["density_dm"] == "solMass pc-3"
+    assert meta["baryon_model"] == ds.attrs["baryon_model"]
+
+
 def test_intake_and_xarray_give_the_same_dataset(tiny_build):
     _, catalog, _ = tiny_build
     cat = intake.open_catalog(str(catalog))
@@ -115,6 +142,18 @@ def test_changed_section_reruns_from_that_stage(tiny_build):
     tmp_path, _, _ = tiny_build
     _, result = run_build(tmp_path, REPO / "recipes" / "tiny.yaml", "--set", "cube.spacing_kpc=0.75")
     assert result.output.count("up to date, skipped") == 4  # stars, flow, collocation, fields
+
+
+def test_no_baryon_model_writes_neither_variable(tiny_build):
+    tmp_path, catalog, _ = tiny_build
+    _, result = run_build(tmp_path, REPO / "recipes" / "tiny.yaml", "--set", "cube.spacing_kpc=0.75",
+                          "--set", "cube.baryon_model=none")
+    assert result.output.count("up to date, skipped") == 4  # only the cube stage reruns
+    ds = xr.open_zarr(catalog.parent / "cubes" / "tiny.zarr")
+    assert "density" in ds and "density_baryon" not in ds and "density_dm" not in ds
+    assert "baryon_model" not in ds.attrs
+    meta = intake.open_catalog(str(catalog)).entries["tiny"].metadata
+    assert "density_dm" not in meta["fields"] and "baryon_model" not in meta
 
 
 def test_catalog_list(tiny_build):
@@ -234,3 +273,23 @@ def test_flow_ensemble_with_density_flow_builds_member_by_member(tmp_path):
         assert np.all(np.linalg.norm(points["x"] - np.array([-8.122, 0, 0.0208]), axis=1) < 3.0)
     _, again = run_build(tmp_path, REPO / "recipes" / "tiny.yaml", *ensemble)
     assert again.output.count("up to date, skipped") == 8  # stars, 4 flows, collocation, fields, cube
+
+
+@pytest.mark.parametrize("store", ["memory://dpotcube-test/cubes", "file"])
+def test_cube_published_to_an_fsspec_store(tiny_build, tmp_path, store):
+    """`publish.store` puts the cube on any fsspec filesystem; intake and open_cube read it back unchanged."""
+    from dpotcube.catalog import open_cube
+
+    build_dir, _, _ = tiny_build
+    url = f"file://{tmp_path / 'remote'}" if store == "file" else store
+    catalog = tmp_path / "catalog.yaml"
+    result = invoke_build(build_dir, REPO / "recipes" / "tiny.yaml", catalog, "--set", f"publish.store={url}")
+    assert result.exit_code == 0, result.output
+    assert "stars: up to date" in result.output  # only the cube attributes (the recipe text) changed
+    assert f"{url}/tiny.zarr" in catalog.read_text()
+    entry = intake.open_catalog(str(catalog)).tiny
+    local = xr.open_zarr(build_dir / "build" / "cube.zarr")
+    xr.testing.assert_identical(entry.read().load(), local.load())
+    xr.testing.assert_identical(open_cube(f"{url}/tiny.zarr").load(), local.load())
+    if store == "file":
+        assert (tmp_path / "remote" / "tiny.png").stat().st_size > 1000

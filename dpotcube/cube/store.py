@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import uuid
 import warnings
@@ -12,8 +13,9 @@ import numpy as np
 import xarray as xr
 from dask.callbacks import Callback
 
+from ..baryons import BARYON_MODELS
 from ..progress import progress_bar
-from .evaluate import FIELDS
+from .evaluate import BARYON_FIELDS, FIELDS, baryon_blocks, member_baryon_parameters
 from .grid import Grid
 from .scheduler import SchedulerSpec, scheduler
 
@@ -35,6 +37,30 @@ def cube_dataset(blocks: da.Array, grid: Grid, attrs: dict) -> xr.Dataset:
         "member_kind": ("member", np.array(["seed"], dtype=object), {"long_name": "what varies in the member"}),
     }
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def add_baryons(ds: xr.Dataset, grid: Grid, model_name: str, relative_error: float, seed: int) -> xr.Dataset:
+    """`ds` with `density_baryon` (x, y, z) and `density_dm` = `density` − ρ_baryon (member, x, y, z), lazily.
+
+    Member m subtracts the baryon model at parameter draw m (`member_baryon_parameters`: member 0 the
+    nominal model, which is also `density_baryon`), so the spread over members carries the model's
+    parameter errors. Attributes `baryon_model` (description) and `baryon_parameters` (JSON: names,
+    each member's values, seed) say what was subtracted.
+    """
+    model = BARYON_MODELS[model_name]
+    params = member_baryon_parameters(model, ds.sizes["member"], relative_error, seed)
+    rho_b = baryon_blocks(model_name, params, grid)
+    (units_b, long_b), (units_dm, long_dm) = BARYON_FIELDS["density_baryon"], BARYON_FIELDS["density_dm"]
+    density = ds["density"]
+    out = ds.assign(
+        density_baryon=xr.Variable(("x", "y", "z"), rho_b[0], {"units": units_b, "long_name": long_b}),
+        density_dm=xr.Variable(density.dims, density.data - rho_b, {"units": units_dm, "long_name": long_dm}),
+    )
+    out.attrs.update(
+        baryon_model=model.describe(relative_error),
+        baryon_parameters=json.dumps({"names": model.parameter_names, "members": params.tolist(), "seed": seed}),
+    )
+    return out
 
 
 def write_cube(ds: xr.Dataset, path: Path, on: SchedulerSpec = SchedulerSpec()) -> None:

@@ -6,11 +6,11 @@ entry names cannot contain dots, so the names never collide across entries.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import fsspec
 import xarray as xr
 import yaml
 from matplotlib.figure import Figure
@@ -78,16 +78,20 @@ def write_quicklooks(ds: xr.Dataset, folder: Path, stem: str, truth: PlummerTrut
     return written
 
 
-def copy_quicklooks(source: Path, source_stem: str, target: Path, target_stem: str) -> list[Path]:
-    """Copy the quicklooks written as `source/<source_stem>*` to `target/<target_stem>*`, removing stale ones."""
+def copy_quicklooks(source: Path, source_stem: str, target: Path | str, target_stem: str) -> list[str]:
+    """Copy the quicklooks written as `source/<source_stem>*` to `target/<target_stem>*`, removing stale ones.
+
+    `target`: a local folder or an fsspec folder URL (where `publish.store` puts the cube).
+    """
+    fs, root = fsspec.core.url_to_fs(str(target))
     copied = []
     for look in QUICKLOOKS:
-        src, dst = Path(source) / look.filename(source_stem), Path(target) / look.filename(target_stem)
+        src, dst = Path(source) / look.filename(source_stem), f"{root.rstrip('/')}/{look.filename(target_stem)}"
         if src.exists():
-            shutil.copyfile(src, dst)
+            fs.put_file(str(src), dst)
             copied.append(dst)
-        else:
-            dst.unlink(missing_ok=True)
+        elif fs.exists(dst):
+            fs.rm(dst)
     return copied
 
 
