@@ -103,3 +103,18 @@ def test_truth_only_for_mock_cubes(source, expected):
     assert (truth is not None) == expected
     if expected:
         assert truth.mass_msun == 1e11 and truth.n_stars == 1000
+
+
+def test_polar_arc_draws_dark_matter_only_where_the_cube_has_it():
+    from dpotcube.plots import polar_arc_density_figure
+
+    ds = harmonic_cube(with_efficiency=False)
+
+    def labels(cube: xr.Dataset) -> list[str]:
+        return [t.get_text() for t in polar_arc_density_figure(cube).axes[0].get_legend().get_texts()]
+
+    assert not any("ρ_DM" in label for label in labels(ds))
+    with_dm = ds.assign(density_dm=ds.density * 0.2, density_baryon=ds.density.isel(member=0, drop=True) * 0.8)
+    with_dm.attrs["baryon_model"] = "MWPotential2014 bulge+disk (Bovy 2015), long details"
+    shown = labels(with_dm)
+    assert {"ρ_DM: median", "ρ_DM: 16–84% over 3 members", "ρ_baryon (MWPotential2014 bulge+disk, nominal)"} <= set(shown)

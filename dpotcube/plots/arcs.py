@@ -21,7 +21,7 @@ def polar_arc_density_figure(ds: xr.Dataset, truth: PlummerTruth | None = None) 
     arc = ds.dpot.polar_arc()
     valid = arc.in_volume.values
     s = arc.s.values
-    fig = Figure(figsize=(8, 4.6))
+    fig = Figure(figsize=(8, 5.2))
     ax = fig.subplots()
     n = ds.sizes.get("member", 1)
     for name, (label, colour) in DENSITIES.items():
@@ -31,7 +31,8 @@ def polar_arc_density_figure(ds: xr.Dataset, truth: PlummerTruth | None = None) 
         ax.fill_between(s, q.p16, q.p84, color=colour, alpha=0.3, linewidth=0, label=f"{label}: 16–84% over {n} member{'s' if n != 1 else ''}")
         ax.plot(s, q["median"], color=colour, label=f"{label}: median")
     if "density_baryon" in arc:
-        ax.plot(s, arc.density_baryon.where(arc.in_volume), "C2--", label=f"ρ_baryon ({ds.attrs.get('baryon_model', 'model')})")
+        model = str(ds.attrs.get("baryon_model", "model")).split(" (")[0]  # its name, without the long details
+        ax.plot(s, arc.density_baryon.where(arc.in_volume), "C2--", label=f"ρ_baryon ({model}, nominal)")
     if truth is not None:
         pts = np.stack([arc[c].values for c in "xyz"], axis=-1)
         rho = np.asarray(truth.density(pts)) * MSUN_PER_KPC3_TO_MSUN_PER_PC3
@@ -46,7 +47,7 @@ def polar_arc_density_figure(ds: xr.Dataset, truth: PlummerTruth | None = None) 
         "right", functions=(lambda v: v * MSUN_PER_PC3_TO_GEV_PER_CM3, lambda v: v / MSUN_PER_PC3_TO_GEV_PER_CM3)
     ).set_ylabel("ρ [GeV cm⁻³]")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=3, frameon=False)
     ax.set_title(f"{title_prefix(ds)}\nmass density along the polar arc r = r⊙ = {r_sun:.3f} kpc through the observer")
     fig.tight_layout()
     return fig
