@@ -77,19 +77,25 @@ class DpotAccessor:
     def radial_line(
         self, z_kpc: float = curves.NORTH_SOUTH_Z_KPC, dphi: float = 0.0, R: Float[np.ndarray, "n"] | None = None
     ) -> xr.Dataset:
-        """Fields along the line at height `z_kpc` in the meridional plane φ⊙ + `dphi`, dim `R` (kpc); NaN outside the volume."""
+        """Fields along the line at height `z_kpc` in the meridional plane φ⊙ + `dphi`, dim `R` (kpc).
+
+        NaN outside the volume; see `curves.radial_line`."""
         return curves.radial_line(self._ds, z_kpc, dphi, R)
 
     def azimuthal_arc(
         self, z_kpc: float = curves.NORTH_SOUTH_Z_KPC, dphi: Float[np.ndarray, "n"] | None = None
     ) -> xr.Dataset:
-        """Fields along the circle r = r⊙ at height `z_kpc`, dim `dphi` = φ − φ⊙ (rad); NaN outside the volume."""
+        """Fields along the circle r = r⊙ at height `z_kpc`, dim `dphi` = φ − φ⊙ (rad).
+
+        NaN outside the volume; see `curves.azimuthal_arc`."""
         return curves.azimuthal_arc(self._ds, z_kpc, dphi)
 
     def polar_arc(
         self, dphi: float = 0.0, r_kpc: float | None = None, s: Float[np.ndarray, "n"] | None = None
     ) -> xr.Dataset:
-        """Fields along the arc r = `r_kpc` (default r⊙, through the observer), dim s = r⊙(π/2 − θ) (kpc); NaN outside the volume."""
+        """Fields along the arc r = `r_kpc` (default r⊙, through the observer), dim s = r⊙(π/2 − θ) (kpc).
+
+        NaN outside the volume; see `curves.polar_arc`."""
         return curves.polar_arc(self._ds, dphi, r_kpc, s)
 
     def quantity(self, name: str) -> u.Quantity:

@@ -149,7 +149,8 @@ def sample_along(
     inside = mask.astype(np.float64).interp(at, method="linear").fillna(0.0) > 1 - 1e-9
     out["in_volume"] = inside.assign_attrs(long_name="all grid points around it inside the volume")
     out = out.assign_coords({dim: (dim, np.asarray(coord), coord_attrs)})
-    out = out.assign_coords({c: (dim, points[:, i], _KPC | {"long_name": f"Galactocentric {c}"}) for i, c in enumerate("xyz")})
+    xyz = {c: (dim, points[:, i], _KPC | {"long_name": f"Galactocentric {c}"}) for i, c in enumerate("xyz")}
+    out = out.assign_coords(xyz)
     for name in names:
         out[name] = out[name].astype(ds[name].dtype).assign_attrs(ds[name].attrs)
     return out.assign_attrs(ds.attrs)

@@ -117,4 +117,5 @@ def test_polar_arc_draws_dark_matter_only_where_the_cube_has_it():
     with_dm = ds.assign(density_dm=ds.density * 0.2, density_baryon=ds.density.isel(member=0, drop=True) * 0.8)
     with_dm.attrs["baryon_model"] = "MWPotential2014 bulge+disk (Bovy 2015), long details"
     shown = labels(with_dm)
-    assert {"ρ_DM: median", "ρ_DM: 16–84% over 3 members", "ρ_baryon (MWPotential2014 bulge+disk, nominal)"} <= set(shown)
+    expected = {"ρ_DM: median", "ρ_DM: 16–84% over 3 members", "ρ_baryon (MWPotential2014 bulge+disk, nominal)"}
+    assert expected <= set(shown)

@@ -40,4 +40,5 @@ def symmetric_limits(values: np.ndarray) -> dict[str, float]:
 
 
 def mark_observer(ax: Axes, h: float, v: float) -> None:
-    ax.plot([h], [v], marker="*", color="white", markeredgecolor="black", markersize=11, linestyle="none", label="observer")
+    ax.plot([h], [v], marker="*", color="white", markeredgecolor="black", markersize=11, linestyle="none",
+            label="observer")

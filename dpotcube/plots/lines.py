@@ -22,7 +22,8 @@ def north_south_figure(ds: xr.Dataset) -> Figure:
     z = NORTH_SOUTH_Z_KPC
     columns = [
         ("r [kpc]", "r", [(ds.dpot.radial_line(z), "north", NORTH), (ds.dpot.radial_line(-z), "south", SOUTH)]),
-        ("φ − φ⊙ [rad]", "dphi", [(ds.dpot.azimuthal_arc(z), "north", NORTH), (ds.dpot.azimuthal_arc(-z), "south", SOUTH)]),
+        ("φ − φ⊙ [rad]", "dphi",
+         [(ds.dpot.azimuthal_arc(z), "north", NORTH), (ds.dpot.azimuthal_arc(-z), "south", SOUTH)]),
         ("s = r⊙ (π/2 − θ) [kpc]", "s", [(ds.dpot.polar_arc(), "polar arc", "C0")]),
     ]
     titles = [f"lines z = ±{z:g} kpc", f"arcs r = r⊙, z = ±{z:g} kpc", "polar arc r = r⊙"]

@@ -23,7 +23,7 @@ def midplane_potential_figure(
     reference_label: str = "reference",
     z_kpc: float = 0.0,
 ) -> Figure:
-    """Filled contours of the median Φ at z = `z_kpc` inside the volume; `reference_potential` dashed at the same levels.
+    """Filled contours of the median Φ at z = `z_kpc` inside the volume; `reference_potential` dashed, same levels.
 
     The reference is shifted to vanish at `attrs["potential_reference_point"]`, as the cube's Φ does,
     so the two differ only where the fields do.
@@ -46,7 +46,9 @@ def midplane_potential_figure(
     both = phi[finite] if ref is None else np.concatenate([phi[finite], ref[finite]])
     levels = MaxNLocator(12).tick_values(both.min(), both.max())  # shared levels: a mismatch shows as spacing
     filled = ax.contourf(X, Y, np.ma.masked_invalid(phi), levels=levels, cmap="viridis")
-    lines = ax.contour(X, Y, np.ma.masked_invalid(phi), levels=levels, colors="black", linewidths=0.8, linestyles="solid")
+    # solid: a one-colour contour would otherwise dash negative levels, like the reference
+    lines = ax.contour(X, Y, np.ma.masked_invalid(phi), levels=levels, colors="black", linewidths=0.8,
+                       linestyles="solid")
     ax.clabel(lines, fontsize=7, fmt="%.0f")
     fig.colorbar(filled, ax=ax, label=f"Φ [{POTENTIAL_UNITS}]")
     handles = [Line2D([], [], color="black", linewidth=0.8, label=f"cube ({member_note(ds)})")]
@@ -58,6 +60,7 @@ def midplane_potential_figure(
     handles.append(ax.lines[-1])
     ax.legend(handles=handles, loc="upper right", fontsize=8)
     ax.set(xlabel="x [kpc]", ylabel="y [kpc]", aspect="equal")
-    ax.set_title(f"{title_prefix(ds)}\nΦ at z = {z_kpc:g} kpc inside the volume (Φ = 0 at the reference point)", fontsize=10)
+    title = f"{title_prefix(ds)}\nΦ at z = {z_kpc:g} kpc inside the volume (Φ = 0 at the reference point)"
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig

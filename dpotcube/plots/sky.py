@@ -33,13 +33,13 @@ def efficiency_sky_figure(
     shells = list(shells_kpc) if shells_kpc is not None else [f * radius for f in SHELL_FRACTIONS]
     l_edges = np.linspace(-180.0, 180.0, int(round(360 / resolution_deg)) + 1)
     b_edges = np.linspace(-90.0, 90.0, int(round(180 / resolution_deg)) + 1)
-    l, b = np.meshgrid(0.5 * (l_edges[1:] + l_edges[:-1]), 0.5 * (b_edges[1:] + b_edges[:-1]))
+    lon, lat = np.meshgrid(0.5 * (l_edges[1:] + l_edges[:-1]), 0.5 * (b_edges[1:] + b_edges[:-1]))
     fig = Figure(figsize=(5.2 * len(shells), 4.0), layout="constrained")
     image = None
     for i, distance in enumerate(shells):
-        pts = galactic_to_galactocentric(ds, l.ravel(), b.ravel(), distance)
+        pts = galactic_to_galactocentric(ds, lon.ravel(), lat.ravel(), distance)
         on_shell = sample_along(ds[["efficiency", "in_volume"]], pts, "pixel", np.arange(len(pts)), {})
-        eps = summarise(on_shell, "efficiency")["median"].values.reshape(l.shape)
+        eps = summarise(on_shell, "efficiency")["median"].values.reshape(lon.shape)
         ax = fig.add_subplot(1, len(shells), i + 1, projection="mollweide")
         image = ax.pcolormesh(np.radians(-l_edges), np.radians(b_edges), eps, cmap="magma", vmin=0.0, vmax=1.0)
         ticks = np.arange(-120, 121, 60)
