@@ -119,3 +119,12 @@ def test_polar_arc_draws_dark_matter_only_where_the_cube_has_it():
     shown = labels(with_dm)
     expected = {"ρ_DM: median", "ρ_DM: 16–84% over 3 members", "ρ_baryon (MWPotential2014 bulge+disk, nominal)"}
     assert expected <= set(shown)
+
+
+def test_real_star_cubes_are_drawn_against_mwpotential2014():
+    """Without a mock's truth the midplane Φ is compared with galpy's MWPotential2014 (dashed, in the legend)."""
+    from dpotcube.plots.quicklook import _midplane
+
+    ax = _midplane(handmade_cube(multilinear, multilinear_accel, n_members=1, spacing=0.5), None).axes[0]
+    assert any("MWPotential2014" in t.get_text() for t in ax.get_legend().get_texts())
+    assert len(ax.collections) == 3  # filled cube, cube contours, dashed reference contours

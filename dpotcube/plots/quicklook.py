@@ -15,6 +15,7 @@ import xarray as xr
 import yaml
 from matplotlib.figure import Figure
 
+from ..baryons import MWPotential2014
 from ..errors import DpotcubeError
 from ..sources.mocks import PlummerTruth
 from .arcs import polar_arc_density_figure
@@ -41,10 +42,10 @@ class Quicklook:
 
 
 def _midplane(ds: xr.Dataset, truth: PlummerTruth | None) -> Figure:
-    # The place for a Milky Way model (galpy's MWPotential2014) once one is available: pass it here.
+    """Against the mock's truth for mocks, against galpy's MWPotential2014 (Bovy 2015) for real stars."""
     if truth is not None:
         return midplane_potential_figure(ds, truth.potential, "Plummer truth (mock)")
-    return midplane_potential_figure(ds)
+    return midplane_potential_figure(ds, MWPotential2014.potential, "MWPotential2014 (Bovy 2015)")
 
 
 QUICKLOOKS: tuple[Quicklook, ...] = (
