@@ -144,8 +144,8 @@ def build(
     attrs = cube_attributes(recipe, recipe_text, stars)
 
     def evaluate() -> None:
-        blocks = field_blocks(paths["fields"], grid, stars.observer)
-        write_cube(cube_dataset(blocks, grid, attrs), paths["cube"], on)
+        blocks = field_blocks([paths["fields"]], grid, stars.observer)
+        write_cube(cube_dataset(blocks, grid, attrs, member_kinds=["seed"]), paths["cube"], on)
 
     run("cube", ["fields"], [recipe.cube, recipe_sha256(recipe_text)], evaluate)
 

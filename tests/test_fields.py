@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from dpotcube.constants import G_KPC_KM2_S2_PER_MSUN as G
-from dpotcube.fields.model import load_fields, save_fields
 from dpotcube.fields.forward import value_grad_laplacian
+from dpotcube.fields.model import load_fields, save_fields
 from dpotcube.fields.nets import ACTIVATIONS, ScalarField, gint, laplacian, laplacian_jacfwd
 
 

@@ -6,8 +6,10 @@ import contextlib
 import shutil
 import uuid
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
+import dask.array as da
 import numpy as np
 import xarray as xr
 from dask.callbacks import Callback
@@ -17,13 +19,27 @@ from .evaluate import FIELDS
 from .grid import Grid
 from .scheduler import SchedulerSpec, scheduler
 
+MEMBER_KINDS = ("seed", "bootstrap", "noise", "frame")
+"""What may vary between ensemble members (CUBE_SPEC v1)."""
 
-def cube_dataset(blocks: da.Array, grid: Grid, attrs: dict) -> xr.Dataset:
-    """Dataset with dims `(member, x, y, z)` (one `seed` member) following CUBE_SPEC v1."""
+
+def cube_dataset(
+    blocks: da.Array, grid: Grid, attrs: dict, member_kinds: Sequence[str]
+) -> xr.Dataset:
+    """Dataset with dims `(member, x, y, z)` following CUBE_SPEC v1.
+
+    `blocks`: lazy array `(member, len(FIELDS), nx, ny, nz)` from `field_blocks`; `member_kinds`:
+    one of `MEMBER_KINDS` per member.
+    """
+    if len(member_kinds) != blocks.shape[0]:
+        raise ValueError(f"`member_kinds` (={list(member_kinds)}) must name one kind per member (={blocks.shape[0]}).")
+    unknown = sorted(set(member_kinds) - set(MEMBER_KINDS))
+    if unknown:
+        raise ValueError(f"`member_kinds` must be among {list(MEMBER_KINDS)}; got {unknown}.")
     dims = ("member", "x", "y", "z")
     data_vars = {}
     for i, (name, (units, long_name)) in enumerate(FIELDS.items()):
-        data_vars[name] = xr.Variable(dims, blocks[i][None], {"units": units, "long_name": long_name})
+        data_vars[name] = xr.Variable(dims, blocks[:, i], {"units": units, "long_name": long_name})
     data_vars["in_volume"] = xr.Variable(
         ("x", "y", "z"), grid.in_volume(), {"units": "1", "long_name": "within volume_radius_kpc of the observer"}
     )
@@ -31,8 +47,8 @@ def cube_dataset(blocks: da.Array, grid: Grid, attrs: dict) -> xr.Dataset:
         "x": ("x", grid.x, {"units": "kpc", "long_name": "Galactocentric x"}),
         "y": ("y", grid.y, {"units": "kpc", "long_name": "Galactocentric y"}),
         "z": ("z", grid.z, {"units": "kpc", "long_name": "Galactocentric z"}),
-        "member": ("member", np.arange(1), {"long_name": "ensemble member index"}),
-        "member_kind": ("member", np.array(["seed"], dtype=object), {"long_name": "what varies in the member"}),
+        "member": ("member", np.arange(len(member_kinds)), {"long_name": "ensemble member index"}),
+        "member_kind": ("member", np.array(list(member_kinds), dtype=object), {"long_name": "what varies in the member"}),
     }
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
