@@ -19,6 +19,9 @@ from .evaluate import FIELDS
 from .grid import Grid
 from .scheduler import SchedulerSpec, scheduler
 
+COMPRESSORS = "auto"
+"""Zarr v3 compressors of every variable ("auto": Zarr's default, zstd)."""
+
 MEMBER_KINDS = ("seed", "bootstrap", "noise", "frame")
 """What may vary between ensemble members (CUBE_SPEC v1)."""
 
@@ -63,7 +66,7 @@ def write_cube(ds: xr.Dataset, path: Path, on: SchedulerSpec = SchedulerSpec()) 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
-    encoding = {name: {"chunks": _zarr_chunks(ds[name])} for name in ds.data_vars}
+    encoding = {name: {"chunks": _zarr_chunks(ds[name]), "compressors": COMPRESSORS} for name in ds.data_vars}
     with progress_bar() as bar, warnings.catch_warnings(), scheduler(on) as where:
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
         task = bar.add_task("cube → Zarr", total=None, status=where)
