@@ -1,4 +1,5 @@
-"""Fields on the grid, block by block: one jitted function per block, the model loaded once per worker."""
+"""Fields on the grid, member by member and block by block: one jitted function on fixed-size batches,
+each member's model loaded once per worker."""
 
 from __future__ import annotations
 
@@ -51,8 +52,8 @@ def evaluate_points(
 def evaluate_block(
     model: ConditionalFields, reference: Float[Array, "3"], points: Float[np.ndarray, "n 3"], batch: int = BATCH
 ) -> Float[np.ndarray, "6 n"]:
-    """`evaluate_points` in calls of exactly `batch` points (the last one padded), so one compilation serves
-    every block shape, and a point's values do not depend on the block it lies in."""
+    """`evaluate_points` on `points` of shape `(n, 3)`, in calls of exactly `batch` points (the last one
+    padded), so that one compilation serves every block shape."""
     n = len(points)
     padded = np.concatenate([points, np.repeat(points[-1:], -n % batch, axis=0)]).astype(np.float32)
     parts = [evaluate_points(model, reference, padded[i : i + batch]) for i in range(0, len(padded), batch)]
@@ -68,7 +69,7 @@ def _model_on_worker(path: str, mtime_ns: int) -> ConditionalFields:
         return _cached_model(path, mtime_ns)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=64)  # more than the members of any one cube: none is loaded twice
 def _cached_model(path: str, mtime_ns: int) -> ConditionalFields:
     return load_fields(Path(path))
 
@@ -78,7 +79,7 @@ def field_blocks(model_paths: Sequence[Path], grid: Grid, reference: np.ndarray)
 
     One task per member and grid chunk: chunks of one member, every field, one grid chunk.
     """
-    if len(model_paths) == 0 or isinstance(model_paths, (str, Path)):
+    if isinstance(model_paths, (str, Path)) or len(model_paths) == 0:
         raise ValueError(f"`model_paths` must be a non-empty sequence of model files; got {model_paths!r}.")
     members = [(str(Path(p).resolve()), Path(p).stat().st_mtime_ns) for p in model_paths]
     reference32 = np.asarray(reference, np.float32)
