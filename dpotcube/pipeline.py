@@ -148,8 +148,8 @@ def build(
     attrs = cube_attributes(recipe, recipe_text, stars)
 
     def evaluate() -> None:
-        blocks = field_blocks(paths["fields"], grid, stars.observer)
-        ds = cube_dataset(blocks, grid, attrs)
+        blocks = field_blocks([paths["fields"]], grid, stars.observer)
+        ds = cube_dataset(blocks, grid, attrs, member_kinds=["seed"])
         if recipe.cube.baryon_model != "none":
             ds = add_baryons(ds, grid, recipe.cube.baryon_model, recipe.cube.baryon_relative_error, seeds["cube"])
         write_cube(ds, paths["cube"], on)

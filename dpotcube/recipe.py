@@ -269,7 +269,12 @@ class CubeSpec(_Section):
     centre_kpc: tuple[float, float, float] | None = Field(None, description="Grid centre; default: the observer.")
     half_width_kpc: float | None = Field(None, gt=0, description="Grid half-width; default: `data.volume_radius_kpc`.")
     spacing_kpc: float = Field(0.25, gt=0, description="Grid spacing along x, y and z.")
-    chunk: int = Field(16, gt=0, description="Chunk edge length in grid points (Dask and Zarr).")
+    chunk: int = Field(
+        32,
+        gt=0,
+        description="Chunk edge length in grid points (Dask and Zarr). 32 keeps the per-chunk write cost to a few "
+        "percent of the evaluation; a grid of few chunks runs on fewer cores (docs/cube-format.md).",
+    )
     baryon_model: Literal["mwpotential2014", "none"] = Field(
         "mwpotential2014",
         description="Baryon model subtracted for `density_dm` (`density_baryon` is written too): `mwpotential2014` "

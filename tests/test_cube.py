@@ -19,8 +19,32 @@ def exact_cube(exact_fields, stars, tmp_path_factory):
     save_fields(tmp / "fields.eqx", model, hyper)
     grid = make_grid(CubeSpec(spacing_kpc=0.3, chunk=8), stars.observer, stars.volume_radius_kpc)
     attrs = {"observer_position_kpc": list(stars.observer), "method": "conditional", "n_tracers": len(stars)}
-    write_cube(cube_dataset(field_blocks(tmp / "fields.eqx", grid, stars.observer), grid, attrs), tmp / "cube.zarr")
+    write_cube(cube_dataset(field_blocks([tmp / "fields.eqx"], grid, stars.observer), grid, attrs, ["seed"]), tmp / "cube.zarr")
     return tmp / "cube.zarr"
+
+
+@pytest.fixture(scope="module")
+def two_models(exact_fields, tmp_path_factory):
+    """The exact fields and a second member whose Φ is doubled, saved; with their member kinds."""
+    import equinox as eqx
+
+    model, hyper, _ = exact_fields
+    tmp = tmp_path_factory.mktemp("members")
+    last = lambda m: m.potential.mlp.layers[-1]  # noqa: E731
+    doubled = eqx.tree_at(lambda m: (last(m).weight, last(m).bias), model, replace_fn=lambda a: 2 * a)
+    save_fields(tmp / "m0.eqx", model, hyper)
+    save_fields(tmp / "m1.eqx", doubled, hyper)
+    return [tmp / "m0.eqx", tmp / "m1.eqx"], ["seed", "bootstrap"], [model, doubled]
+
+
+def two_member_cube(two_models, stars, path, on=None):
+    from dpotcube.cube.scheduler import SchedulerSpec
+
+    paths, kinds, _ = two_models
+    grid = make_grid(CubeSpec(spacing_kpc=0.3, chunk=8), stars.observer, stars.volume_radius_kpc)
+    ds = cube_dataset(field_blocks(paths, grid, stars.observer), grid, {"method": "conditional"}, kinds)
+    write_cube(ds, path, on or SchedulerSpec())
+    return path
 
 
 def test_cube_values_match_truth_inside_volume(exact_cube, truth):
@@ -48,16 +72,41 @@ def test_cube_is_written_in_chunks_and_matches_direct_evaluation(exact_cube, exa
     np.testing.assert_allclose([float(ds[f"accel_{c}"][0, i, j, k]) for c in "xyz"], expected, rtol=1e-4)
 
 
-def test_distributed_evaluation_equals_threads(exact_cube, exact_fields, stars, tmp_path):
-    """The same cube from a dask.distributed LocalCluster (2 worker processes) is identical to local threads."""
+def test_distributed_evaluation_equals_threads(two_models, stars, tmp_path):
+    """The same two-member cube from a dask.distributed LocalCluster (2 worker processes) is identical to local threads."""
     from dpotcube.cube.scheduler import SchedulerSpec
 
-    model, hyper, _ = exact_fields
-    save_fields(tmp_path / "fields.eqx", model, hyper)
-    grid = make_grid(CubeSpec(spacing_kpc=0.3, chunk=8), stars.observer, stars.volume_radius_kpc)
-    attrs = {"observer_position_kpc": list(stars.observer), "method": "conditional", "n_tracers": len(stars)}
-    ds = cube_dataset(field_blocks(tmp_path / "fields.eqx", grid, stars.observer), grid, attrs)
-    write_cube(ds, tmp_path / "cube.zarr", SchedulerSpec(workers=2))
-    threaded, distributed = xr.open_zarr(exact_cube), xr.open_zarr(tmp_path / "cube.zarr")
+    threaded = xr.open_zarr(two_member_cube(two_models, stars, tmp_path / "threads.zarr"))
+    distributed = xr.open_zarr(two_member_cube(two_models, stars, tmp_path / "cluster.zarr", SchedulerSpec(workers=2)))
     for name in threaded.data_vars:
         np.testing.assert_array_equal(threaded[name].values, distributed[name].values, err_msg=name)
+
+
+def test_members_are_evaluated_into_their_own_chunks(two_models, stars, tmp_path):
+    """M models → dims (member, x, y, z), one member per chunk, each member's values from its own model."""
+    import jax
+
+    from dpotcube.cube.evaluate import _cached_model
+
+    _cached_model.cache_clear()
+    ds = xr.open_zarr(two_member_cube(two_models, stars, tmp_path / "cube.zarr"))
+    assert _cached_model.cache_info().misses == 2, "each model is loaded once"
+    assert ds.potential.dims == ("member", "x", "y", "z") and ds.potential.data.chunks[0] == (1, 1)
+    assert list(ds.member.values) == [0, 1] and list(ds.member_kind.values) == ["seed", "bootstrap"]
+    assert ds.in_volume.dims == ("x", "y", "z")
+    i, j, k = 4, 11, 16
+    point = np.array([ds.x[i], ds.y[j], ds.z[k]], np.float32)
+    for member, model in enumerate(two_models[2]):
+        expected = -jax.grad(model.potential)(point)
+        np.testing.assert_allclose([float(ds[f"accel_{c}"][member, i, j, k]) for c in "xyz"], expected, rtol=1e-4)
+    np.testing.assert_allclose(ds.density[1], 2 * ds.density[0], rtol=1e-4, atol=1e-6 * float(abs(ds.density[0]).max()))
+
+
+def test_member_kinds_must_match_and_be_known(two_models, stars):
+    paths, _, _ = two_models
+    grid = make_grid(CubeSpec(spacing_kpc=1.0, chunk=8), stars.observer, stars.volume_radius_kpc)
+    blocks = field_blocks(paths, grid, stars.observer)
+    with pytest.raises(ValueError, match="one kind per member"):
+        cube_dataset(blocks, grid, {}, ["seed"])
+    with pytest.raises(ValueError, match="must be among"):
+        cube_dataset(blocks, grid, {}, ["seed", "jackknife"])

@@ -1,12 +1,15 @@
 """The field solver on exact analytic gradients, the networks' derivatives, and save/load."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from dpotcube.constants import G_KPC_KM2_S2_PER_MSUN as G
+from dpotcube.fields.forward import value_grad_laplacian
 from dpotcube.fields.model import load_fields, save_fields
-from dpotcube.fields.nets import ScalarField, gint, laplacian
+from dpotcube.fields.nets import ACTIVATIONS, ScalarField, gint, laplacian, laplacian_jacfwd
 
 
 def test_gint_is_smooth_and_monotone():
@@ -23,6 +26,46 @@ def test_laplacian_matches_finite_differences():
     h = 5e-2
     fd = sum(field(x + h * e) - 2 * field(x) + field(x - h * e) for e in jnp.eye(3)) / h**2
     np.testing.assert_allclose(laplacian(field, x), fd, rtol=2e-2)
+
+
+def _random_field(activation: str, width: int, depth: int, seed: int) -> tuple[ScalarField, jnp.ndarray]:
+    """A freshly initialised field around an off-centre `loc`, and 64 points within twice its length scale."""
+    k_net, k_x = jax.random.split(jax.random.key(seed))
+    field = ScalarField(width, depth, activation, (-8.2, 0.3, 0.02), 2.5, 1.7e4, key=k_net)
+    x = field.loc + 5.0 * jax.random.uniform(k_x, (64, 3), minval=-1, maxval=1)
+    return field, x
+
+
+def _assert_close(actual, expected):
+    """1e-5 relative, on the scale of the field (pointwise where the values are not near zero)."""
+    expected = np.asarray(expected, np.float64)
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+@pytest.mark.parametrize(("width", "depth"), [(8, 1), (32, 3), (100, 5)])
+def test_forward_mode_matches_autodiff(activation, width, depth):
+    """Φ, ∇Φ and ∇²Φ from the forward pass equal the network, jax.grad and trace(jacfwd(grad))."""
+    field, x = _random_field(activation, width, depth, seed=depth)
+    value, grad, lap = jax.vmap(value_grad_laplacian, in_axes=(None, 0))(field, x)
+    _assert_close(value, jax.vmap(field)(x))
+    _assert_close(grad, jax.vmap(jax.grad(field))(x))
+    reference = jax.vmap(laplacian_jacfwd, in_axes=(None, 0))(field, x)
+    _assert_close(lap, reference)
+    _assert_close(jax.vmap(laplacian, in_axes=(None, 0))(field, x), reference)
+
+
+def test_forward_mode_parameter_gradients_match_autodiff():
+    """Training differentiates the penalty through the forward pass: its parameter gradients match the reference."""
+    field, x = _random_field("silu", 32, 3, seed=7)
+
+    def penalty(f, lap_fn):
+        return jnp.mean(jnp.maximum(0.0, -jax.vmap(lap_fn, in_axes=(None, 0))(f, x)))
+
+    forward = eqx.filter_grad(lambda f: penalty(f, laplacian))(field)
+    reference = eqx.filter_grad(lambda f: penalty(f, laplacian_jacfwd))(field)
+    for a, b in zip(jax.tree_util.tree_leaves(forward), jax.tree_util.tree_leaves(reference)):
+        _assert_close(a, b)
 
 
 def test_solver_recovers_plummer_on_exact_gradients(exact_fields, truth, stars):

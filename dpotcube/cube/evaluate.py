@@ -1,8 +1,11 @@
-"""Fields on the grid, block by block: one jitted function per block, the model loaded once per worker."""
+"""Fields on the grid, member by member and block by block: one jitted function on fixed-size batches,
+each member's model loaded once per worker."""
 
 from __future__ import annotations
 
 import functools
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import dask.array as da
@@ -14,8 +17,8 @@ from jaxtyping import Array, Float
 
 from ..baryons import BARYON_MODELS, BaryonModel
 from ..constants import G_KPC_KM2_S2_PER_MSUN, MSUN_PER_KPC3_TO_MSUN_PER_PC3
+from ..fields.forward import value_grad_laplacian
 from ..fields.model import ConditionalFields, load_fields
-from ..fields.nets import laplacian
 from .grid import Grid
 
 FIELDS: dict[str, tuple[str, str]] = {
@@ -34,40 +37,70 @@ BARYON_FIELDS: dict[str, tuple[str, str]] = {
 }
 """Variables written when the recipe names a baryon model: (units, long_name)."""
 
+BATCH = 1024
+"""Points per call of the jitted kernel: small enough to stay in cache, large enough to hide dispatch."""
+
 
 @eqx.filter_jit
 def evaluate_points(
     model: ConditionalFields, reference: Float[Array, "3"], points: Float[Array, "n 3"]
 ) -> Float[Array, "6 n"]:
-    """Φ − Φ(reference), a = −∇Φ, ρ = ∇²Φ/(4πG) in M☉ pc⁻³ and n, stacked in `FIELDS` order."""
-    phi = jax.vmap(model.potential)(points) - model.potential(reference)
-    accel = -jax.vmap(jax.grad(model.potential))(points)
-    lap = jax.vmap(laplacian, in_axes=(None, 0))(model.potential, points)
+    """Φ − Φ(reference), a = −∇Φ, ρ = ∇²Φ/(4πG) in M☉ pc⁻³ and n, stacked in `FIELDS` order.
+
+    Φ, ∇Φ and ∇²Φ come from one forward-mode pass through the Φ network.
+    """
+    phi, grad, lap = jax.vmap(value_grad_laplacian, in_axes=(None, 0))(model.potential, points)
+    phi = phi - model.potential(reference)
     rho = lap / (4 * jnp.pi * G_KPC_KM2_S2_PER_MSUN) * MSUN_PER_KPC3_TO_MSUN_PER_PC3
     n = jax.vmap(model.tracer_density)(points)
-    return jnp.stack([phi, accel[:, 0], accel[:, 1], accel[:, 2], rho, n]).astype(jnp.float32)
+    return jnp.stack([phi, -grad[:, 0], -grad[:, 1], -grad[:, 2], rho, n]).astype(jnp.float32)
 
 
-@functools.lru_cache(maxsize=4)
+def evaluate_block(
+    model: ConditionalFields, reference: Float[Array, "3"], points: Float[np.ndarray, "n 3"], batch: int = BATCH
+) -> Float[np.ndarray, "6 n"]:
+    """`evaluate_points` on `points` of shape `(n, 3)`, in calls of exactly `batch` points (the last one
+    padded), so that one compilation serves every block shape."""
+    n = len(points)
+    padded = np.concatenate([points, np.repeat(points[-1:], -n % batch, axis=0)]).astype(np.float32)
+    parts = [evaluate_points(model, reference, padded[i : i + batch]) for i in range(0, len(padded), batch)]
+    return np.concatenate([np.asarray(p) for p in parts], axis=1)[:, :n]
+
+
+_load_lock = threading.Lock()
+
+
 def _model_on_worker(path: str, mtime_ns: int) -> ConditionalFields:
-    # Cached per process: threads share one copy, each distributed worker loads it once.
+    """The field model at `path`, loaded once per process: threads share it, each distributed worker loads it once."""
+    with _load_lock:  # two threads missing the cache together would both load
+        return _cached_model(path, mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)  # more than the members of any one cube: none is loaded twice
+def _cached_model(path: str, mtime_ns: int) -> ConditionalFields:
     return load_fields(Path(path))
 
 
-def field_blocks(model_path: Path, grid: Grid, reference: np.ndarray) -> da.Array:
-    """Lazy array `(len(FIELDS), nx, ny, nz)` float32, one task per grid chunk."""
-    path = str(Path(model_path).resolve())
-    mtime_ns = Path(path).stat().st_mtime_ns
+def field_blocks(model_paths: Sequence[Path], grid: Grid, reference: np.ndarray) -> da.Array:
+    """Lazy array `(member, len(FIELDS), nx, ny, nz)` float32 of the saved field models at `model_paths`.
+
+    One task per member and grid chunk: chunks of one member, every field, one grid chunk.
+    """
+    if isinstance(model_paths, (str, Path)) or len(model_paths) == 0:
+        raise ValueError(f"`model_paths` must be a non-empty sequence of model files; got {model_paths!r}.")
+    members = [(str(Path(p).resolve()), Path(p).stat().st_mtime_ns) for p in model_paths]
     reference32 = np.asarray(reference, np.float32)
 
-    def block(template: np.ndarray, block_info=None) -> np.ndarray:
-        location = block_info[None]["array-location"][1:]
-        points = grid.points(location).astype(np.float32)
-        values = evaluate_points(_model_on_worker(path, mtime_ns), reference32, points)
-        return np.asarray(values).reshape(template.shape)
+    def block(block_info=None) -> np.ndarray:
+        info = block_info[None]
+        member = info["chunk-location"][0]
+        location = info["array-location"][2:]
+        points = grid.points(location)
+        values = evaluate_block(_model_on_worker(*members[member]), reference32, points)
+        return values.reshape(info["chunk-shape"])
 
-    template = da.empty((len(FIELDS), *grid.shape), chunks=((len(FIELDS),), *grid.chunks), dtype=np.float32)
-    return da.map_blocks(block, template, dtype=np.float32)
+    chunks = ((1,) * len(members), (len(FIELDS),), *grid.chunks)
+    return da.map_blocks(block, chunks=chunks, dtype=np.float32, meta=np.empty((0,) * 5, np.float32))
 
 
 def member_baryon_parameters(

@@ -7,8 +7,10 @@ import json
 import shutil
 import uuid
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
+import dask.array as da
 import numpy as np
 import xarray as xr
 from dask.callbacks import Callback
@@ -19,13 +21,30 @@ from .evaluate import BARYON_FIELDS, FIELDS, baryon_blocks, member_baryon_parame
 from .grid import Grid
 from .scheduler import SchedulerSpec, scheduler
 
+COMPRESSORS = "auto"
+"""Zarr v3 compressors of every variable ("auto": Zarr's default, zstd)."""
 
-def cube_dataset(blocks: da.Array, grid: Grid, attrs: dict) -> xr.Dataset:
-    """Dataset with dims `(member, x, y, z)` (one `seed` member) following CUBE_SPEC v1."""
+MEMBER_KINDS = ("seed", "bootstrap", "noise", "frame")
+"""What may vary between ensemble members (CUBE_SPEC v1)."""
+
+
+def cube_dataset(
+    blocks: da.Array, grid: Grid, attrs: dict, member_kinds: Sequence[str]
+) -> xr.Dataset:
+    """Dataset with dims `(member, x, y, z)` following CUBE_SPEC v1.
+
+    `blocks`: lazy array `(member, len(FIELDS), nx, ny, nz)` from `field_blocks`; `member_kinds`:
+    one of `MEMBER_KINDS` per member.
+    """
+    if len(member_kinds) != blocks.shape[0]:
+        raise ValueError(f"`member_kinds` (={list(member_kinds)}) must name one kind per member (={blocks.shape[0]}).")
+    unknown = sorted(set(member_kinds) - set(MEMBER_KINDS))
+    if unknown:
+        raise ValueError(f"`member_kinds` must be among {list(MEMBER_KINDS)}; got {unknown}.")
     dims = ("member", "x", "y", "z")
     data_vars = {}
     for i, (name, (units, long_name)) in enumerate(FIELDS.items()):
-        data_vars[name] = xr.Variable(dims, blocks[i][None], {"units": units, "long_name": long_name})
+        data_vars[name] = xr.Variable(dims, blocks[:, i], {"units": units, "long_name": long_name})
     data_vars["in_volume"] = xr.Variable(
         ("x", "y", "z"), grid.in_volume(), {"units": "1", "long_name": "within volume_radius_kpc of the observer"}
     )
@@ -33,8 +52,8 @@ def cube_dataset(blocks: da.Array, grid: Grid, attrs: dict) -> xr.Dataset:
         "x": ("x", grid.x, {"units": "kpc", "long_name": "Galactocentric x"}),
         "y": ("y", grid.y, {"units": "kpc", "long_name": "Galactocentric y"}),
         "z": ("z", grid.z, {"units": "kpc", "long_name": "Galactocentric z"}),
-        "member": ("member", np.arange(1), {"long_name": "ensemble member index"}),
-        "member_kind": ("member", np.array(["seed"], dtype=object), {"long_name": "what varies in the member"}),
+        "member": ("member", np.arange(len(member_kinds)), {"long_name": "ensemble member index"}),
+        "member_kind": ("member", np.array(list(member_kinds), dtype=object), {"long_name": "what varies in the member"}),
     }
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
@@ -73,7 +92,7 @@ def write_cube(ds: xr.Dataset, path: Path, on: SchedulerSpec = SchedulerSpec()) 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
-    encoding = {name: {"chunks": _zarr_chunks(ds[name])} for name in ds.data_vars}
+    encoding = {name: {"chunks": _zarr_chunks(ds[name]), "compressors": COMPRESSORS} for name in ds.data_vars}
     with progress_bar() as bar, warnings.catch_warnings(), scheduler(on) as where:
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
         task = bar.add_task("cube → Zarr", total=None, status=where)

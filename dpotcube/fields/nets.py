@@ -9,6 +9,8 @@ import jax.random as jr
 from jax.scipy.special import erf
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .forward import value_grad_laplacian
+
 
 def gint(x: Array) -> Array:
     """GINT(x) = (e^{−x²/2} − 1)/√(2π) + ½ x (1 + erf(x/√2)): smooth and monotone (ClearPotential)."""
@@ -54,5 +56,10 @@ def gradient(field: ScalarField, x: Float[Array, "3"]) -> Float[Array, "3"]:
 
 
 def laplacian(field: ScalarField, x: Float[Array, "3"]) -> Float[Array, ""]:
-    """∇² of a scalar field at one point (trace of the forward-over-reverse Hessian)."""
+    """∇² of a scalar field at one point, by the forward-mode pass of `value_grad_laplacian`."""
+    return value_grad_laplacian(field, x)[2]
+
+
+def laplacian_jacfwd(field: ScalarField, x: Float[Array, "3"]) -> Float[Array, ""]:
+    """∇² at one point as the trace of the forward-over-reverse Hessian: the reference for `laplacian`."""
     return jnp.trace(jax.jacfwd(jax.grad(field))(x))
