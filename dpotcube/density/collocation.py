@@ -63,9 +63,14 @@ def draw_collocation(
         chosen = np.asarray(position.sample(key_positions, spec.n_positions))
     else:
         chosen = positions[rng.choice(len(positions), spec.n_positions, replace=spec.n_positions > len(positions))]
-    x = np.repeat(chosen, spec.velocities_per_position, axis=0).astype(np.float32)
+    chosen = chosen.astype(np.float32)
+    x = np.repeat(chosen, spec.velocities_per_position, axis=0)
     v, grad_x, grad_v = np.empty_like(x), np.empty_like(x), np.empty_like(x)
-    grad_n = None if position is None else np.empty_like(x)
+    grad_n = None
+    if position is not None:  # once per position, then repeated like the positions
+        per_position = [position.grad_log_n(jnp.asarray(chosen[i : i + spec.chunk_size]))
+                        for i in range(0, len(chosen), spec.chunk_size)]
+        grad_n = np.repeat(np.concatenate(per_position), spec.velocities_per_position, axis=0)
     keys = jr.split(key_velocities, -(-len(x) // spec.chunk_size))
     with progress_bar() as bar:
         task = bar.add_task("collocation ∇ ln f", total=len(x), status=f"{len(velocity)} flow(s)")
@@ -75,7 +80,5 @@ def draw_collocation(
             v_chunk = velocity.sample(key, stop - start, x_chunk)
             v[start:stop] = v_chunk
             grad_x[start:stop], grad_v[start:stop] = velocity.grad_log_p(x_chunk, v_chunk)
-            if grad_n is not None:
-                grad_n[start:stop] = position.grad_log_n(x_chunk)
             bar.update(task, advance=stop - start)
     return CollocationPoints(x=x, v=v, grad_x_log_p=grad_x, grad_v_log_p=grad_v, grad_log_n=grad_n)
