@@ -241,25 +241,58 @@ class NetSpec(_Section):
     width: int = Field(128, gt=0, description="Units per hidden layer.")
     depth: int = Field(3, gt=0, description="Hidden layers.")
     activation: Activation = Field("silu", description="Smooth activation; `gint` is ClearPotential's.")
+    body: Literal["mlp", "resnet"] = Field(
+        "mlp", description="`mlp`: a plain stack of layers; `resnet`: each hidden layer adds its output to its input "
+        "(h ← h + W σ(h)), as in the conditional Deep Potential."
+    )
+
+
+Method = Literal["vanilla", "selection", "conditional"]
 
 
 class FieldsSpec(_Section):
-    """Neural fields trained on the collisionless Boltzmann equation."""
+    """Neural fields trained on the collisionless Boltzmann equation (SCIENCE.md, methods 1–3)."""
 
-    method: Literal["conditional"] = Field("conditional", description="CBE method (more arrive with later releases).")
+    method: Method = Field(
+        "conditional",
+        description="`vanilla`: Φ from flows for n(x) and p(v|x) (needs `density.position`); `selection`: Φ and a "
+        "dust/selection efficiency ε(x) in (0, 1] from flows of the observed n(x) and p(v|x) (needs "
+        "`density.position` without `selection_weights`); `conditional`: Φ and the true tracer density n(x) from "
+        "p(v|x) alone.",
+    )
     potential: NetSpec = Field(NetSpec(), description="Network for Φ(x).")
-    log_density: NetSpec = Field(NetSpec(width=64, depth=3), description="Network for ln n(x).")
+    log_density: NetSpec = Field(NetSpec(width=64, depth=3), description="Network for ln n(x) (`conditional`).")
+    efficiency: NetSpec = Field(
+        NetSpec(width=64, depth=3), description="Network for ε(x) (`selection`; published: 5 × 100, `gint`); "
+        "ln ε = −softplus(s(x) − 2), smooth and ≤ 0, near 0.88 at initialisation."
+    )
+    loss: Literal["mse", "asinh"] = Field(
+        "mse", description="`mse`: ⟨(r/s)²⟩ + λ⟨max(0, −∇²Φ)/s'⟩ (ClearPotential); `asinh`: ⟨asinh(|r|/s)⟩ + "
+        "λ⟨asinh(max(0, −∇²Φ)/s')⟩ (Deep Potential). s: the rms of v·∇ₓ ln f; s': ⟨v²⟩/R²."
+    )
     steps: int = Field(3000, gt=0, description="Optimisation steps.")
     batch_size: int = Field(2048, gt=0, description="Collocation points per step.")
     learning_rate: float = Field(2e-3, gt=0, description="Adam peak learning rate (warm-up, then cosine decay).")
-    positivity_weight: float = Field(1.0, ge=0, description="Weight of the negative-density penalty.")
+    positivity_weight: float = Field(1.0, ge=0, description="Weight λ of the negative-density penalty.")
     laplacian_batch: int = Field(256, gt=0, description="Points per step on which ∇²Φ is penalised.")
+    efficiency_weight: float = Field(
+        0.01, ge=0, description="Weight λ_ε of ⟨(ln ε)²⟩ (`selection`): pulls ε to 1 where the CBE does not ask "
+        "otherwise."
+    )
     density_tie_weight: float = Field(
         0.0,
         ge=0,
-        description="Weight of the weak tie of n to the observed star counts (an unbinned likelihood of the "
-        "star positions in the volume). It breaks the near-degeneracy between ∇Φ and ∇ln n at low speeds; "
+        description="Weight of the weak tie of n to the observed star counts (`conditional`; an unbinned likelihood "
+        "of the star positions in the volume). It breaks the near-degeneracy between ∇Φ and ∇ln n at low speeds; "
         "keep it 0 where a selection function shapes the counts.",
+    )
+    pattern_speed: bool = Field(
+        False, description="Fit a pattern speed Ω_p: f stationary in a frame rotating about the z axis "
+        "(SCIENCE.md); reported as cube attribute `pattern_speed_kms_per_kpc`, positive in the sense of Galactic "
+        "rotation."
+    )
+    pattern_speed_init_kms_per_kpc: float = Field(
+        0.0, description="Starting value of Ω_p (Galactic-rotation sense) when `pattern_speed: true`."
     )
 
 
@@ -319,6 +352,21 @@ class Recipe(_Section):
                     "`density.position.selection_weights: true` needs each star's S(x): use `data.source: table` "
                     "with `data.table.selection_column`, or set `selection_weights: false`"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _flows_for_method(self) -> Recipe:
+        method, position = self.fields.method, self.density.position
+        if method in ("vanilla", "selection") and position is None:
+            raise ValueError(
+                f"`fields.method: {method}` needs the n(x) flow: add a `density.position:` section "
+                "(e.g. `position: {flow_layers: 6, nn_width: 64}`), or use `fields.method: conditional`"
+            )
+        if method == "selection" and position.selection_weights:
+            raise ValueError(
+                "`fields.method: selection` learns ε(x) from the observed density: set "
+                "`density.position.selection_weights: false` (weights 1/S are for `vanilla`)"
+            )
         return self
 
     @property
