@@ -8,6 +8,7 @@ from scipy.stats import norm
 
 from dpotcube.errors import RecipeError
 from dpotcube.geometry import uniform_in_ball
+from dpotcube.plots.selection import selection_plane_figure
 from dpotcube.recipe import DataSpec, recipe_from_dict
 from dpotcube.sources.base import PhaseSpaceTable
 from dpotcube.sources.dust import DustField, correlation
@@ -196,6 +197,14 @@ def test_observed_table_keeps_selection_and_provenance(dusty, tmp_path):
     np.testing.assert_array_equal(back.selection, stars.selection)
     assert back.meta["observation"]["dust"]["min_scale_kpc"] == 0.25
     assert back.meta["n_true_stars_drawn"] > len(stars)
+
+
+def test_selection_plane_figure(dusty, truth):
+    _, dusty_truth = dusty
+    fig = selection_plane_figure(dusty_truth, n_grid=21)
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()] == [
+        "extinction A from the observer", "selection function S", "observed tracer density S n"]
+    assert selection_plane_figure(truth) is None
 
 
 def test_truth_without_observation_is_unchanged(data_spec, truth):
