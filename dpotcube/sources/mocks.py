@@ -146,7 +146,7 @@ def sample_observed_plummer(
     kept_per_draw = 0.1  # first guess of the share of radii drawn that end up kept; updated from the draws
     while n_kept < truth.n_stars:
         need = truth.n_stars - n_kept
-        n_draw = max(int(1.2 * need / kept_per_draw), 4096)
+        n_draw = max(int(1.05 * need / kept_per_draw), 4096)  # S is the cost: overshoot little
         pos = _positions_in_volume(rng, truth, n_draw)
         s = selection_of(truth.selection, pos)
         seen = rng.uniform(size=len(pos)) < s
