@@ -165,11 +165,12 @@ def build(
 
     run("cube", ["fields"], [recipe.cube, recipe_sha256(recipe_text)], evaluate)
 
-    scores = None
+    scores = truth = None
     if recipe.data.source == "plummer":
-        scores = score_against_truth(paths["cube"], plummer_truth(recipe.data))
+        truth = plummer_truth(recipe.data)  # once: with `data.observation` it caches a Monte Carlo ⟨S⟩
+        scores = score_against_truth(paths["cube"], truth)
         (build_dir / "scores.json").write_text(json.dumps(scores, indent=2))
-    write_quicklooks(xr.open_zarr(paths["cube"]), build_dir, "quicklook", plummer_truth(recipe.data) if scores else None)
+    write_quicklooks(xr.open_zarr(paths["cube"]), build_dir, "quicklook", truth)
 
     console.print("[bold]publish[/bold] …")
     written = xr.open_zarr(paths["cube"])  # the cube stage may have been skipped: describe what is on disk

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import math
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -35,6 +36,50 @@ class PlummerSpec(_Section):
 
     mass_msun: float = Field(1.0e11, gt=0, description="Total mass M.")
     scale_radius_kpc: float = Field(4.0, gt=0, description="Plummer scale radius b.")
+
+
+class DustSpec(_Section):
+    """A 3-D dust field: ln of the extinction density a Gaussian random field, made from the seed (no map shipped)."""
+
+    mean_extinction_mag_per_kpc: float = Field(
+        0.5, gt=0, description="Mean extinction density α₀; α(x) = α₀ exp(δ(x) − σ²/2) with δ the random field."
+    )
+    log_sigma: float = Field(1.0, ge=0, description="Standard deviation σ of δ = ln(α/α₀) + σ²/2 (0: uniform dust).")
+    spectral_index: float = Field(3.0, description="Power spectrum P(k) ∝ k^(−index) of δ (3: equal power per octave).")
+    min_scale_kpc: float = Field(
+        0.25, gt=0, description="Smallest structure: P(k) is cut off above k = 2π/min_scale (published: 0.25 kpc)."
+    )
+    max_scale_kpc: float = Field(6.0, gt=0, description="Largest structure: P(k) starts at k = 2π/max_scale.")
+    n_modes: int = Field(256, ge=16, le=8192, description="Random Fourier modes summed for δ (cost ∝ n_modes).")
+    quadrature_nodes: int = Field(
+        64, ge=8, le=1024, description="Gauss–Legendre nodes along each line of sight; at least "
+        "5 × volume_radius_kpc / min_scale_kpc (64 nodes: < 1e-3 mag error at 3 kpc)."
+    )
+    seed: int = Field(
+        0, ge=0, description="Seed of the dust realisation; separate from the recipe `seed`, so members that vary "
+        "the stars see the same dust."
+    )
+
+    @model_validator(mode="after")
+    def _scales_ordered(self) -> DustSpec:
+        if self.min_scale_kpc >= self.max_scale_kpc:
+            raise ValueError(
+                f"`min_scale_kpc` (={self.min_scale_kpc}) must be smaller than `max_scale_kpc` (={self.max_scale_kpc})"
+            )
+        return self
+
+
+class ObservationSpec(_Section):
+    """How the mock is observed: an apparent-magnitude limit, through dust or not; S(x) depends on position only."""
+
+    magnitude_limit: float = Field(13.5, description="Apparent-magnitude limit m_lim: a star is seen when m < m_lim.")
+    absolute_magnitude_mean: float = Field(1.0, description="Mean M₀ of the tracers' absolute magnitudes.")
+    absolute_magnitude_sigma: float = Field(
+        1.0, gt=0, description="Spread σ_M of the absolute magnitudes (normal distribution)."
+    )
+    dust: DustSpec | None = Field(
+        DustSpec(), description="The dust field; `null` for the dust-free variant (distance/magnitude limit only)."
+    )
 
 
 GalactocentricColumn = Literal["x", "y", "z", "vx", "vy", "vz"]
@@ -128,9 +173,16 @@ class DataSpec(_Section):
     source: Literal["plummer", "table", "gaia"] = Field(
         "plummer", description="`plummer` (built-in mock with truth), `table` (a file) or `gaia` (Gaia DR3 via TAP)."
     )
-    n_stars: int = Field(50_000, ge=200, description="Stars drawn inside the volume (mock sources only).")
+    n_stars: int = Field(
+        50_000, ge=200, description="Stars drawn inside the volume (mock sources only); with `observation`, the "
+        "observed stars."
+    )
     volume_radius_kpc: float = Field(3.0, gt=0, description="Keep stars within this distance of the observer.")
     plummer: PlummerSpec = Field(PlummerSpec(), description="Mock parameters for `source: plummer`.")
+    observation: ObservationSpec | None = Field(
+        None, description="Observe the mock through a magnitude limit (and dust); `null`: every star in the volume "
+        "is seen. Only for `source: plummer`."
+    )
     table: TableSpec | None = Field(None, description="Required when `source: table`.")
     gaia: GaiaSpec = Field(GaiaSpec(), description="Query and cuts for `source: gaia` (cuts also for Gaia tables).")
     frame: FrameSpec = Field(FrameSpec(), description="Solar parameters; the observer sits at the Sun.")
@@ -139,6 +191,19 @@ class DataSpec(_Section):
     def _table_given_for_table_source(self) -> DataSpec:
         if self.source == "table" and self.table is None:
             raise ValueError("`data.source: table` needs a `data.table` section with at least `path: FILE`")
+        if self.observation is not None and self.source != "plummer":
+            raise ValueError(
+                f"`data.observation` observes the built-in mock and needs `data.source: plummer` (got `{self.source}`); "
+                "for a table with known S(x) use `data.table.selection_column`, else drop `data.observation`"
+            )
+        dust = self.observation.dust if self.observation is not None else None
+        if dust is not None and dust.quadrature_nodes < 5 * self.volume_radius_kpc / dust.min_scale_kpc:
+            needed = math.ceil(5 * self.volume_radius_kpc / dust.min_scale_kpc)
+            raise ValueError(
+                f"`data.observation.dust.quadrature_nodes` (={dust.quadrature_nodes}) is too few to integrate "
+                f"{dust.min_scale_kpc} kpc dust over {self.volume_radius_kpc} kpc lines of sight; set it to at least "
+                f"{needed}"
+            )
         return self
 
 
@@ -347,10 +412,12 @@ class Recipe(_Section):
         position = self.density.position
         if position is not None and position.selection_weights:
             table = self.data.table if self.data.source == "table" else None
-            if table is None or table.selection_column is None:
+            from_table = table is not None and table.selection_column is not None
+            if not from_table and self.data.observation is None:
                 raise ValueError(
                     "`density.position.selection_weights: true` needs each star's S(x): use `data.source: table` "
-                    "with `data.table.selection_column`, or set `selection_weights: false`"
+                    "with `data.table.selection_column`, or the mock with `data.observation`, or set "
+                    "`selection_weights: false`"
                 )
         return self
 
