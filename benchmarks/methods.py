@@ -57,7 +57,7 @@ def run(mocks: list[str], methods: list[str], stars: int, steps: int, epochs: in
     import dpotcube
     from dpotcube.fields.model import load_fields
     from dpotcube.recipe import recipe_from_dict
-    from dpotcube.sources.load import observation_truth, plummer_truth
+    from dpotcube.sources.load import plummer_truth
     from dpotcube.truth import score_against_truth
 
     rows = []
@@ -77,8 +77,7 @@ def run(mocks: list[str], methods: list[str], stars: int, steps: int, epochs: in
                         "collocation", "fields", "cube"]
                 model = load_fields(build_dir / "fields.eqx")
                 n_params = sum(leaf.size for leaf in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array)))
-                truth, selection = plummer_truth(recipe.data), observation_truth(recipe.data)
-                scores = score_against_truth(result.cube_path, truth, selection=selection.selection)
+                scores = score_against_truth(result.cube_path, plummer_truth(recipe.data))
                 rows.append({
                     "mock": mock, "method": method,
                     "stage_seconds": {s: manifest[s]["seconds"] for s in used},

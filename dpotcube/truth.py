@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import xarray as xr
 
 from .constants import MSUN_PER_KPC3_TO_MSUN_PER_PC3
 from .sources.mocks import PlummerTruth
+from .sources.selection import selection_of
 
 WELL_SEEN = 0.1
 """Scores restricted to where tracers remain use points with S(x) above this (the conditional Deep Potential goal)."""
@@ -20,12 +20,11 @@ def score_against_truth(
     truth: PlummerTruth,
     max_points: int = 100_000,
     seed: int = 0,
-    selection: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> dict[str, float]:
     """Median relative errors of a, ρ, n, ε and Φ at (up to `max_points`) random in-volume grid points.
 
-    `selection`: the mock's S(x), when stars were seen through one; then the density shares are also
-    given where S > `WELL_SEEN`, and ε is scored against S. n and ε are scored by their shape (the ratio to
+    When the mock's stars were seen through a selection S(x) (`truth.selection`), the density shares are
+    also given where S > `WELL_SEEN`, and ε is scored against S. n and ε are scored by their shape (the ratio to
     truth divided by its median), since neither normalisation is fixed by the CBE; `truth.tracer_density`
     is the density of all (seen and unseen) tracers. Reads only the sampled points, so memory does not
     grow with the cube.
@@ -64,8 +63,8 @@ def score_against_truth(
         n_ratio = at_points("tracer_density") / true_n
         scores["median_rel_error_tracer_density"] = float(np.median(np.abs(n_ratio - 1)))
         scores["median_shape_error_tracer_density"] = float(np.median(np.abs(n_ratio / np.median(n_ratio) - 1)))
-    if selection is not None:
-        true_s = np.asarray(selection(pts), np.float64)
+    if truth.selection is not None:
+        true_s = np.asarray(selection_of(truth.selection, pts), np.float64)
         seen = true_s > WELL_SEEN
         scores["share_well_seen"] = float(np.mean(seen))
         scores["median_rel_error_density_well_seen"] = float(np.median(rho_err[seen]))
