@@ -29,6 +29,7 @@ def plummer_truth(data: DataSpec) -> PlummerTruth:
         observer=tuple(float(c) for c in solar_position_kpc(data.frame)),
         volume_radius_kpc=data.volume_radius_kpc,
         n_stars=data.n_stars,
+        anisotropy_radius_kpc=data.plummer.anisotropy_radius_kpc,
     )
 
 
@@ -43,6 +44,8 @@ def load_stars(data: DataSpec, seed: int, build_dir: Path | None = None) -> Phas
         truth = plummer_truth(data)
         positions, velocities = sample_plummer(truth, seed)
         meta: dict = {"mass_msun": truth.mass_msun, "scale_radius_kpc": truth.scale_radius_kpc}
+        if truth.anisotropy_radius_kpc is not None:
+            meta["anisotropy_radius_kpc"] = truth.anisotropy_radius_kpc
         return PhaseSpaceTable(positions, velocities, observer, data.volume_radius_kpc, data.source, meta)
     if data.source == "table" and data.table is not None and data.table.coordinates == "galactocentric":
         positions, velocities, selection, n_dropped = read_galactocentric_table(data.table)
