@@ -19,6 +19,7 @@ from pathlib import Path
 from .builds import measured_build
 from .report import REPO, environment, provenance_line
 
+TITLE = "Accuracy of every method on every mock"
 RESULTS = REPO / "benchmarks" / "results" / "accuracy.json"
 QUICKSTART = "recipes/quickstart.yaml"
 CASES: dict[str, tuple[str, str, str, tuple[str, ...]]] = {  # name: (method, mock, recipe, overrides)
@@ -58,7 +59,7 @@ def run(argv: list[str]) -> dict:
 
 def markdown(r: dict) -> str:
     lines = [
-        "## Accuracy of every method on every mock",
+        f"## {TITLE}",
         "",
         provenance_line(r) + " Each row was made by its own command on its own date (last columns).",
         "Medians over grid points inside the tracer volume; goals as for the quickstart (a ≤ 0.05, ρ ≤ 0.15).",

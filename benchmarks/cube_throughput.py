@@ -34,6 +34,7 @@ import numpy as np
 from .memory import peak_mb, reset_peak, resident_mb
 from .report import REPO, environment, provenance_line
 
+TITLE = "Cube throughput"
 RESULTS = REPO / "benchmarks" / "results" / "cube_throughput.json"
 
 NET = {"width": 100, "depth": 5, "activation": "silu"}  # the Φ network of (a) and (b); n(x) gets the same
@@ -278,7 +279,7 @@ def markdown(r: dict) -> str:
 
     p, pc = pipe["points_per_s"], pipe["cpu_points_per_s"]
     lines = [
-        "## Cube throughput",
+        f"## {TITLE}",
         "",
         provenance_line(r),
         f"Best of {r['repeats']} interleaved repeats. Kernel calls of {lap['batch']} points, as the cube makes them.",

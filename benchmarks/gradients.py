@@ -22,6 +22,7 @@ import numpy as np
 
 from .report import REPO, environment, provenance_line
 
+TITLE = "Flow gradients against the Plummer truth"
 RESULTS = REPO / "benchmarks" / "results" / "gradients.json"
 N_TEST = 20_000
 
@@ -91,7 +92,7 @@ def gradient_errors(estimate: jnp.ndarray, truth: jnp.ndarray) -> dict[str, floa
 
 def markdown(r: dict) -> str:
     lines = [
-        "## Flow gradients against the Plummer truth",
+        f"## {TITLE}",
         "",
         provenance_line(r),
         f"p(v|x): MAF {VELOCITY['flow_layers']} layers × {VELOCITY['nn_width']} × {VELOCITY['nn_depth']}, "

@@ -15,6 +15,7 @@ from pathlib import Path
 from .builds import measured_build
 from .report import REPO, environment, provenance_line
 
+TITLE = "Quickstart build (`recipes/quickstart.yaml`)"
 RESULTS = REPO / "benchmarks" / "results" / "quickstart.json"
 RECIPE = REPO / "recipes" / "quickstart.yaml"
 
@@ -40,7 +41,7 @@ def markdown(r: dict) -> str:
     if r.get("stage_peak_rss_mb"):  # recorded since the benchmark monitors each stage
         memory += " (" + ", ".join(f"{k} {v:.0f} MB" for k, v in r["stage_peak_rss_mb"].items()) + ")"
     return "\n".join([
-        "## Quickstart build (`recipes/quickstart.yaml`)",
+        f"## {TITLE}",
         "",
         provenance_line(r),
         "",

@@ -2,7 +2,7 @@
 
 A benchmark is a module with
 - a docstring whose first line says what it measures (shown by `python -m benchmarks list`),
-- `RESULTS: Path`, its JSON file in `benchmarks/results/`,
+- `TITLE: str`, the heading of its section, and `RESULTS: Path`, its JSON file in `benchmarks/results/`,
 - `run(argv: list[str]) -> dict`, which measures and returns the result (with `command` and `environment()`),
 - `markdown(result: dict) -> str`, its section of `docs/benchmarks.md`, with `provenance_line(result)`,
 and one line here. The name is also the section's marker in docs/benchmarks.md (`<!-- NAME:start -->`).

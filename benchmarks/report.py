@@ -55,7 +55,7 @@ def section(name: str) -> str:
 
     module = load(name)
     if not module.RESULTS.exists():
-        return f"No results yet: run `python -m benchmarks run {name}`.\n"
+        return f"## {module.TITLE}\n\nNo results yet: run `python -m benchmarks run {name}`.\n"
     return module.markdown(json.loads(module.RESULTS.read_text()))
 
 
