@@ -54,7 +54,8 @@ def run(argv: list[str]) -> dict:
             case = run_case(name, Path(scratch), args.overrides)
         cases[name] = {**case, "command": f"{command} --cases {name}", "date": env["date"]}
         print(name, json.dumps(cases[name]), flush=True)
-    return {"command": command, **env, "cases": {k: cases[k] for k in CASES if k in cases}}
+    ran = "" if args.cases == list(CASES) else " --cases " + " ".join(args.cases)
+    return {"command": command + ran, **env, "cases": {k: cases[k] for k in CASES if k in cases}}
 
 
 def markdown(r: dict) -> str:
