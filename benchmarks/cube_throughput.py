@@ -10,7 +10,7 @@
     the imports done to the store complete (see `_write_cube_and_report`).
 
 Timings interleave the variants and keep the best of several repeats: the machine is shared, and the
-best repeat is the one least disturbed. Field models are freshly initialised `ConditionalFields`
+best repeat is the one least disturbed. Field models are freshly initialised `CBEFields`
 saved with `save_fields`: accuracy is not measured here. Writes
 `benchmarks/results/cube_throughput.json` and the cube-throughput section of `docs/benchmarks.md`.
 """
@@ -51,21 +51,20 @@ REPEATS = 3
 
 def fresh_models(folder: Path, members: int, net: dict, seed: int = 0) -> list[Path]:
     """`members` freshly initialised field models of the production class, saved in `folder`."""
-    import jax.numpy as jnp
     import jax.random as jr
 
-    from dpotcube.fields.model import ConditionalFields, save_fields
-    from dpotcube.fields.nets import ScalarField
+    from dpotcube.fields.model import fields_skeleton, save_fields
 
     folder.mkdir(parents=True, exist_ok=True)
     common = {"loc": OBSERVER, "length_scale": HALF_WIDTH_KPC}
-    hyper = {"potential": {**net, **common, "out_scale": 3.0e4}, "log_density": {**net, **common, "out_scale": 1.0}}
+    hyper = {
+        "method": "conditional",
+        "potential": {**net, **common, "out_scale": 3.0e4},
+        "log_density": {**net, **common, "out_scale": 1.0},
+    }
     paths = []
     for member in range(members):
-        k_phi, k_n = jr.split(jr.key(seed + member))
-        model = ConditionalFields(
-            ScalarField(**hyper["potential"], key=k_phi), ScalarField(**hyper["log_density"], key=k_n), jnp.zeros(())
-        )
+        model = fields_skeleton(**hyper, key=jr.key(seed + member))
         paths.append(folder / f"fields_{member}.eqx")
         save_fields(paths[-1], model, hyper)
     return paths

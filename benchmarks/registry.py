@@ -19,6 +19,7 @@ from types import ModuleType
 BENCHMARKS: dict[str, str] = {
     "quickstart": "benchmarks.quickstart",
     "accuracy": "benchmarks.accuracy",
+    "methods": "benchmarks.methods",
     "gradients": "benchmarks.gradients",
     "cube-throughput": "benchmarks.cube_throughput",
 }

@@ -24,21 +24,21 @@ import xarray as xr
 from . import __version__
 from .catalog import check_entry_available, publish_cube
 from .constants import CUBE_VERSION, G_KPC_KM2_S2_PER_MSUN
-from .cube.evaluate import BARYON_FIELDS, FIELDS, field_blocks
+from .cube.evaluate import METHOD_FIELDS, field_blocks, flow_density_blocks
 from .cube.grid import make_grid
 from .cube.scheduler import SchedulerSpec
-from .cube.store import add_baryons, cube_dataset, write_cube
+from .cube.store import add_baryons, add_flow_tracer_density, cube_dataset, write_cube
 from .density.collocation import CollocationPoints, draw_collocation
 from .density.ensemble import FlowEnsemble
 from .density.flows import fit_flow, load_flow, save_flow
 from .errors import BuildError
-from .fields.model import save_fields
-from .fields.train import train_conditional
+from .fields.model import load_fields, save_fields
+from .fields.train import train_fields
 from .frames import solar_position_kpc
 from .paths import check_output_path
 from .plots import copy_quicklooks, write_quicklooks
 from .progress import console
-from .recipe import FlowSpec, Recipe, recipe_sha256
+from .recipe import FlowSpec, PositionFlowSpec, Recipe, recipe_sha256
 from .sources import PhaseSpaceTable, load_stars
 from .sources.gaia import fetch_gaia
 from .sources.load import GAIA_CACHE, plummer_truth
@@ -141,7 +141,7 @@ def build(
 
     def fit_fields() -> None:
         points = CollocationPoints.load(paths["collocation"])
-        model, hyper, history = train_conditional(
+        model, hyper, history = train_fields(
             points, stars.observer, stars.volume_radius_kpc, len(stars), recipe.fields, seeds["fields"]
         )
         save_fields(paths["fields"], model, hyper)
@@ -149,25 +149,35 @@ def build(
 
     run("fields", ["collocation"], recipe.fields, fit_fields)
 
+    method = recipe.fields.method
     attrs = cube_attributes(recipe, recipe_text, stars)
+    pattern_speed = load_fields(paths["fields"]).pattern_speed
+    if pattern_speed is not None:
+        attrs["pattern_speed_kms_per_kpc"] = float(pattern_speed)
 
     def evaluate() -> None:
-        blocks = field_blocks([paths["fields"]], grid, stars.observer)
-        ds = cube_dataset(blocks, grid, attrs, member_kinds=["seed"])
+        blocks = field_blocks([paths["fields"]], grid, stars.observer, method)
+        ds = cube_dataset(blocks, grid, attrs, member_kinds=["seed"], fields=METHOD_FIELDS[method])
+        position = density.position
+        if method == "selection" or (method == "vanilla" and position.selection_weights):
+            total = len(stars) if method == "selection" else float(np.sum(_star_weights(position, stars)))
+            n_flow = flow_density_blocks([paths[s] for s in flow_stages["position"]], grid, total)
+            ds = add_flow_tracer_density(ds, n_flow, divide_by_efficiency=method == "selection")
         if recipe.cube.baryon_model != "none":
             ds = add_baryons(ds, grid, recipe.cube.baryon_model, recipe.cube.baryon_relative_error, seeds["cube"])
         write_cube(ds, paths["cube"], on)
 
     run("cube", ["fields"], [recipe.cube, recipe_sha256(recipe_text)], evaluate)
 
-    scores = None
+    scores = truth = None
     if recipe.data.source == "plummer":
-        scores = score_against_truth(paths["cube"], plummer_truth(recipe.data))
+        truth = plummer_truth(recipe.data)  # once: with `data.observation` it caches a Monte Carlo ⟨S⟩
+        scores = score_against_truth(paths["cube"], truth)
         (build_dir / "scores.json").write_text(json.dumps(scores, indent=2))
-    write_quicklooks(xr.open_zarr(paths["cube"]), build_dir, "quicklook", plummer_truth(recipe.data) if scores else None)
+    write_quicklooks(xr.open_zarr(paths["cube"]), build_dir, "quicklook", truth)
 
     console.print("[bold]publish[/bold] …")
-    written = dict(xr.open_zarr(paths["cube"]).attrs)  # the cube stage may have been skipped: describe what is on disk
+    written = xr.open_zarr(paths["cube"])  # the cube stage may have been skipped: describe what is on disk
     metadata = {**entry_metadata(written), "recipe_name": recipe.name}
     store = recipe.publish.store
     published = publish_cube(recipe.publish.catalog, recipe.entry_name, paths["cube"], metadata, replace, store)
@@ -184,14 +194,17 @@ def _fit_member(
                                  label=f"p(v|x) {stage}")
     else:
         ball = (stars.observer, stars.volume_radius_kpc) if spec.support == "ball" else None
-        weights = None
-        if spec.selection_weights:
-            weights = np.minimum(1 / stars.selection, spec.max_weight)  # the recipe check ensures a selection column
+        weights = _star_weights(spec, stars) if spec.selection_weights else None
         flow, history = fit_flow(stars.positions, spec, seed, weights=weights, ball=ball, split_seed=split_seed,
                                  label=f"n(x) {stage}")
     path.parent.mkdir(exist_ok=True)
     save_flow(path, flow, spec)
     path.with_name(f"{stage}_history.json").write_text(json.dumps(history))
+
+
+def _star_weights(spec: PositionFlowSpec, stars: PhaseSpaceTable) -> np.ndarray:
+    """1/S per star, clipped at `max_weight` (the recipe check ensures a selection column)."""
+    return np.minimum(1 / stars.selection, spec.max_weight)
 
 
 def cube_attributes(recipe: Recipe, recipe_text: str, stars: PhaseSpaceTable) -> dict:
@@ -228,15 +241,17 @@ def cube_attributes(recipe: Recipe, recipe_text: str, stars: PhaseSpaceTable) ->
     }
 
 
-def entry_metadata(attrs: dict) -> dict:
+def entry_metadata(cube: xr.Dataset) -> dict:
     """What a catalog entry says about its cube without opening it."""
-    fields = {**FIELDS, **(BARYON_FIELDS if "baryon_model" in attrs else {})}
+    attrs = cube.attrs
+    fields = [name for name in cube.data_vars if name != "in_volume"]
     return {
         "method": attrs["method"],
         "n_tracers": attrs["n_tracers"],
         "data_source": attrs["data_source"],
         "fields": [*fields, "in_volume"],
-        "units": {name: units for name, (units, _) in fields.items()},
+        "units": {name: cube[name].attrs["units"] for name in fields},
+        **({"pattern_speed_kms_per_kpc": attrs["pattern_speed_kms_per_kpc"]} if "pattern_speed_kms_per_kpc" in attrs else {}),
         **({"baryon_model": attrs["baryon_model"]} if "baryon_model" in attrs else {}),
         "created": attrs["created"],
         "dpotcube_version": attrs["dpotcube_version"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import math
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -54,6 +55,50 @@ class PlummerSpec(_Section):
                 "for an isotropic sphere"
             )
         return self
+
+
+class DustSpec(_Section):
+    """A 3-D dust field: ln of the extinction density a Gaussian random field, made from the seed (no map shipped)."""
+
+    mean_extinction_mag_per_kpc: float = Field(
+        0.5, gt=0, description="Mean extinction density α₀; α(x) = α₀ exp(δ(x) − σ²/2) with δ the random field."
+    )
+    log_sigma: float = Field(1.0, ge=0, description="Standard deviation σ of δ = ln(α/α₀) + σ²/2 (0: uniform dust).")
+    spectral_index: float = Field(3.0, description="Power spectrum P(k) ∝ k^(−index) of δ (3: equal power per octave).")
+    min_scale_kpc: float = Field(
+        0.25, gt=0, description="Smallest structure: P(k) is cut off above k = 2π/min_scale (published: 0.25 kpc)."
+    )
+    max_scale_kpc: float = Field(6.0, gt=0, description="Largest structure: P(k) starts at k = 2π/max_scale.")
+    n_modes: int = Field(256, ge=16, le=8192, description="Random Fourier modes summed for δ (cost ∝ n_modes).")
+    quadrature_nodes: int = Field(
+        64, ge=8, le=1024, description="Gauss–Legendre nodes along each line of sight; at least "
+        "5 × volume_radius_kpc / min_scale_kpc (64 nodes: < 1e-3 mag error at 3 kpc)."
+    )
+    seed: int = Field(
+        0, ge=0, description="Seed of the dust realisation; separate from the recipe `seed`, so members that vary "
+        "the stars see the same dust."
+    )
+
+    @model_validator(mode="after")
+    def _scales_ordered(self) -> DustSpec:
+        if self.min_scale_kpc >= self.max_scale_kpc:
+            raise ValueError(
+                f"`min_scale_kpc` (={self.min_scale_kpc}) must be smaller than `max_scale_kpc` (={self.max_scale_kpc})"
+            )
+        return self
+
+
+class ObservationSpec(_Section):
+    """How the mock is observed: an apparent-magnitude limit, through dust or not; S(x) depends on position only."""
+
+    magnitude_limit: float = Field(13.5, description="Apparent-magnitude limit m_lim: a star is seen when m < m_lim.")
+    absolute_magnitude_mean: float = Field(1.0, description="Mean M₀ of the tracers' absolute magnitudes.")
+    absolute_magnitude_sigma: float = Field(
+        1.0, gt=0, description="Spread σ_M of the absolute magnitudes (normal distribution)."
+    )
+    dust: DustSpec | None = Field(
+        DustSpec(), description="The dust field; `null` for the dust-free variant (distance/magnitude limit only)."
+    )
 
 
 GalactocentricColumn = Literal["x", "y", "z", "vx", "vy", "vz"]
@@ -147,9 +192,16 @@ class DataSpec(_Section):
     source: Literal["plummer", "table", "gaia"] = Field(
         "plummer", description="`plummer` (built-in mock with truth), `table` (a file) or `gaia` (Gaia DR3 via TAP)."
     )
-    n_stars: int = Field(50_000, ge=200, description="Stars drawn inside the volume (mock sources only).")
+    n_stars: int = Field(
+        50_000, ge=200, description="Stars drawn inside the volume (mock sources only); with `observation`, the "
+        "observed stars."
+    )
     volume_radius_kpc: float = Field(3.0, gt=0, description="Keep stars within this distance of the observer.")
     plummer: PlummerSpec = Field(PlummerSpec(), description="Mock parameters for `source: plummer`.")
+    observation: ObservationSpec | None = Field(
+        None, description="Observe the mock through a magnitude limit (and dust); `null`: every star in the volume "
+        "is seen. Only for `source: plummer`."
+    )
     table: TableSpec | None = Field(None, description="Required when `source: table`.")
     gaia: GaiaSpec = Field(GaiaSpec(), description="Query and cuts for `source: gaia` (cuts also for Gaia tables).")
     frame: FrameSpec = Field(FrameSpec(), description="Solar parameters; the observer sits at the Sun.")
@@ -158,6 +210,19 @@ class DataSpec(_Section):
     def _table_given_for_table_source(self) -> DataSpec:
         if self.source == "table" and self.table is None:
             raise ValueError("`data.source: table` needs a `data.table` section with at least `path: FILE`")
+        if self.observation is not None and self.source != "plummer":
+            raise ValueError(
+                f"`data.observation` observes the built-in mock and needs `data.source: plummer` (got `{self.source}`); "
+                "for a table with known S(x) use `data.table.selection_column`, else drop `data.observation`"
+            )
+        dust = self.observation.dust if self.observation is not None else None
+        if dust is not None and dust.quadrature_nodes < 5 * self.volume_radius_kpc / dust.min_scale_kpc:
+            needed = math.ceil(5 * self.volume_radius_kpc / dust.min_scale_kpc)
+            raise ValueError(
+                f"`data.observation.dust.quadrature_nodes` (={dust.quadrature_nodes}) is too few to integrate "
+                f"{dust.min_scale_kpc} kpc dust over {self.volume_radius_kpc} kpc lines of sight; set it to at least "
+                f"{needed}"
+            )
         return self
 
 
@@ -260,25 +325,58 @@ class NetSpec(_Section):
     width: int = Field(128, gt=0, description="Units per hidden layer.")
     depth: int = Field(3, gt=0, description="Hidden layers.")
     activation: Activation = Field("silu", description="Smooth activation; `gint` is ClearPotential's.")
+    body: Literal["mlp", "resnet"] = Field(
+        "mlp", description="`mlp`: a plain stack of layers; `resnet`: each hidden layer adds its output to its input "
+        "(h ← h + W σ(h)), as in the conditional Deep Potential."
+    )
+
+
+Method = Literal["vanilla", "selection", "conditional"]
 
 
 class FieldsSpec(_Section):
-    """Neural fields trained on the collisionless Boltzmann equation."""
+    """Neural fields trained on the collisionless Boltzmann equation (SCIENCE.md, methods 1–3)."""
 
-    method: Literal["conditional"] = Field("conditional", description="CBE method (more arrive with later releases).")
+    method: Method = Field(
+        "conditional",
+        description="`vanilla`: Φ from flows for n(x) and p(v|x) (needs `density.position`); `selection`: Φ and a "
+        "dust/selection efficiency ε(x) in (0, 1] from flows of the observed n(x) and p(v|x) (needs "
+        "`density.position` without `selection_weights`); `conditional`: Φ and the true tracer density n(x) from "
+        "p(v|x) alone.",
+    )
     potential: NetSpec = Field(NetSpec(), description="Network for Φ(x).")
-    log_density: NetSpec = Field(NetSpec(width=64, depth=3), description="Network for ln n(x).")
+    log_density: NetSpec = Field(NetSpec(width=64, depth=3), description="Network for ln n(x) (`conditional`).")
+    efficiency: NetSpec = Field(
+        NetSpec(width=64, depth=3), description="Network for ε(x) (`selection`; published: 5 × 100, `gint`); "
+        "ln ε = −softplus(s(x) − 2), smooth and ≤ 0, near 0.88 at initialisation."
+    )
+    loss: Literal["mse", "asinh"] = Field(
+        "mse", description="`mse`: ⟨(r/s)²⟩ + λ⟨max(0, −∇²Φ)/s'⟩ (ClearPotential); `asinh`: ⟨asinh(|r|/s)⟩ + "
+        "λ⟨asinh(max(0, −∇²Φ)/s')⟩ (Deep Potential). s: the rms of v·∇ₓ ln f; s': ⟨v²⟩/R²."
+    )
     steps: int = Field(3000, gt=0, description="Optimisation steps.")
     batch_size: int = Field(2048, gt=0, description="Collocation points per step.")
     learning_rate: float = Field(2e-3, gt=0, description="Adam peak learning rate (warm-up, then cosine decay).")
-    positivity_weight: float = Field(1.0, ge=0, description="Weight of the negative-density penalty.")
+    positivity_weight: float = Field(1.0, ge=0, description="Weight λ of the negative-density penalty.")
     laplacian_batch: int = Field(256, gt=0, description="Points per step on which ∇²Φ is penalised.")
+    efficiency_weight: float = Field(
+        0.01, ge=0, description="Weight λ_ε of ⟨(ln ε)²⟩ (`selection`): pulls ε to 1 where the CBE does not ask "
+        "otherwise."
+    )
     density_tie_weight: float = Field(
         0.0,
         ge=0,
-        description="Weight of the weak tie of n to the observed star counts (an unbinned likelihood of the "
-        "star positions in the volume). It breaks the near-degeneracy between ∇Φ and ∇ln n at low speeds; "
+        description="Weight of the weak tie of n to the observed star counts (`conditional`; an unbinned likelihood "
+        "of the star positions in the volume). It breaks the near-degeneracy between ∇Φ and ∇ln n at low speeds; "
         "keep it 0 where a selection function shapes the counts.",
+    )
+    pattern_speed: bool = Field(
+        False, description="Fit a pattern speed Ω_p: f stationary in a frame rotating about the z axis "
+        "(SCIENCE.md); reported as cube attribute `pattern_speed_kms_per_kpc`, positive in the sense of Galactic "
+        "rotation."
+    )
+    pattern_speed_init_kms_per_kpc: float = Field(
+        0.0, description="Starting value of Ω_p (Galactic-rotation sense) when `pattern_speed: true`."
     )
 
 
@@ -333,11 +431,28 @@ class Recipe(_Section):
         position = self.density.position
         if position is not None and position.selection_weights:
             table = self.data.table if self.data.source == "table" else None
-            if table is None or table.selection_column is None:
+            from_table = table is not None and table.selection_column is not None
+            if not from_table and self.data.observation is None:
                 raise ValueError(
                     "`density.position.selection_weights: true` needs each star's S(x): use `data.source: table` "
-                    "with `data.table.selection_column`, or set `selection_weights: false`"
+                    "with `data.table.selection_column`, or the mock with `data.observation`, or set "
+                    "`selection_weights: false`"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _flows_for_method(self) -> Recipe:
+        method, position = self.fields.method, self.density.position
+        if method in ("vanilla", "selection") and position is None:
+            raise ValueError(
+                f"`fields.method: {method}` needs the n(x) flow: add a `density.position:` section "
+                "(e.g. `position: {flow_layers: 6, nn_width: 64}`), or use `fields.method: conditional`"
+            )
+        if method == "selection" and position.selection_weights:
+            raise ValueError(
+                "`fields.method: selection` learns ε(x) from the observed density: set "
+                "`density.position.selection_weights: false` (weights 1/S are for `vanilla`)"
+            )
         return self
 
     @property

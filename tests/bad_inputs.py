@@ -119,6 +119,8 @@ CASES: list[BadInput] = [
     BadInput("spline_transformer", "`density.velocity.transformer: spline`", lambda w: build(w, density__velocity__transformer="spline"), "[recipe -> density -> velocity -> transformer]"),
     BadInput("flow_positions_without_flow", "`density.collocation.positions: flow` without `density.position`", lambda w: build(w, density__collocation__positions="flow"), "needs a `density.position:` section"),
     BadInput("weights_without_selection", "`density.position.selection_weights: true` for the mock", lambda w: build(w, density__position={"selection_weights": True}), "needs each star's S(x)"),
+    BadInput("observation_for_table", "`data.observation` with `data.source: table`", lambda w: build(w, data={"source": "table", "table": {"path": "t.parquet"}, "observation": {}}), "needs `data.source: plummer`"),
+    BadInput("too_few_dust_nodes", "`data.observation.dust.quadrature_nodes: 16`", lambda w: build(w, data__observation={"dust": {"quadrature_nodes": 16}}), "set it to at least 60"),
     BadInput("selection_out_of_range", "selection column with values above 1", lambda w: selection_table(w), "must hold selection probabilities in (0, 1]"),
     BadInput("unknown_activation", "`fields.potential.activation: relu`", lambda w: build(w, fields__potential__activation="relu"), "[recipe -> fields -> potential -> activation]"),
     BadInput("missing_name", "recipe without `name`", lambda w: build(w, text="seed: 1\n"), "[recipe -> name] is required but missing"),

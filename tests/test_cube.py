@@ -30,7 +30,7 @@ def two_models(exact_fields, tmp_path_factory):
 
     model, hyper, _ = exact_fields
     tmp = tmp_path_factory.mktemp("members")
-    last = lambda m: m.potential.mlp.layers[-1]  # noqa: E731
+    last = lambda m: m.potential.body.layers[-1]  # noqa: E731
     doubled = eqx.tree_at(lambda m: (last(m).weight, last(m).bias), model, replace_fn=lambda a: 2 * a)
     save_fields(tmp / "m0.eqx", model, hyper)
     save_fields(tmp / "m1.eqx", doubled, hyper)

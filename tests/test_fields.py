@@ -28,10 +28,12 @@ def test_laplacian_matches_finite_differences():
     np.testing.assert_allclose(laplacian(field, x), fd, rtol=2e-2)
 
 
-def _random_field(activation: str, width: int, depth: int, seed: int) -> tuple[ScalarField, jnp.ndarray]:
+def _random_field(
+    activation: str, width: int, depth: int, seed: int, body: str = "mlp"
+) -> tuple[ScalarField, jnp.ndarray]:
     """A freshly initialised field around an off-centre `loc`, and 64 points within twice its length scale."""
     k_net, k_x = jax.random.split(jax.random.key(seed))
-    field = ScalarField(width, depth, activation, (-8.2, 0.3, 0.02), 2.5, 1.7e4, key=k_net)
+    field = ScalarField(width, depth, activation, (-8.2, 0.3, 0.02), 2.5, 1.7e4, body=body, key=k_net)
     x = field.loc + 5.0 * jax.random.uniform(k_x, (64, 3), minval=-1, maxval=1)
     return field, x
 
@@ -43,10 +45,10 @@ def _assert_close(actual, expected):
 
 
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
-@pytest.mark.parametrize(("width", "depth"), [(8, 1), (32, 3), (100, 5)])
-def test_forward_mode_matches_autodiff(activation, width, depth):
+@pytest.mark.parametrize(("width", "depth", "body"), [(8, 1, "mlp"), (32, 3, "mlp"), (100, 5, "mlp"), (32, 4, "resnet")])
+def test_forward_mode_matches_autodiff(activation, width, depth, body):
     """Φ, ∇Φ and ∇²Φ from the forward pass equal the network, jax.grad and trace(jacfwd(grad))."""
-    field, x = _random_field(activation, width, depth, seed=depth)
+    field, x = _random_field(activation, width, depth, seed=depth, body=body)
     value, grad, lap = jax.vmap(value_grad_laplacian, in_axes=(None, 0))(field, x)
     _assert_close(value, jax.vmap(field)(x))
     _assert_close(grad, jax.vmap(jax.grad(field))(x))

@@ -17,7 +17,7 @@ from dask.callbacks import Callback
 
 from ..baryons import BARYON_MODELS
 from ..progress import progress_bar
-from .evaluate import BARYON_FIELDS, FIELDS, baryon_blocks, member_baryon_parameters
+from .evaluate import BARYON_FIELDS, FIELDS, TRACER_DENSITY, baryon_blocks, member_baryon_parameters
 from .grid import Grid
 from .scheduler import SchedulerSpec, scheduler
 
@@ -29,12 +29,13 @@ MEMBER_KINDS = ("seed", "bootstrap", "noise", "frame")
 
 
 def cube_dataset(
-    blocks: da.Array, grid: Grid, attrs: dict, member_kinds: Sequence[str]
+    blocks: da.Array, grid: Grid, attrs: dict, member_kinds: Sequence[str], fields: dict = FIELDS
 ) -> xr.Dataset:
     """Dataset with dims `(member, x, y, z)` following CUBE_SPEC v1.
 
-    `blocks`: lazy array `(member, len(FIELDS), nx, ny, nz)` from `field_blocks`; `member_kinds`:
-    one of `MEMBER_KINDS` per member.
+    `blocks`: lazy array `(member, len(fields), nx, ny, nz)` from `field_blocks`; `fields`: name →
+    (units, long_name) of each block row (default: the `conditional` method's); `member_kinds`: one of
+    `MEMBER_KINDS` per member.
     """
     if len(member_kinds) != blocks.shape[0]:
         raise ValueError(f"`member_kinds` (={list(member_kinds)}) must name one kind per member (={blocks.shape[0]}).")
@@ -43,7 +44,9 @@ def cube_dataset(
         raise ValueError(f"`member_kinds` must be among {list(MEMBER_KINDS)}; got {unknown}.")
     dims = ("member", "x", "y", "z")
     data_vars = {}
-    for i, (name, (units, long_name)) in enumerate(FIELDS.items()):
+    if len(fields) != blocks.shape[1]:
+        raise ValueError(f"`fields` names {len(fields)} variables; `blocks` holds {blocks.shape[1]}.")
+    for i, (name, (units, long_name)) in enumerate(fields.items()):
         data_vars[name] = xr.Variable(dims, blocks[:, i], {"units": units, "long_name": long_name})
     data_vars["in_volume"] = xr.Variable(
         ("x", "y", "z"), grid.in_volume(), {"units": "1", "long_name": "within volume_radius_kpc of the observer"}
@@ -80,6 +83,20 @@ def add_baryons(ds: xr.Dataset, grid: Grid, model_name: str, relative_error: flo
         baryon_parameters=json.dumps({"names": model.parameter_names, "members": params.tolist(), "seed": seed}),
     )
     return out
+
+
+def add_flow_tracer_density(ds: xr.Dataset, n_flow: da.Array, divide_by_efficiency: bool) -> xr.Dataset:
+    """`ds` with `tracer_density` (member, x, y, z) from the n(x) flows' density `n_flow` (x, y, z), lazily.
+
+    With `divide_by_efficiency` (the `selection` method), n = n_obs / ε of each member: the dust-corrected
+    density; otherwise the flows' n (fitted with 1/S weights) for every member.
+    """
+    units, long_name = TRACER_DENSITY
+    observed = xr.DataArray(n_flow, dims=("x", "y", "z"))
+    n = observed / ds["efficiency"] if divide_by_efficiency else observed.expand_dims(member=ds.sizes["member"])
+    n = n.transpose("member", "x", "y", "z").drop_vars([c for c in ("member", "member_kind") if c in n.coords])
+    how = "n(x) flow of the observed stars divided by efficiency" if divide_by_efficiency else "n(x) flow weighted by 1/S"
+    return ds.assign(tracer_density=xr.Variable(n.dims, n.data, {"units": units, "long_name": f"{long_name} ({how})"}))
 
 
 def write_cube(ds: xr.Dataset, path: Path, on: SchedulerSpec = SchedulerSpec()) -> None:

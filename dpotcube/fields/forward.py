@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .bodies import ResidualMLP
+
 if TYPE_CHECKING:
     from .nets import ScalarField
 
@@ -29,21 +31,26 @@ def value_grad_laplacian(
     field: ScalarField, x: Float[Array, "3"]
 ) -> tuple[Float[Array, ""], Float[Array, "3"], Float[Array, ""]]:
     """s(x), ∇s(x) and ∇²s(x) of `field` at one point `x` of shape `(3,)`, in one forward pass."""
-    mlp = field.mlp
-    if mlp.scan or mlp.in_size != 3 or mlp.out_size != "scalar":
+    body = field.body
+    residual = isinstance(body, ResidualMLP)
+    if not residual and (body.scan or body.in_size != 3 or body.out_size != "scalar"):
         raise ValueError(
-            f"Expected an unscanned MLP from 3-D positions to a scalar; got scan={mlp.scan}, "
-            f"in_size={mlp.in_size}, out_size={mlp.out_size}."
+            f"Expected an unscanned MLP from 3-D positions to a scalar; got scan={body.scan}, "
+            f"in_size={body.in_size}, out_size={body.out_size}."
         )
-    first, *rest = mlp.layers
+    first, *hidden, last = body.layers
     u = (x - jax.lax.stop_gradient(field.loc)) / field.length_scale
     z = _linear(first, u)
     # The first layer's derivatives do not depend on x: ∇z = W / length_scale, Δz = 0.
     d = jnp.concatenate([first.weight.T / field.length_scale, jnp.zeros((1, first.weight.shape[0]), z.dtype)])
-    for layer in rest:
-        h, dh = _activate(mlp.activation, z, d)
-        z, d = _linear(layer, h), dh @ layer.weight.T
-    z, d = _activate(mlp.final_activation, z, d)
+    for layer in hidden:
+        h, dh = _activate(body.activation, z, d)
+        z_new, d_new = _linear(layer, h), dh @ layer.weight.T
+        z, d = (z + z_new, d + d_new) if residual else (z_new, d_new)
+    h, dh = _activate(body.activation, z, d)
+    z, d = _linear(last, h), dh @ last.weight.T
+    if not residual:
+        z, d = _activate(body.final_activation, z, d)
     out_scale = field.out_scale
     return out_scale * z[0], out_scale * d[:3, 0], out_scale * d[3, 0]
 

@@ -12,9 +12,19 @@ def mean_squared(residual: Float[Array, "n"], scale: float) -> Float[Array, ""]:
     return jnp.mean((residual / scale) ** 2)
 
 
-def negative_density_penalty(laplacian_phi: Float[Array, "n"], scale: float) -> Float[Array, ""]:
-    """⟨max(0, −∇²Φ) / scale⟩: penalises negative mass density."""
-    return jnp.mean(jnp.maximum(0.0, -laplacian_phi) / scale)
+def mean_asinh(residual: Float[Array, "n"], scale: float) -> Float[Array, ""]:
+    """⟨asinh(|r| / scale)⟩: the Deep Potential form, quadratic for small and logarithmic for large residuals."""
+    return jnp.mean(jnp.arcsinh(jnp.abs(residual) / scale))
+
+
+def negative_density_penalty(laplacian_phi: Float[Array, "n"], scale: float, form: str = "mse") -> Float[Array, ""]:
+    """⟨max(0, −∇²Φ) / scale⟩ (or its asinh with `form="asinh"`): penalises negative mass density."""
+    negative = jnp.maximum(0.0, -laplacian_phi) / scale
+    return jnp.mean(jnp.arcsinh(negative) if form == "asinh" else negative)
+
+
+RESIDUAL_LOSSES = {"mse": mean_squared, "asinh": mean_asinh}
+"""`fields.loss` → the loss on the CBE residuals."""
 
 
 def position_log_likelihood(

@@ -1,4 +1,4 @@
-"""Scalar neural fields of position: an equinox MLP on standardized coordinates."""
+"""Scalar neural fields of position: an MLP or residual body on standardized coordinates."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import jax.random as jr
 from jax.scipy.special import erf
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .bodies import ResidualMLP
 from .forward import value_grad_laplacian
 
 
@@ -21,12 +22,13 @@ ACTIVATIONS = {"silu": jax.nn.silu, "gelu": jax.nn.gelu, "tanh": jnp.tanh, "gint
 
 
 class ScalarField(eqx.Module):
-    """s(x) = out_scale · MLP((x − loc) / length_scale); `x` of shape `(3,)` in kpc.
+    """s(x) = out_scale · body((x − loc) / length_scale); `x` of shape `(3,)` in kpc.
 
-    `loc`, `length_scale` and `out_scale` are fixed at construction, not trained.
+    The body is an `eqx.nn.MLP` or a `ResidualMLP`. `loc`, `length_scale` and `out_scale` are fixed at
+    construction, not trained.
     """
 
-    mlp: eqx.nn.MLP
+    body: eqx.nn.MLP | ResidualMLP
     loc: Float[Array, "3"]
     length_scale: float = eqx.field(static=True)
     out_scale: float = eqx.field(static=True)
@@ -39,16 +41,21 @@ class ScalarField(eqx.Module):
         loc: tuple[float, float, float],
         length_scale: float,
         out_scale: float,
+        body: str = "mlp",
         key: PRNGKeyArray | None = None,
     ):
-        self.mlp = eqx.nn.MLP(3, "scalar", width, depth, activation=ACTIVATIONS[activation], key=jr.key(0) if key is None else key)
+        key = jr.key(0) if key is None else key
+        if body == "resnet":
+            self.body = ResidualMLP(width, depth, ACTIVATIONS[activation], key)
+        else:
+            self.body = eqx.nn.MLP(3, "scalar", width, depth, activation=ACTIVATIONS[activation], key=key)
         self.loc = jnp.asarray(loc, jnp.float32)
         self.length_scale = float(length_scale)
         self.out_scale = float(out_scale)
 
     def __call__(self, x: Float[Array, "3"]) -> Float[Array, ""]:
         u = (x - jax.lax.stop_gradient(self.loc)) / self.length_scale
-        return self.out_scale * self.mlp(u)
+        return self.out_scale * self.body(u)
 
 
 def gradient(field: ScalarField, x: Float[Array, "3"]) -> Float[Array, "3"]:

@@ -1,4 +1,4 @@
-"""Training the `conditional` fields on the CBE with optax: jitted scans of steps, progress with ETA."""
+"""Training the CBE fields of any method with optax: jitted scans of steps, progress with ETA."""
 
 from __future__ import annotations
 
@@ -10,51 +10,65 @@ import numpy as np
 import optax
 
 from ..density.collocation import CollocationPoints
+from ..errors import BuildError
 from ..geometry import uniform_in_ball
 from ..progress import progress_bar
 from ..recipe import FieldsSpec
-from .cbe import conditional_residual
-from .losses import mean_squared, negative_density_penalty, position_log_likelihood
-from .model import ConditionalFields
-from .nets import ScalarField, laplacian
+from .cbe import cbe_residual
+from .losses import RESIDUAL_LOSSES, negative_density_penalty, position_log_likelihood
+from .model import CBEFields, fields_skeleton
+from .nets import laplacian
 
 _STEPS_PER_CALL = 50  # steps fused into one jitted scan between progress updates
 
+_NETWORKS = {"conditional": "log_density", "selection": "efficiency", "vanilla": None}
+"""The second network each method learns beside Φ (its recipe key under `fields`)."""
 
-def conditional_hyperparameters(
+
+def fields_hyperparameters(
     points: CollocationPoints, observer: np.ndarray, volume_radius_kpc: float, spec: FieldsSpec
 ) -> dict:
-    """Constructor arguments of both networks: standardization from the volume, Φ scaled by ⟨v²⟩."""
+    """Arguments of `fields_skeleton`: standardization from the volume, Φ scaled by ⟨v²⟩."""
     common = {"loc": tuple(float(c) for c in observer), "length_scale": float(volume_radius_kpc)}
     phi_scale = float(np.mean(np.sum(points.v.astype(np.float64) ** 2, axis=1)))
-    return {
-        "potential": {**spec.potential.model_dump(), **common, "out_scale": phi_scale},
-        "log_density": {**spec.log_density.model_dump(), **common, "out_scale": 1.0},
-    }
+    hyper = {"method": spec.method, "potential": {**spec.potential.model_dump(), **common, "out_scale": phi_scale}}
+    second = _NETWORKS[spec.method]
+    if second is not None:
+        hyper[second] = {**getattr(spec, second).model_dump(), **common, "out_scale": 1.0}
+    if spec.pattern_speed:
+        hyper |= {"pattern_speed": True, "pattern_speed_init": spec.pattern_speed_init_kms_per_kpc}
+    return hyper
 
 
-def train_conditional(
+def train_fields(
     points: CollocationPoints,
     observer: np.ndarray,
     volume_radius_kpc: float,
     n_tracers: int,
     spec: FieldsSpec,
     seed: int,
-) -> tuple[ConditionalFields, dict, dict[str, list[float]]]:
-    """Fit Φ and ln n to the CBE residual of eq. (3) plus the negative-density penalty.
+) -> tuple[CBEFields, dict, dict[str, list[float]]]:
+    """Fit the networks of `spec.method` to the CBE residual plus the negative-density penalty (and, for
+    `selection`, λ_ε⟨(ln ε)²⟩).
 
-    Returns the model (with n normalised to `n_tracers` inside the volume), its hyperparameters
-    for saving, and the loss history sampled every `_STEPS_PER_CALL` steps.
+    Returns the model (for `conditional`, n normalised to `n_tracers` inside the volume), its
+    hyperparameters for saving, and the loss history sampled every `_STEPS_PER_CALL` steps (with Ω_p
+    where fitted).
     """
-    hyper = conditional_hyperparameters(points, observer, volume_radius_kpc, spec)
-    key_phi, key_n, key_train = jr.split(jr.key(seed), 3)
-    model = ConditionalFields(
-        ScalarField(**hyper["potential"], key=key_phi), ScalarField(**hyper["log_density"], key=key_n), jnp.zeros(())
-    )
+    if spec.method != "conditional" and points.grad_log_n is None:
+        raise BuildError(
+            f"`fields.method: {spec.method}` needs ∇ ln n at the collocation points, but they were drawn without "
+            "an n(x) flow: add `density.position:` to the recipe."
+        )
+    hyper = fields_hyperparameters(points, observer, volume_radius_kpc, spec)
+    key_init, key_train = jr.split(jr.key(seed))
+    model = fields_skeleton(**hyper, key=key_init)
     x, v = jnp.asarray(points.x), jnp.asarray(points.v)
     gx, gv = jnp.asarray(points.grad_x_log_p), jnp.asarray(points.grad_v_log_p)
-    residual_scale = float(jnp.sqrt(jnp.mean(jnp.sum(v * gx, axis=1) ** 2)))
+    gn = jnp.zeros_like(x) if points.grad_log_n is None else jnp.asarray(points.grad_log_n)
+    residual_scale = float(jnp.sqrt(jnp.mean(jnp.sum(v * (gx + gn), axis=1) ** 2)))
     laplacian_scale = hyper["potential"]["out_scale"] / volume_radius_kpc**2
+    residual_loss = RESIDUAL_LOSSES[spec.loss]
     batch = min(spec.batch_size, len(x))
     lap_batch = min(spec.laplacian_batch, len(x))
 
@@ -67,12 +81,13 @@ def train_conditional(
 
     def loss_fn(params, idx, lap_idx, uniform):
         m = eqx.combine(params, static)
-        r = jax.vmap(conditional_residual, in_axes=(None, None, 0, 0, 0, 0))(
-            m.potential, m.log_density, x[idx], v[idx], gx[idx], gv[idx]
-        )
+        r = jax.vmap(cbe_residual, in_axes=(None, 0, 0, 0, 0, 0))(m, x[idx], v[idx], gx[idx], gv[idx], gn[idx])
         lap = jax.vmap(laplacian, in_axes=(None, 0))(m.potential, x[lap_idx])
-        loss = mean_squared(r, residual_scale) + spec.positivity_weight * negative_density_penalty(lap, laplacian_scale)
-        if spec.density_tie_weight > 0:  # collocation positions are star positions
+        loss = residual_loss(r, residual_scale)
+        loss = loss + spec.positivity_weight * negative_density_penalty(lap, laplacian_scale, spec.loss)
+        if spec.method == "selection":
+            loss = loss + spec.efficiency_weight * jnp.mean(jax.vmap(m.log_efficiency)(x[idx]) ** 2)
+        if spec.method == "conditional" and spec.density_tie_weight > 0:  # collocation positions are star positions
             tie = position_log_likelihood(jax.vmap(m.log_density)(x[idx]), jax.vmap(m.log_density)(uniform))
             loss = loss + spec.density_tie_weight * tie
         return loss
@@ -92,17 +107,24 @@ def train_conditional(
         (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), jr.split(key, _STEPS_PER_CALL))
         return params, opt_state, losses.mean()
 
-    history: dict[str, list[float]] = {"loss": []}
+    history: dict[str, list[float]] = {"loss": [], **({"pattern_speed": []} if spec.pattern_speed else {})}
     n_calls = -(-spec.steps // _STEPS_PER_CALL)
+    label = {"conditional": "Φ, ln n", "selection": "Φ, ε", "vanilla": "Φ"}[spec.method]
     with progress_bar() as bar:
-        task = bar.add_task("fields Φ, ln n", total=n_calls * _STEPS_PER_CALL, status="")
+        task = bar.add_task(f"fields {label} ({spec.method})", total=n_calls * _STEPS_PER_CALL, status="")
         for call_key in jr.split(key_train, n_calls):
             params, opt_state, loss = run_steps(params, opt_state, call_key)
             history["loss"].append(float(loss))
-            bar.update(task, advance=_STEPS_PER_CALL, status=f"loss {history['loss'][-1]:.4g}")
+            status = f"loss {history['loss'][-1]:.4g}"
+            if spec.pattern_speed:
+                history["pattern_speed"].append(float(eqx.combine(params, static).pattern_speed))
+                status += f", Ω_p {history['pattern_speed'][-1]:.2f} km/s/kpc"
+            bar.update(task, advance=_STEPS_PER_CALL, status=status)
     model = eqx.combine(params, static)
-    log_norm = _log_normalisation(model, observer, volume_radius_kpc, n_tracers, seed)
-    return eqx.tree_at(lambda m: m.log_norm, model, log_norm), hyper, history
+    if model.log_density is not None:
+        log_norm = _log_normalisation(model, observer, volume_radius_kpc, n_tracers, seed)
+        model = eqx.tree_at(lambda m: m.log_norm, model, log_norm)
+    return model, hyper, history
 
 
 def _uniform_in_ball(key, n: int, centre: jnp.ndarray, radius: float) -> jnp.ndarray:
@@ -113,7 +135,7 @@ def _uniform_in_ball(key, n: int, centre: jnp.ndarray, radius: float) -> jnp.nda
 
 
 def _log_normalisation(
-    model: ConditionalFields, observer: np.ndarray, radius: float, n_tracers: int, seed: int, n_points: int = 65_536
+    model: CBEFields, observer: np.ndarray, radius: float, n_tracers: int, seed: int, n_points: int = 65_536
 ) -> jnp.ndarray:
     """ln C such that ∫_V C exp(ln n_φ) dV = n_tracers (Monte Carlo over the observer's sphere)."""
     pts = uniform_in_ball(np.random.default_rng(seed), n_points, observer, radius)

@@ -23,6 +23,7 @@ from .lines import north_south_figure
 from .meridional import meridional_acceleration_figure
 from .midplane import midplane_potential_figure
 from .plane import plane_figure
+from .selection import selection_plane_figure
 from .sky import efficiency_sky_figure
 
 DPI = 90
@@ -55,6 +56,7 @@ QUICKLOOKS: tuple[Quicklook, ...] = (
     Quicklook("north-south", lambda ds, truth: north_south_figure(ds)),
     Quicklook("midplane-potential", _midplane),
     Quicklook("efficiency-sky", lambda ds, truth: efficiency_sky_figure(ds) if "efficiency" in ds else None),
+    Quicklook("mock-selection", lambda ds, truth: selection_plane_figure(truth) if truth is not None else None),
 )
 
 

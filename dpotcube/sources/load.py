@@ -10,8 +10,10 @@ from ..errors import DataError
 from ..frames import solar_position_kpc
 from ..recipe import DataSpec
 from .base import PhaseSpaceTable
-from .mocks import PlummerTruth, sample_plummer
+from .dust import DustField
+from .mocks import PlummerTruth, sample_observed_plummer, sample_plummer
 from .observed import observed_stars
+from .selection import SelectionTruth
 from .table import gaia_columns, read_galactocentric_table, read_table
 
 MIN_STARS = 200
@@ -22,14 +24,43 @@ GAIA_CACHE = "gaia"
 
 
 def plummer_truth(data: DataSpec) -> PlummerTruth:
-    """The analytic truth behind `data.source: plummer`."""
+    """The analytic truth behind `data.source: plummer`, with its selection S(x) when `data.observation` is set."""
     return PlummerTruth(
         mass_msun=data.plummer.mass_msun,
         scale_radius_kpc=data.plummer.scale_radius_kpc,
         observer=tuple(float(c) for c in solar_position_kpc(data.frame)),
         volume_radius_kpc=data.volume_radius_kpc,
         n_stars=data.n_stars,
+        selection=observation_truth(data),
         anisotropy_radius_kpc=data.plummer.anisotropy_radius_kpc,
+    )
+
+
+def observation_truth(data: DataSpec) -> SelectionTruth | None:
+    """The mock's selection function S(x) from `data.observation` (the dust made from its seed); None if unset."""
+    spec = data.observation
+    if spec is None:
+        return None
+    observer = tuple(float(c) for c in solar_position_kpc(data.frame))
+    dust = None
+    if spec.dust is not None:
+        dust = DustField.from_seed(
+            seed=spec.dust.seed,
+            observer=observer,
+            mean_extinction_mag_per_kpc=spec.dust.mean_extinction_mag_per_kpc,
+            log_sigma=spec.dust.log_sigma,
+            spectral_index=spec.dust.spectral_index,
+            min_scale_kpc=spec.dust.min_scale_kpc,
+            max_scale_kpc=spec.dust.max_scale_kpc,
+            n_modes=spec.dust.n_modes,
+            quadrature_nodes=spec.dust.quadrature_nodes,
+        )
+    return SelectionTruth(
+        observer=observer,
+        magnitude_limit=spec.magnitude_limit,
+        absolute_magnitude_mean=spec.absolute_magnitude_mean,
+        absolute_magnitude_sigma=spec.absolute_magnitude_sigma,
+        dust=dust,
     )
 
 
@@ -42,11 +73,19 @@ def load_stars(data: DataSpec, seed: int, build_dir: Path | None = None) -> Phas
     covariances = selection = None
     if data.source == "plummer":
         truth = plummer_truth(data)
-        positions, velocities = sample_plummer(truth, seed)
         meta: dict = {"mass_msun": truth.mass_msun, "scale_radius_kpc": truth.scale_radius_kpc}
         if truth.anisotropy_radius_kpc is not None:
             meta["anisotropy_radius_kpc"] = truth.anisotropy_radius_kpc
-        return PhaseSpaceTable(positions, velocities, observer, data.volume_radius_kpc, data.source, meta)
+        if truth.selection is None:
+            positions, velocities = sample_plummer(truth, seed)
+        else:
+            positions, velocities, selection, n_true = sample_observed_plummer(truth, seed)
+            meta["observation"] = data.observation.model_dump(mode="json")
+            meta["n_true_stars_drawn"] = n_true
+            meta["acceptance_fraction"] = len(positions) / n_true
+        return PhaseSpaceTable(
+            positions, velocities, observer, data.volume_radius_kpc, data.source, meta, selection=selection
+        )
     if data.source == "table" and data.table is not None and data.table.coordinates == "galactocentric":
         positions, velocities, selection, n_dropped = read_galactocentric_table(data.table)
         meta = {"path": str(data.table.path), "n_dropped_nonfinite": n_dropped}

@@ -28,6 +28,7 @@ from jaxtyping import Array, Float
 from ..constants import G_KPC_KM2_S2_PER_MSUN as G
 from ..constants import PLUMMER_MIN_ANISOTROPY_RADIUS
 from ..geometry import uniform_in_ball
+from .selection import SelectionTruth, selection_of
 
 _G_MAX = 0.1  # bound on g(q) = q²(1−q²)^{7/2}; its maximum is 0.0922 at q² = 2/9
 _G7_MAX = (2 / 9) * (7 / 9) ** 3.5  # max of q²(1−q²)^{7/2}, at q² = 2/9
@@ -42,8 +43,10 @@ class PlummerTruth:
 
     `n_stars` tracers are drawn inside the sphere of `volume_radius_kpc` around `observer`,
     so the tracer number density is n(x) = n_stars ρ(x) / M_V with M_V the mass in that sphere.
+    With a `selection` S(x), `n_stars` counts the observed stars: n(x) is the true density, normalised to the
+    expected number of true stars n_stars / ⟨S⟩ (`expected_true_stars`), and n_obs(x) = S(x) n(x).
     `anisotropy_radius_kpc` r_a makes the velocities Osipkov–Merritt anisotropic (None: isotropic);
-    Φ, a, ρ and n do not depend on it.
+    Φ, a, ρ, n and S do not depend on it.
     """
 
     mass_msun: float
@@ -51,6 +54,7 @@ class PlummerTruth:
     observer: tuple[float, float, float]
     volume_radius_kpc: float
     n_stars: int
+    selection: SelectionTruth | None = None
     anisotropy_radius_kpc: float | None = None
 
     def __post_init__(self):
@@ -76,8 +80,32 @@ class PlummerTruth:
         return 3 * self.mass_msun / (4 * jnp.pi * b**3) * (1 + _r2(x) / b**2) ** -2.5
 
     def tracer_density(self, x: Float[Array, "... 3"]) -> Float[Array, "..."]:
-        """Tracer number density n(x) in kpc⁻³, normalised to `n_stars` inside the volume."""
-        return self.n_stars * self.density(x) / self._mass_in_volume  # computed once per truth
+        """True tracer number density n(x) in kpc⁻³, normalised to `expected_true_stars` inside the volume."""
+        return self.expected_true_stars * self.density(x) / self._mass_in_volume  # computed once per truth
+
+    def observed_density(self, x: Float[Array, "... 3"]) -> Float[Array, "..."]:
+        """Observed tracer density S(x) n(x) in kpc⁻³ (integrates to `n_stars`); n(x) without a selection."""
+        if self.selection is None:
+            return self.tracer_density(x)
+        return self.tracer_density(x) * self.selection.selection(x)
+
+    @property
+    def expected_true_stars(self) -> float:
+        """Expected number of true stars in the volume behind the `n_stars` observed: n_stars / ⟨S⟩."""
+        return self.n_stars / self.selected_fraction
+
+    @functools.cached_property
+    def selected_fraction(self) -> float:
+        """⟨S⟩ = ∫ n S dV / ∫ n dV over the volume (1 without a selection): the mean S of 65,536 true stars
+        drawn with a fixed seed (a Monte Carlo integral weighted by n, ~0.4%)."""
+        if self.selection is None:
+            return 1.0
+        rng = np.random.default_rng(54321)
+        pts = np.empty((0, 3))
+        while len(pts) < 2**16:
+            pts = np.concatenate([pts, _positions_in_volume(rng, self, 2**18)])
+        pts = pts[: 2**16]
+        return float(np.mean(selection_of(self.selection, pts)))
 
     @functools.cached_property
     def _mass_in_volume(self) -> float:
@@ -158,29 +186,71 @@ class PlummerTruth:
 def sample_plummer(
     truth: PlummerTruth, seed: int
 ) -> tuple[Float[np.ndarray, "n 3"], Float[np.ndarray, "n 3"]]:
-    """Draw `truth.n_stars` stars inside the observer's sphere, exactly from the Plummer DF."""
+    """Draw `truth.n_stars` stars inside the observer's sphere, exactly from the Plummer DF.
+
+    With `truth.selection`, see `sample_observed_plummer`; this function ignores it.
+    """
     rng = np.random.default_rng(seed)
+    kept: list[np.ndarray] = []
+    n_kept = 0
+    while n_kept < truth.n_stars:
+        pos = _positions_in_volume(rng, truth, max(2 * (truth.n_stars - n_kept), 1024))
+        kept.append(pos)
+        n_kept += len(pos)
+    positions = np.concatenate(kept)[: truth.n_stars]
+    return positions, _velocities(rng, truth, positions)
+
+
+def sample_observed_plummer(
+    truth: PlummerTruth, seed: int
+) -> tuple[Float[np.ndarray, "n 3"], Float[np.ndarray, "n 3"], Float[np.ndarray, "n"], int]:
+    """Draw true stars in the volume and keep each with probability S(x) until `truth.n_stars` are kept.
+
+    Returns positions, velocities, S at each kept star, and the number of true stars drawn (up to and including
+    the last kept one), whose expectation is `truth.expected_true_stars`.
+    """
+    assert truth.selection is not None, "sample_observed_plummer needs a PlummerTruth with a selection"
+    rng = np.random.default_rng(seed)
+    positions, selection = [], []
+    n_kept = n_true = 0
+    kept_per_draw = 0.1  # first guess of the share of radii drawn that end up kept; updated from the draws
+    while n_kept < truth.n_stars:
+        need = truth.n_stars - n_kept
+        n_draw = max(int(1.05 * need / kept_per_draw), 4096)  # S is the cost: overshoot little
+        pos = _positions_in_volume(rng, truth, n_draw)
+        s = selection_of(truth.selection, pos)
+        seen = rng.uniform(size=len(pos)) < s
+        kept_per_draw = max(seen.sum() / n_draw, 1e-4)
+        if seen.sum() > need:  # count true stars only up to the last one kept
+            last = np.flatnonzero(seen)[need - 1]
+            pos, s, seen = pos[: last + 1], s[: last + 1], seen[: last + 1]
+        positions.append(pos[seen])
+        selection.append(s[seen])
+        n_kept += int(seen.sum())
+        n_true += len(pos)
+    kept = np.concatenate(positions)
+    return kept, _velocities(rng, truth, kept), np.concatenate(selection), n_true
+
+
+def _positions_in_volume(rng: np.random.Generator, truth: PlummerTruth, n_draw: int) -> Float[np.ndarray, "k 3"]:
+    """Of `n_draw` radii drawn from the mass between the volume's nearest and farthest radius, those inside it."""
     b, radius = truth.scale_radius_kpc, truth.volume_radius_kpc
     observer = np.asarray(truth.observer, np.float64)
     r_obs = float(np.linalg.norm(observer))
     m_lo, m_hi = _mass_fraction(max(r_obs - radius, 0.0), b), _mass_fraction(r_obs + radius, b)
-    kept: list[np.ndarray] = []
-    n_kept = 0
-    while n_kept < truth.n_stars:
-        n_draw = max(2 * (truth.n_stars - n_kept), 1024)
-        m = rng.uniform(m_lo, m_hi, n_draw)
-        r = b / np.sqrt(m ** (-2.0 / 3.0) - 1.0)
-        pos = r[:, None] * _unit_vectors(rng, n_draw)
-        pos = pos[np.linalg.norm(pos - observer, axis=1) < radius]
-        kept.append(pos)
-        n_kept += len(pos)
-    positions = np.concatenate(kept)[: truth.n_stars]
+    m = rng.uniform(m_lo, m_hi, n_draw)
+    r = b / np.sqrt(m ** (-2.0 / 3.0) - 1.0)
+    pos = r[:, None] * _unit_vectors(rng, n_draw)
+    return pos[np.linalg.norm(pos - observer, axis=1) < radius]
+
+
+def _velocities(rng: np.random.Generator, truth: PlummerTruth, positions: np.ndarray) -> Float[np.ndarray, "n 3"]:
+    """Velocities at the given positions: isotropic from f(E) ∝ (−E)^{7/2}, or Osipkov–Merritt from f(Q)."""
     if truth.anisotropy_radius_kpc is not None:
-        return positions, _osipkov_merritt_velocities(rng, truth, positions)
+        return _osipkov_merritt_velocities(rng, truth, positions)
     v_esc = np.sqrt(2.0 * np.asarray(truth.relative_potential(positions)))
-    speeds = v_esc * _speed_fractions(rng, truth.n_stars)
-    velocities = speeds[:, None] * _unit_vectors(rng, truth.n_stars)
-    return positions, velocities
+    speeds = v_esc * _speed_fractions(rng, len(positions))
+    return speeds[:, None] * _unit_vectors(rng, len(positions))
 
 
 def _osipkov_merritt_velocities(

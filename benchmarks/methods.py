@@ -1,0 +1,141 @@
+"""Every CBE method on the dusty and the dust-free Plummer mock, at the same star count and training budget.
+
+    python -m benchmarks run methods [--stars N] [--steps N] [--mocks dusty,dust-free] [--methods ...]
+
+For each mock, one build folder serves every method, so the stars and the p(v|x) flow are made once and
+shared (as a user re-running a recipe with another `fields.method` would); each method's wall time is the
+sum of the stages it needs, shared ones included. Scores are against the analytic truth
+(`dpotcube.truth.score_against_truth`) at in-volume grid points, and where S > 0.1 ("well seen").
+Writes `benchmarks/results/methods.json` and the methods table in `docs/benchmarks.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .report import REPO, environment, provenance_line
+
+TITLE = "Methods on the observed Plummer mocks (`benchmarks/methods.py`)"
+RESULTS = REPO / "benchmarks" / "results" / "methods.json"
+
+MOCKS = {"dusty": {}, "dust-free": {"dust": None}}
+"""`data.observation` of each mock: the defaults (dust on), or the magnitude limit alone."""
+
+METHODS = ("conditional", "selection", "vanilla")
+
+
+def method_recipe(name: str, mock: str, method: str, stars: int, steps: int, epochs: int) -> dict:
+    """The benchmark recipe: one p(v|x) flow and field budget for every method; n(x) flows where a method needs one."""
+    position = None
+    if method != "conditional":  # vanilla weights the stars by 1/S (the mocks know S); selection must not
+        position = {"flow_layers": 6, "nn_width": 64, "max_epochs": epochs, "selection_weights": method == "vanilla"}
+    return {
+        "name": name,
+        "seed": 0,
+        "data": {"source": "plummer", "n_stars": stars, "volume_radius_kpc": 3.0, "observation": MOCKS[mock]},
+        "density": {
+            "velocity": {"flow_layers": 6, "nn_width": 128, "learning_rate": 1e-3, "max_epochs": epochs},
+            "position": position,
+            "collocation": {"n_positions": 32_768, "velocities_per_position": 4},
+        },
+        "fields": {"method": method, "steps": steps, "efficiency": {"width": 128, "depth": 4, "activation": "gint"}},
+        "cube": {"spacing_kpc": 0.25, "chunk": 16, "baryon_model": "none"},
+    }
+
+
+def run_methods(mocks: list[str], methods: list[str], stars: int, steps: int, epochs: int) -> dict:
+    import equinox as eqx
+    import jax
+    import yaml
+
+    import dpotcube
+    from dpotcube.fields.model import load_fields
+    from dpotcube.recipe import recipe_from_dict
+    from dpotcube.sources.load import observation_truth, plummer_truth
+    from dpotcube.truth import score_against_truth
+
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for mock in mocks:
+            build_dir = Path(scratch) / mock
+            for method in methods:
+                raw = method_recipe(f"methods_{mock.replace('-', '_')}", mock, method, stars, steps, epochs)
+                raw["publish"] = {"catalog": str(Path(scratch) / "catalog" / "catalog.yaml")}
+                text = yaml.safe_dump(raw, sort_keys=False)
+                recipe = recipe_from_dict(raw)
+                started = time.perf_counter()
+                result = dpotcube.build(recipe, text, build_dir, replace=True)
+                session = time.perf_counter() - started
+                manifest = json.loads((build_dir / "manifest.json").read_text())
+                used = ["stars", "velocity_flow_0", *(["position_flow_0"] if method != "conditional" else []),
+                        "collocation", "fields", "cube"]
+                model = load_fields(build_dir / "fields.eqx")
+                n_params = sum(leaf.size for leaf in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array)))
+                truth, selection = plummer_truth(recipe.data), observation_truth(recipe.data)
+                scores = score_against_truth(result.cube_path, truth, selection=selection.selection)
+                rows.append({
+                    "mock": mock, "method": method,
+                    "stage_seconds": {s: manifest[s]["seconds"] for s in used},
+                    "wall_seconds": round(sum(manifest[s]["seconds"] for s in used), 1),
+                    "session_seconds": round(session, 1),
+                    "field_parameters": int(n_params),
+                    "scores": scores,
+                })
+                print(json.dumps(rows[-1]), flush=True)
+    return {
+        "command": f"python -m benchmarks run methods --stars {stars} --steps {steps} --epochs {epochs}",
+        **environment(), "n_stars": stars, "field_steps": steps, "flow_epochs": epochs, "rows": rows,
+    }
+
+
+def markdown(r: dict) -> str:
+    def cell(scores: dict, key: str, fmt: str = ".3f") -> str:
+        return format(scores[key], fmt) if key in scores else "–"
+
+    lines = [
+        f"## {TITLE}",
+        "",
+        provenance_line(r),
+        "",
+        f"{r['n_stars']:,} observed stars per mock; every method with the same p(v|x) flow settings "
+        f"({r['flow_epochs']} epochs) and {r['field_steps']} field steps. Errors are medians over in-volume grid "
+        "points; \"well seen\": points with S > 0.1. ε and n are scored by shape (ratio to truth over its median).",
+        "",
+        "| mock | method | \\|Δa\\|/\\|a\\| | \\|Δρ\\|/ρ | share \\|Δρ\\|/ρ < 10% | same, well seen | ε error | "
+        "n error | wall time | field parameters |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in r["rows"]:
+        s = row["scores"]
+        lines.append(
+            f"| {row['mock']} | `{row['method']}` | {cell(s, 'median_rel_error_accel')} | "
+            f"{cell(s, 'median_rel_error_density')} | {cell(s, 'share_density_within_10pct', '.2f')} | "
+            f"{cell(s, 'share_density_within_10pct_well_seen', '.2f')} | {cell(s, 'median_shape_error_efficiency')} | "
+            f"{cell(s, 'median_shape_error_tracer_density')} | {row['wall_seconds']:.0f} s | {row['field_parameters']:,} |"
+        )
+    lines += ["", "Goal (conditional Deep Potential): `conditional` within 10% density error at ≥ 90% of the "
+              "well-seen points, on 2 CPU cores in ≤ 30 minutes.", ""]
+    return "\n".join(lines)
+
+
+def run(argv: list[str]) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks run methods", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stars", type=int, default=200_000)
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--mocks", default=",".join(MOCKS))
+    parser.add_argument("--methods", default=",".join(METHODS))
+    args = parser.parse_args(argv)
+    return run_methods(args.mocks.split(","), args.methods.split(","), args.stars, args.steps, args.epochs)
+
+
+if __name__ == "__main__":  # the older spelling, `python -m benchmarks.methods`
+    from .__main__ import main
+
+    main(["run", "methods", *sys.argv[1:]])
