@@ -1,6 +1,6 @@
 """Cube throughput: the forward-mode Laplacian, the cube pipeline against its bare kernel, and its peak memory.
 
-    python -m benchmarks.cube_throughput
+    python -m benchmarks run cube-throughput
 
 (a) ∇²Φ of a 5 × 100 network by the forward-mode pass against trace(jacfwd(grad)), same points,
     jitted and warm: points/s of each, their ratio and the largest difference.
@@ -12,7 +12,7 @@
 Timings interleave the variants and keep the best of several repeats: the machine is shared, and the
 best repeat is the one least disturbed. Field models are freshly initialised `CBEFields`
 saved with `save_fields`: accuracy is not measured here. Writes
-`benchmarks/results/cube_throughput.json` and the cube-throughput section of `docs/results.md`.
+`benchmarks/results/cube_throughput.json` and the cube-throughput section of `docs/benchmarks.md`.
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .report import environment, provenance_line, update_section
+from .memory import peak_mb, reset_peak, resident_mb
+from .report import REPO, environment, provenance_line
 
-REPO = Path(__file__).resolve().parents[1]
+TITLE = "Cube throughput"
 RESULTS = REPO / "benchmarks" / "results" / "cube_throughput.json"
-DOC = REPO / "docs" / "results.md"
 
 NET = {"width": 100, "depth": 5, "activation": "silu"}  # the Φ network of (a) and (b); n(x) gets the same
 MEMORY_NET = {"width": 16, "depth": 2, "activation": "silu"}  # (c) measures memory, not speed
@@ -242,30 +242,17 @@ def _write_cube_and_report(edge: int, folder: Path) -> None:
     import dpotcube.cube.store  # noqa: F401  (every import the write needs, before the baseline)
 
     paths = sorted((folder / "models").glob("fields_*.eqx"))
-    before = _resident_mb()
-    Path("/proc/self/clear_refs").write_text("5")  # Linux: the peak RSS restarts from the current RSS
+    before = resident_mb()
+    reset_peak()  # Linux: the peak RSS restarts from the current RSS
     started = time.perf_counter()
     write_members(paths, cube_grid(edge), folder / f"cube_{edge}.zarr")
     seconds = time.perf_counter() - started
-    peak = _peak_mb()
+    peak = peak_mb()
     ru_maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     shutil.rmtree(folder / f"cube_{edge}.zarr")
     one_field_mb = len(paths) * edge**3 * 4 / 2**20
     print(json.dumps({"peak_rss_mb": round(peak), "rss_before_write_mb": round(before), "ru_maxrss_mb": round(ru_maxrss),
                       "one_field_mb": round(one_field_mb, 1), "seconds": round(seconds, 1)}))
-
-
-def _peak_mb() -> float:
-    return _status_mb("VmHWM:")
-
-
-def _resident_mb() -> float:
-    return _status_mb("VmRSS:")
-
-
-def _status_mb(key: str) -> float:
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith(key)) / 1024  # kB
 
 
 def run_all(folder: Path, repeats: int = REPEATS) -> dict:
@@ -291,7 +278,7 @@ def markdown(r: dict) -> str:
 
     p, pc = pipe["points_per_s"], pipe["cpu_points_per_s"]
     lines = [
-        "## Cube throughput",
+        f"## {TITLE}",
         "",
         provenance_line(r),
         f"Best of {r['repeats']} interleaved repeats. Kernel calls of {lap['batch']} points, as the cube makes them.",
@@ -327,19 +314,23 @@ def markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--write-cube", nargs=2, metavar=("EDGE", "FOLDER"), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.write_cube:
-        _write_cube_and_report(int(args.write_cube[0]), Path(args.write_cube[1]))
-        return
+def run(argv: list[str]) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks run cube-throughput", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="cube_throughput_") as tmp:
         measured = run_all(Path(tmp))
-    result = {"command": "python -m benchmarks.cube_throughput", **environment(), "repeats": REPEATS, **measured}
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    update_section(DOC, "cube-throughput", markdown(result))
+    return {"command": "python -m benchmarks run cube-throughput", **environment(), "repeats": REPEATS, **measured}
+
+
+def main(argv: list[str]) -> None:
+    """`python -m benchmarks.cube_throughput`: the child of `peak_memory`, or the older spelling of `run`."""
+    if argv[:1] == ["--write-cube"] and len(argv) == 3:
+        _write_cube_and_report(int(argv[1]), Path(argv[2]))
+        return
+    from .__main__ import main as benchmarks_main
+
+    benchmarks_main(["run", "cube-throughput", *argv])
 
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
 """Accuracy of the flows' gradients against the analytic Plummer truth, by star count, budget and ensemble size.
 
-    python -m benchmarks.gradients [--cases NAME ...]
+    python -m benchmarks run gradients [--cases NAME ...]
 
 For each case: fit K flows for p(v|x) and for n(x) (ball support) on a Plummer mock, then score the
 combined ∇ᵥ ln p, ∇ₓ ln p (at held-out stars, with their true velocities) and ∇ ln n against the truth:
 median relative error |Δg|/|g|, median cosine, and median |Δg| over median |g| (the error on the scale of
 the field: ∇ₓ ln p of an isotropic DF passes through zero inside the bulk of the velocity distribution,
 where the pointwise relative error is unbounded). Writes `benchmarks/results/gradients.json` and the
-gradients section of `docs/results.md`.
+gradients section of `docs/benchmarks.md`; cases not run keep their previous results.
 """
 
 from __future__ import annotations
@@ -16,16 +16,14 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
 
-from .report import environment, provenance_line, update_section
+from .report import REPO, environment, provenance_line
 
-REPO = Path(__file__).resolve().parents[1]
+TITLE = "Flow gradients against the Plummer truth"
 RESULTS = REPO / "benchmarks" / "results" / "gradients.json"
-DOC = REPO / "docs" / "results.md"
 N_TEST = 20_000
 
 VELOCITY = {"flow_layers": 6, "nn_width": 128, "nn_depth": 2, "learning_rate": 1e-3}
@@ -94,7 +92,7 @@ def gradient_errors(estimate: jnp.ndarray, truth: jnp.ndarray) -> dict[str, floa
 
 def markdown(r: dict) -> str:
     lines = [
-        "## Flow gradients against the Plummer truth",
+        f"## {TITLE}",
         "",
         provenance_line(r),
         f"p(v|x): MAF {VELOCITY['flow_layers']} layers × {VELOCITY['nn_width']} × {VELOCITY['nn_depth']}, "
@@ -119,8 +117,9 @@ def markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def run(argv: list[str]) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks run gradients", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
     names = parser.parse_args(argv).cases
     previous = json.loads(RESULTS.read_text())["cases"] if RESULTS.exists() else {}
@@ -128,11 +127,11 @@ def main(argv: list[str]) -> None:
     for name in names:
         cases[name] = run_case(*CASES[name])
         print(name, json.dumps(cases[name]), flush=True)
-    result = {"command": "python -m benchmarks.gradients", **environment(), "cases": {k: cases[k] for k in CASES if k in cases}}
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    update_section(DOC, "gradients", markdown(result))
+    command = " ".join(["python -m benchmarks run gradients", *(["--cases", *names] if names != list(CASES) else [])])
+    return {"command": command, **environment(), "cases": {k: cases[k] for k in CASES if k in cases}}
 
 
-if __name__ == "__main__":
-    main(sys.argv[1:])
+if __name__ == "__main__":  # the older spelling, `python -m benchmarks.gradients`
+    from .__main__ import main
+
+    main(["run", "gradients", *sys.argv[1:]])

@@ -1,12 +1,12 @@
 """Every CBE method on the dusty and the dust-free Plummer mock, at the same star count and training budget.
 
-    python -m benchmarks.methods [--stars N] [--steps N] [--mocks dusty,dust-free] [--methods ...]
+    python -m benchmarks run methods [--stars N] [--steps N] [--mocks dusty,dust-free] [--methods ...]
 
 For each mock, one build folder serves every method, so the stars and the p(v|x) flow are made once and
 shared (as a user re-running a recipe with another `fields.method` would); each method's wall time is the
 sum of the stages it needs, shared ones included. Scores are against the analytic truth
 (`dpotcube.truth.score_against_truth`) at in-volume grid points, and where S > 0.1 ("well seen").
-Writes `benchmarks/results/methods.json` and the methods table in `docs/results.md`.
+Writes `benchmarks/results/methods.json` and the methods table in `docs/benchmarks.md`.
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from .report import environment, provenance_line, update_section
+from .report import REPO, environment, provenance_line
 
-REPO = Path(__file__).resolve().parents[1]
+TITLE = "Methods on the observed Plummer mocks (`benchmarks/methods.py`)"
 RESULTS = REPO / "benchmarks" / "results" / "methods.json"
-DOC = REPO / "docs" / "results.md"
 
 MOCKS = {"dusty": {}, "dust-free": {"dust": None}}
 """`data.observation` of each mock: the defaults (dust on), or the magnitude limit alone."""
@@ -49,7 +48,7 @@ def method_recipe(name: str, mock: str, method: str, stars: int, steps: int, epo
     }
 
 
-def run(mocks: list[str], methods: list[str], stars: int, steps: int, epochs: int) -> dict:
+def run_methods(mocks: list[str], methods: list[str], stars: int, steps: int, epochs: int) -> dict:
     import equinox as eqx
     import jax
     import yaml
@@ -88,7 +87,7 @@ def run(mocks: list[str], methods: list[str], stars: int, steps: int, epochs: in
                 })
                 print(json.dumps(rows[-1]), flush=True)
     return {
-        "command": f"python -m benchmarks.methods --stars {stars} --steps {steps} --epochs {epochs}",
+        "command": f"python -m benchmarks run methods --stars {stars} --steps {steps} --epochs {epochs}",
         **environment(), "n_stars": stars, "field_steps": steps, "flow_epochs": epochs, "rows": rows,
     }
 
@@ -98,7 +97,7 @@ def markdown(r: dict) -> str:
         return format(scores[key], fmt) if key in scores else "–"
 
     lines = [
-        "## Methods on the observed Plummer mocks (`benchmarks/methods.py`)",
+        f"## {TITLE}",
         "",
         provenance_line(r),
         "",
@@ -123,19 +122,19 @@ def markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def run(argv: list[str]) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks run methods", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stars", type=int, default=200_000)
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--mocks", default=",".join(MOCKS))
     parser.add_argument("--methods", default=",".join(METHODS))
     args = parser.parse_args(argv)
-    result = run(args.mocks.split(","), args.methods.split(","), args.stars, args.steps, args.epochs)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    update_section(DOC, "methods", markdown(result))
-    print(markdown(result))
+    return run_methods(args.mocks.split(","), args.methods.split(","), args.stars, args.steps, args.epochs)
 
 
-if __name__ == "__main__":
-    main(sys.argv[1:])
+if __name__ == "__main__":  # the older spelling, `python -m benchmarks.methods`
+    from .__main__ import main
+
+    main(["run", "methods", *sys.argv[1:]])

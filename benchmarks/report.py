@@ -1,11 +1,15 @@
-"""What every benchmark records about where it ran, and how it rewrites its section of a docs page."""
+"""What every benchmark records about where it ran, and how its table is written into docs/benchmarks.md."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DOC = REPO / "docs" / "benchmarks.md"
 
 
 def environment() -> dict:
@@ -29,12 +33,46 @@ def provenance_line(r: dict) -> str:
     )
 
 
-def update_section(doc: Path, name: str, section: str) -> None:
-    """Replace the text between `<!-- name:start -->` and `<!-- name:end -->` in `doc`, keeping the rest."""
+def replace_section(text: str, name: str, section: str) -> str:
+    """`text` with what lies between `<!-- name:start -->` and `<!-- name:end -->` replaced (appended if absent)."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    text = doc.read_text() if doc.exists() else "# Results\n"
     if start not in text:
         text = f"{text.rstrip()}\n\n{start}\n{end}\n"
     head, _, rest = text.partition(start)
     _, _, tail = rest.partition(end)
-    doc.write_text(f"{head}{start}\n{section}{end}{tail}")
+    return f"{head}{start}\n{section}{end}{tail}"
+
+
+def update_section(doc: Path, name: str, section: str) -> None:
+    """Replace the text between `<!-- name:start -->` and `<!-- name:end -->` in `doc`, keeping the rest."""
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    doc.write_text(replace_section(text, name, section))
+
+
+def section(name: str) -> str:
+    """The docs section of benchmark `name`, drawn from its JSON results (a stub if it has never run)."""
+    from .registry import load
+
+    module = load(name)
+    if not module.RESULTS.exists():
+        return f"## {module.TITLE}\n\nNo results yet: run `python -m benchmarks run {name}`.\n"
+    return module.markdown(json.loads(module.RESULTS.read_text()))
+
+
+def render(text: str) -> str:
+    """`text` (docs/benchmarks.md) with every registered benchmark's section redrawn from its JSON."""
+    from .registry import BENCHMARKS
+
+    for name in BENCHMARKS:
+        text = replace_section(text, name, section(name))
+    return text
+
+
+def record(name: str, result: dict) -> None:
+    """Write a benchmark's result to its JSON file and redraw its section of docs/benchmarks.md."""
+    from .registry import load
+
+    path = load(name).RESULTS
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    update_section(DOC, name, section(name))

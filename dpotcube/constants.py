@@ -14,5 +14,8 @@ GALCEN_DISTANCE_KPC: float = 8.122
 Z_SUN_KPC: float = 0.0208
 GALCEN_V_SUN_KMS: tuple[float, float, float] = (12.9, 245.6, 7.78)
 
+PLUMMER_MIN_ANISOTROPY_RADIUS: float = 0.75
+"""Smallest Osipkov–Merritt r_a / b of a Plummer sphere whose f(Q) is nowhere negative (b²/r_a² ≤ 16/9)."""
+
 CUBE_VERSION: str = "1"
 """`dpotcube_cube_version` written into every cube (../shared/CUBE_SPEC.md)."""

@@ -13,6 +13,7 @@ import json
 import platform
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -63,11 +64,13 @@ def build(
     force: bool = False,
     replace: bool = False,
     on: SchedulerSpec = SchedulerSpec(),
+    stage_monitor: Callable[[str], AbstractContextManager[object]] = nullcontext,
 ) -> BuildResult:
     """Run every stage of `recipe` in `out_dir` (default `builds/<name>/`), skipping finished ones.
 
     `force` redoes every stage; `replace` lets the cube replace a catalog entry made by another
-    recipe; `on` names the Dask scheduler for the cube stage (local threads by default).
+    recipe; `on` names the Dask scheduler for the cube stage (local threads by default);
+    `stage_monitor(stage)` is entered around each stage that runs (benchmarks measure memory with it).
     """
     build_dir = check_output_path(Path(out_dir or Path("builds") / recipe.name), "build folder (--out)")
     check_output_path(recipe.publish.catalog, "catalog (`publish.catalog`)")
@@ -102,7 +105,8 @@ def build(
             return
         console.print(f"[bold]{stage}[/bold] …")
         started = time.perf_counter()
-        action()
+        with stage_monitor(stage):
+            action()
         manifest.record(stage, key, paths[stage], seconds=time.perf_counter() - started)
 
     run("stars", [], recipe.data, lambda: load_stars(recipe.data, seeds["stars"], build_dir).save(paths["stars"]))

@@ -36,6 +36,25 @@ class PlummerSpec(_Section):
 
     mass_msun: float = Field(1.0e11, gt=0, description="Total mass M.")
     scale_radius_kpc: float = Field(4.0, gt=0, description="Plummer scale radius b.")
+    anisotropy_radius_kpc: float | None = Field(
+        None,
+        gt=0,
+        description="Osipkov–Merritt anisotropy radius r_a: velocity anisotropy β(r) = r²/(r² + r_a²), isotropic "
+        "inside r_a and radial outside; Φ, a, ρ and n are unchanged. Empty: isotropic. At least 0.75 × "
+        "`scale_radius_kpc` (below that the distribution function is negative).",
+    )
+
+    @model_validator(mode="after")
+    def _anisotropy_radius_allowed(self) -> PlummerSpec:
+        r_a, b = self.anisotropy_radius_kpc, self.scale_radius_kpc
+        least = constants.PLUMMER_MIN_ANISOTROPY_RADIUS
+        if r_a is not None and r_a < least * b:
+            raise ValueError(
+                f"`anisotropy_radius_kpc` (={r_a:g}) must be at least {least} × `scale_radius_kpc` (={least * b:g}): "
+                "below it the Osipkov–Merritt distribution function is negative; raise it, or leave it empty "
+                "for an isotropic sphere"
+            )
+        return self
 
 
 class DustSpec(_Section):

@@ -1,4 +1,4 @@
-"""Shared fixtures: a small Plummer mock, and a field model trained on its exact gradients."""
+"""Shared fixtures: a small Plummer mock, a field model trained on its exact gradients, and a tiny build."""
 
 from __future__ import annotations
 
@@ -50,3 +50,18 @@ def exact_fields(truth, stars):
     spec = FieldsSpec(potential={"width": 64, "depth": 3}, log_density={"width": 64, "depth": 3}, steps=2500)
     model, hyper, history = train_fields(points, stars.observer, stars.volume_radius_kpc, len(stars), spec, seed=3)
     return model, hyper, history
+
+
+@pytest.fixture(scope="session")
+def tiny_build(tmp_path_factory):
+    """`recipes/tiny.yaml` built once per session, as `dpotcube build RECIPE --out DIR/build --set
+    publish.catalog=DIR/catalog/catalog.yaml` does, with each stage's wall time and peak memory measured.
+
+    Returns (DIR, the catalog, the measurement of `benchmarks.builds.measured_build`).
+    """
+    from benchmarks.builds import measured_build
+
+    tmp_path = tmp_path_factory.mktemp("tiny")
+    catalog = tmp_path / "catalog" / "catalog.yaml"
+    _, measured = measured_build(REPO / "recipes" / "tiny.yaml", [f"publish.catalog={catalog}"], tmp_path / "build")
+    return tmp_path, catalog, measured

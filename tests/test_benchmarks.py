@@ -41,3 +41,100 @@ def test_cube_throughput_benchmark_runs_at_toy_size(tmp_path):
               "versions": {"dpotcube": "0", "jax": "0", "python": "3"},
               "laplacian": laplacian, "kernel": kernel, "pipeline": pipeline, "memory": memory, "memory_ratio": 1.0}
     assert "| (c) peak RSS ratio 32³ / 16³ | 1.00 | ≤ 1.3 |" in markdown(result)
+
+
+def test_report_reproduces_the_benchmarks_page():
+    """docs/benchmarks.md is exactly what `python -m benchmarks report` draws from benchmarks/results/*.json."""
+    from benchmarks.report import DOC, render
+
+    text = DOC.read_text()
+    assert render(text) == text, "docs/benchmarks.md is stale: run `python -m benchmarks report`"
+
+
+def test_every_table_states_its_provenance():
+    import json
+
+    from benchmarks.registry import BENCHMARKS, load
+    from benchmarks.report import section
+
+    for name in BENCHMARKS:
+        if load(name).RESULTS.exists():
+            r = json.loads(load(name).RESULTS.read_text())
+            text = section(name)
+            for fact in (f"Made by `{r['command']}`", r["date"], r["machine"], f"JAX {r['versions']['jax']}"):
+                assert fact in text, (name, fact)
+
+
+def test_list_names_every_benchmark():
+    """Every module in benchmarks/ with a `run` and a `markdown` is registered, and `list` shows each one."""
+    import ast
+    import subprocess
+    import sys
+
+    from benchmarks.registry import BENCHMARKS, load
+
+    from .conftest import REPO
+
+    modules = set()
+    for path in (REPO / "benchmarks").glob("*.py"):
+        defined = {n.name for n in ast.parse(path.read_text()).body if isinstance(n, ast.FunctionDef)}
+        if {"run", "markdown"} <= defined:
+            modules.add(f"benchmarks.{path.stem}")
+    assert modules == set(BENCHMARKS.values())
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "list"], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    listed = [line.split()[0] for line in done.stdout.splitlines()]
+    assert listed == list(BENCHMARKS)
+    for name in BENCHMARKS:
+        module = load(name)
+        assert module.RESULTS.parent == REPO / "benchmarks" / "results" and callable(module.run)
+
+
+def test_stage_memory_gives_each_stage_its_own_peak():
+    """A stage that touches 300 MB peaks ≥ 250 MB above the baseline; the next stage, allocating nothing, does not."""
+    import numpy as np
+    import pytest
+
+    from benchmarks.memory import StageMemory, available, resident_mb
+
+    if not available():
+        pytest.skip("per-stage peaks need Linux's /proc/self/clear_refs")
+    memory = StageMemory()
+    baseline = resident_mb()
+    with memory("big"):
+        block = np.ones(300 * 2**20 // 8)
+        del block
+    with memory("small"):
+        pass
+    assert list(memory.peaks_mb) == ["big", "small"]
+    assert memory.peaks_mb["big"] > baseline + 250
+    assert memory.peaks_mb["small"] < baseline + 100
+
+
+def test_tiny_build_is_measured_stage_by_stage(tiny_build):
+    """The build's stage monitor records every stage's peak memory beside its wall time, and the table shows both."""
+    from benchmarks.quickstart import markdown
+
+    *_, measured = tiny_build
+    stages = ["stars", "velocity_flow_0", "collocation", "fields", "cube"]
+    assert list(measured["stage_seconds"]) == stages and list(measured["stage_peak_rss_mb"]) == stages
+    assert all(100 < mb <= measured["peak_rss_mb"] for mb in measured["stage_peak_rss_mb"].values())
+    r = {"command": "c", "date": "d", "machine": "m", "device": "cpu", "versions": {"dpotcube": "0", "jax": "0", "python": "3"},
+         **measured}
+    row = next(line for line in markdown(r).splitlines() if line.startswith("| peak resident memory"))
+    assert f"velocity_flow_0 {measured['stage_peak_rss_mb']['velocity_flow_0']:.0f} MB" in row
+
+
+def test_accuracy_table_shows_every_case_and_what_is_missing():
+    from benchmarks.accuracy import CASES, markdown
+
+    scores = {"median_rel_error_accel": 0.0449, "median_rel_error_density": 0.487, "median_density_ratio": 0.806,
+              "median_rel_error_tracer_density": 0.021, "median_abs_error_potential_kms2": 99.0}
+    first, *rest = CASES
+    case = {"method": "conditional", "mock": "Plummer, isotropic", "n_stars": 1_000_000, "wall_seconds": 211,
+            "command": "python -m benchmarks run accuracy --cases x", "date": "2026-11-21T13:40:32+00:00", "scores": scores}
+    r = {"command": "c", "date": "d", "machine": "m", "device": "cpu", "versions": {"dpotcube": "0", "jax": "0", "python": "3"},
+         "cases": {first: case}}
+    text = markdown(r)
+    assert "| conditional | Plummer, isotropic | 1,000,000 | 0.045 | 0.487 | 0.806 | 0.021 | 99 | 211 s |" in text
+    assert all(f"`{name}`" in text.split("Not run yet:")[1] for name in rest)

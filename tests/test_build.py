@@ -50,13 +50,6 @@ def write_table_recipe(tmp_path: Path, table_path: Path) -> Path:
     return recipe
 
 
-@pytest.fixture(scope="module")
-def tiny_build(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("tiny")
-    catalog, result = run_build(tmp_path, REPO / "recipes" / "tiny.yaml")
-    return tmp_path, catalog, result
-
-
 def test_cube_follows_contract(tiny_build):
     tmp_path, catalog, _ = tiny_build
     ds = xr.open_zarr(catalog.parent / "cubes" / "tiny.zarr")

@@ -32,6 +32,7 @@ def plummer_truth(data: DataSpec) -> PlummerTruth:
         volume_radius_kpc=data.volume_radius_kpc,
         n_stars=data.n_stars,
         selection=observation_truth(data),
+        anisotropy_radius_kpc=data.plummer.anisotropy_radius_kpc,
     )
 
 
@@ -73,6 +74,8 @@ def load_stars(data: DataSpec, seed: int, build_dir: Path | None = None) -> Phas
     if data.source == "plummer":
         truth = plummer_truth(data)
         meta: dict = {"mass_msun": truth.mass_msun, "scale_radius_kpc": truth.scale_radius_kpc}
+        if truth.anisotropy_radius_kpc is not None:
+            meta["anisotropy_radius_kpc"] = truth.anisotropy_radius_kpc
         if truth.selection is None:
             positions, velocities = sample_plummer(truth, seed)
         else:

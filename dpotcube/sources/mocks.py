@@ -3,11 +3,22 @@
 Φ(r) = −GM/√(r² + b²),  ρ(r) = (3M/4πb³)(1 + r²/b²)^(−5/2),  f(E) ∝ (−E)^(7/2).
 Sampling follows Aarseth, Hénon & Wielen (1974): radii by inverting the cumulative mass,
 speeds by von Neumann rejection on g(q) = q²(1 − q²)^(7/2), q = v/v_esc.
+
+With an Osipkov–Merritt anisotropy radius r_a the density and potential are the same, and
+f = f(Q) with Q = Ψ − v²/2 − L²/(2r_a²), Ψ = −Φ, L = |x × v|. The augmented density
+ρ_Q = (1 + r²/r_a²) ρ is, with ψ = Ψ b/GM = (1 + r²/b²)^(−1/2) and α = b²/r_a²,
+ρ_Q = ρ₀ [(1 − α) ψ⁵ + α ψ³], ρ₀ = 3M/4πb³. Eddington's inversion of a term A Ψⁿ gives
+(A/√8π²) √π Γ(n+1)/Γ(n−½) Q^(n−3/2), so
+    f(Q) = ρ₀ / (√8 π^(3/2) Ψ₀^(3/2)) [(1 − α) Γ(6)/Γ(9/2) q^(7/2) + α Γ(4)/Γ(5/2) q^(3/2)],
+q = Q/Ψ₀, Ψ₀ = GM/b; f ≥ 0 everywhere iff α ≤ 16/9, i.e. r_a ≥ 3b/4. Velocity anisotropy
+β(r) = r²/(r² + r_a²). At fixed x, w = (v_r, v_t √(1 + r²/r_a²)) turns Q into Ψ − |w|²/2, so the
+velocities are drawn isotropically in w (|w| by rejection on w² f(Ψ − w²/2)) and mapped back.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import jax.numpy as jnp
@@ -15,10 +26,15 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from ..constants import G_KPC_KM2_S2_PER_MSUN as G
+from ..constants import PLUMMER_MIN_ANISOTROPY_RADIUS
 from ..geometry import uniform_in_ball
 from .selection import SelectionTruth, selection_of
 
 _G_MAX = 0.1  # bound on g(q) = q²(1−q²)^{7/2}; its maximum is 0.0922 at q² = 2/9
+_G7_MAX = (2 / 9) * (7 / 9) ** 3.5  # max of q²(1−q²)^{7/2}, at q² = 2/9
+_G3_MAX = (2 / 5) * (3 / 5) ** 1.5  # max of q²(1−q²)^{3/2}, at q² = 2/5
+_C7 = math.gamma(6) / math.gamma(4.5)  # Eddington's factor Γ(n+1)/Γ(n−½) for the ψ⁵ term
+_C3 = math.gamma(4) / math.gamma(2.5)  # … and for the ψ³ term
 
 
 @dataclass(frozen=True)
@@ -29,6 +45,8 @@ class PlummerTruth:
     so the tracer number density is n(x) = n_stars ρ(x) / M_V with M_V the mass in that sphere.
     With a `selection` S(x), `n_stars` counts the observed stars: n(x) is the true density, normalised to the
     expected number of true stars n_stars / ⟨S⟩ (`expected_true_stars`), and n_obs(x) = S(x) n(x).
+    `anisotropy_radius_kpc` r_a makes the velocities Osipkov–Merritt anisotropic (None: isotropic);
+    Φ, a, ρ, n and S do not depend on it.
     """
 
     mass_msun: float
@@ -37,6 +55,15 @@ class PlummerTruth:
     volume_radius_kpc: float
     n_stars: int
     selection: SelectionTruth | None = None
+    anisotropy_radius_kpc: float | None = None
+
+    def __post_init__(self):
+        r_a = self.anisotropy_radius_kpc
+        if r_a is not None and r_a < PLUMMER_MIN_ANISOTROPY_RADIUS * self.scale_radius_kpc:
+            raise ValueError(
+                f"`anisotropy_radius_kpc` (={r_a}) must be at least {PLUMMER_MIN_ANISOTROPY_RADIUS} × `scale_radius_kpc` "
+                f"(={PLUMMER_MIN_ANISOTROPY_RADIUS * self.scale_radius_kpc:g}); below it the Osipkov–Merritt f(Q) is negative."
+            )
 
     def potential(self, x: Float[Array, "... 3"]) -> Float[Array, "..."]:
         """Φ in km² s⁻²."""
@@ -94,19 +121,62 @@ class PlummerTruth:
         """Ψ = −Φ > 0."""
         return -self.potential(x)
 
+    def anisotropy(self, x: Float[Array, "... 3"]) -> Float[Array, "..."]:
+        """β(r) = 1 − σ_t²/(2σ_r²): r²/(r² + r_a²) (Osipkov–Merritt), 0 when isotropic."""
+        if self.anisotropy_radius_kpc is None:
+            return jnp.zeros_like(_r2(x))
+        return _r2(x) / (_r2(x) + self.anisotropy_radius_kpc**2)
+
+    def binding(self, x: Float[Array, "... 3"], v: Float[Array, "... 3"]) -> Float[Array, "..."]:
+        """Q = Ψ − v²/2 − |x × v|²/(2r_a²) in km² s⁻² (Ψ − v²/2 when isotropic); f = 0 where Q ≤ 0."""
+        q = self.relative_potential(x) - 0.5 * jnp.sum(v**2, axis=-1)
+        if self.anisotropy_radius_kpc is None:
+            return q
+        return q - 0.5 * jnp.sum(jnp.cross(x, v) ** 2, axis=-1) / self.anisotropy_radius_kpc**2
+
+    def df(self, x: Float[Array, "... 3"], v: Float[Array, "... 3"]) -> Float[Array, "..."]:
+        """The mass distribution function f(x, v) in M☉ kpc⁻³ (km/s)⁻³: ∫ f d³v = ρ(x)."""
+        psi0 = G * self.mass_msun / self.scale_radius_kpc
+        rho0 = 3 * self.mass_msun / (4 * jnp.pi * self.scale_radius_kpc**3)
+        c7, c3 = self._df_coefficients
+        q = jnp.maximum(self.binding(x, v), 0.0) / psi0
+        return rho0 / (jnp.sqrt(8.0) * jnp.pi**1.5 * psi0**1.5) * (c7 * q**3.5 + c3 * q**1.5)
+
     def log_df(self, x: Float[Array, "... 3"], v: Float[Array, "... 3"]) -> Float[Array, "..."]:
-        """ln f(x, v) up to a constant: (7/2) ln(Ψ − v²/2) for bound stars."""
-        return 3.5 * jnp.log(self.relative_potential(x) - 0.5 * jnp.sum(v**2, axis=-1))
+        """ln f(x, v) up to a constant, for bound stars: (7/2) ln(Ψ − v²/2) when isotropic, ln f(Q) otherwise."""
+        if self.anisotropy_radius_kpc is None:
+            return 3.5 * jnp.log(self.relative_potential(x) - 0.5 * jnp.sum(v**2, axis=-1))
+        c7, c3 = self._df_coefficients
+        q = self.binding(x, v) * self.scale_radius_kpc / (G * self.mass_msun)
+        return 1.5 * jnp.log(q) + jnp.log(c7 * q**2 + c3)
 
     def grad_log_p(
         self, x: Float[Array, "... 3"], v: Float[Array, "... 3"]
     ) -> tuple[Float[Array, "... 3"], Float[Array, "... 3"]]:
-        """Exact (∇ₓ ln p(v|x), ∇ᵥ ln p(v|x)), units kpc⁻¹ and s/km."""
-        binding = self.relative_potential(x) - 0.5 * jnp.sum(v**2, axis=-1)
+        """Exact (∇ₓ ln p(v|x), ∇ᵥ ln p(v|x)), units kpc⁻¹ and s/km: d ln f/dQ times ∇Q, less ∇ ln n."""
+        binding = self.binding(x, v)
         grad_phi = -self.acceleration(x)
-        grad_x_log_f = -3.5 * grad_phi / binding[..., None]
-        grad_v_log_p = -3.5 * v / binding[..., None]
+        if self.anisotropy_radius_kpc is None:
+            dlogf_dq = 3.5 / binding
+            grad_x_q, grad_v_q = -grad_phi, -v
+        else:
+            c7, c3 = self._df_coefficients
+            q2 = (binding * self.scale_radius_kpc / (G * self.mass_msun)) ** 2
+            dlogf_dq = (3.5 * c7 * q2 + 1.5 * c3) / ((c7 * q2 + c3) * binding)
+            x_dot_v = jnp.sum(x * v, axis=-1, keepdims=True)
+            r_a2 = self.anisotropy_radius_kpc**2  # ∇ of |x × v|² = x²v² − (x·v)², over 2r_a²
+            grad_x_q = -grad_phi - (x * jnp.sum(v**2, axis=-1, keepdims=True) - x_dot_v * v) / r_a2
+            grad_v_q = -v - (v * _r2(x)[..., None] - x_dot_v * x) / r_a2
+        grad_x_log_f = dlogf_dq[..., None] * grad_x_q
+        grad_v_log_p = dlogf_dq[..., None] * grad_v_q
         return grad_x_log_f - self.grad_log_tracer_density(x), grad_v_log_p
+
+    @functools.cached_property
+    def _df_coefficients(self) -> tuple[float, float]:
+        """(c₇, c₃) of f ∝ c₇ q^{7/2} + c₃ q^{3/2}: ((1 − α) Γ(6)/Γ(9/2), α Γ(4)/Γ(5/2)), α = b²/r_a²."""
+        r_a = self.anisotropy_radius_kpc
+        alpha = 0.0 if r_a is None else (self.scale_radius_kpc / r_a) ** 2
+        return (1 - alpha) * _C7, alpha * _C3
 
     def grad_log_tracer_density(self, x: Float[Array, "... 3"]) -> Float[Array, "... 3"]:
         """∇ ln n in kpc⁻¹ (n ∝ ρ ∝ (1 + r²/b²)^{−5/2})."""
@@ -175,10 +245,41 @@ def _positions_in_volume(rng: np.random.Generator, truth: PlummerTruth, n_draw: 
 
 
 def _velocities(rng: np.random.Generator, truth: PlummerTruth, positions: np.ndarray) -> Float[np.ndarray, "n 3"]:
-    """Isotropic velocities from f(E) ∝ (−E)^{7/2} at the given positions."""
+    """Velocities at the given positions: isotropic from f(E) ∝ (−E)^{7/2}, or Osipkov–Merritt from f(Q)."""
+    if truth.anisotropy_radius_kpc is not None:
+        return _osipkov_merritt_velocities(rng, truth, positions)
     v_esc = np.sqrt(2.0 * np.asarray(truth.relative_potential(positions)))
     speeds = v_esc * _speed_fractions(rng, len(positions))
     return speeds[:, None] * _unit_vectors(rng, len(positions))
+
+
+def _osipkov_merritt_velocities(
+    rng: np.random.Generator, truth: PlummerTruth, positions: Float[np.ndarray, "n 3"]
+) -> Float[np.ndarray, "n 3"]:
+    """Velocities from f(Q) at each position: w isotropic with |w| = s √(2Ψ), s by rejection, then v_t = w_t / √(1 + r²/r_a²).
+
+    The density of s is h(s) ∝ s² [c₇ ψ² (1 − s²)^{7/2} + c₃ (1 − s²)^{3/2}] (ψ = Ψ/Ψ₀, a common ψ^{3/2} dropped);
+    the envelope c₇⁺ ψ² max(q²(1−q²)^{7/2}) + c₃ max(q²(1−q²)^{3/2}) bounds it even where c₇ < 0 (r_a < b).
+    """
+    n = len(positions)
+    psi = np.asarray(truth.relative_potential(positions), np.float64)
+    c7, c3 = truth._df_coefficients
+    a7 = c7 * (psi * truth.scale_radius_kpc / (G * truth.mass_msun)) ** 2
+    envelope = np.maximum(a7, 0.0) * _G7_MAX + c3 * _G3_MAX
+    s = np.empty(n)
+    pending = np.arange(n)
+    while len(pending):
+        trial = rng.uniform(0.0, 1.0, len(pending))
+        bound = 1 - trial**2
+        h = trial**2 * (a7[pending] * bound**3.5 + c3 * bound**1.5)
+        accept = rng.uniform(0.0, 1.0, len(pending)) * envelope[pending] < h
+        s[pending[accept]] = trial[accept]
+        pending = pending[~accept]
+    w = (s * np.sqrt(2.0 * psi))[:, None] * _unit_vectors(rng, n)
+    r_hat = positions / np.linalg.norm(positions, axis=1, keepdims=True)
+    w_r = np.sum(w * r_hat, axis=1, keepdims=True)
+    stretch = np.sqrt(1 + np.sum(positions**2, axis=1, keepdims=True) / truth.anisotropy_radius_kpc**2)
+    return w_r * r_hat + (w - w_r * r_hat) / stretch
 
 
 def _speed_fractions(rng: np.random.Generator, n: int) -> np.ndarray:
