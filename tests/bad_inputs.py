@@ -122,6 +122,8 @@ CASES: list[BadInput] = [
     BadInput("observation_for_table", "`data.observation` with `data.source: table`", lambda w: build(w, data={"source": "table", "table": {"path": "t.parquet"}, "observation": {}}), "needs `data.source: plummer`"),
     BadInput("too_few_dust_nodes", "`data.observation.dust.quadrature_nodes: 16`", lambda w: build(w, data__observation={"dust": {"quadrature_nodes": 16}}), "set it to at least 60"),
     BadInput("selection_out_of_range", "selection column with values above 1", lambda w: selection_table(w), "must hold selection probabilities in (0, 1]"),
+    BadInput("method_without_position_flow", "`fields.method: vanilla` without `density.position`", lambda w: build(w, fields__method="vanilla"), "needs the n(x) flow: add a `density.position:` section"),
+    BadInput("selection_with_weights", "`fields.method: selection` with 1/S weights on n(x)", lambda w: build(w, fields__method="selection", data__observation={"dust": None}, density__position={"selection_weights": True}), "set `density.position.selection_weights: false`"),
     BadInput("unknown_activation", "`fields.potential.activation: relu`", lambda w: build(w, fields__potential__activation="relu"), "[recipe -> fields -> potential -> activation]"),
     BadInput("missing_name", "recipe without `name`", lambda w: build(w, text="seed: 1\n"), "[recipe -> name] is required but missing"),
     BadInput("name_escapes", "`name: ../../etc`", lambda w: build(w, name="../../etc"), "[recipe -> name] String should match pattern"),
