@@ -105,10 +105,16 @@ def sample_plummer(
         kept.append(pos)
         n_kept += len(pos)
     positions = np.concatenate(kept)[: truth.n_stars]
+    return positions, draw_velocities(truth, positions, rng)
+
+
+def draw_velocities(
+    truth: PlummerTruth, positions: Float[np.ndarray, "n 3"], rng: np.random.Generator
+) -> Float[np.ndarray, "n 3"]:
+    """One velocity per row of `positions`, exactly from the DF: p(v|x) ∝ (Ψ(x) − v²/2)^{7/2}, isotropic."""
     v_esc = np.sqrt(2.0 * np.asarray(truth.relative_potential(positions)))
-    speeds = v_esc * _speed_fractions(rng, truth.n_stars)
-    velocities = speeds[:, None] * _unit_vectors(rng, truth.n_stars)
-    return positions, velocities
+    speeds = v_esc * _speed_fractions(rng, len(positions))
+    return speeds[:, None] * _unit_vectors(rng, len(positions))
 
 
 def _speed_fractions(rng: np.random.Generator, n: int) -> np.ndarray:
