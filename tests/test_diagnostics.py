@@ -14,8 +14,16 @@ from typer.testing import CliRunner
 from dpotcube.cli import app
 from dpotcube.constants import MSUN_PER_KPC3_TO_MSUN_PER_PC3
 from dpotcube.diagnostics import (
-    FILES, PlummerGradients, fit_gnfw, gnfw_density, lim_axes, local_density, north_south, parse_acceleration,
-    residual_at_sun, solar_acceleration,
+    FILES,
+    PlummerGradients,
+    fit_gnfw,
+    gnfw_density,
+    lim_axes,
+    local_density,
+    north_south,
+    parse_acceleration,
+    residual_at_sun,
+    solar_acceleration,
 )
 from dpotcube.diagnostics.gnfw import PUBLISHED_PRIORS, gnfw_diagnostic
 from dpotcube.diagnostics.kernel import Kernel

@@ -43,8 +43,8 @@ def north_south_figure(symmetry: dict, title: str) -> Figure:
         for ax in axes[row]:
             ax.axhline(0, color="0.5", linewidth=0.8)
             ax.grid(alpha=0.3)
-            if ax.lines:
-                ax.legend(fontsize=7)
+        if axes[row, 0].get_legend_handles_labels()[0]:
+            axes[row, 0].legend(fontsize=7)  # the same curves in every column
     fig.suptitle(f"{title} · north–south symmetry and axisymmetry (median and 16–84% over members)")
     fig.tight_layout()
     return fig
@@ -96,7 +96,8 @@ def local_density_figure(density: dict, title: str) -> Figure:
         "right", functions=(lambda v: v * MSUN_PER_PC3_TO_GEV_PER_CM3, lambda v: v / MSUN_PER_PC3_TO_GEV_PER_CM3)
     ).set_ylabel("GeV cm⁻³")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     ax.set_title(f"{title}\nkernel-averaged density at independent points on r = r⊙ (dashed: weighted means)")
     fig.tight_layout()
     return fig

@@ -52,19 +52,35 @@ def kernel_average(
 
 
 def fits_in_volume(ds: xr.Dataset, centres: Float[np.ndarray, "c 3"], kernel: Kernel = Kernel()) -> Float[np.ndarray, "c"]:
-    """Whether each centre's kernel (with the interpolation stencil) lies inside the volume sphere and the grid."""
-    offsets, _ = kernel.offsets()
-    points = np.asarray(centres, np.float64)[:, None, :] + offsets[None]  # (c, k, 3)
+    """Whether each centre's kernel (with the interpolation stencil) lies inside the volume sphere and the grid.
+
+    Checked on 1,000 points of the kernel's boundary ellipsoid (where the largest distances lie), only
+    for centres inside the volume.
+    """
+    centres = np.asarray(centres, np.float64)
     spacing = max(float(np.max(np.abs(np.diff(ds[c].values)))) for c in "xyz")
-    inside = np.ones(len(centres), bool)
     radius = ds.attrs.get("volume_radius_kpc")
-    if radius is not None:
-        distance = np.linalg.norm(points - observer_kpc(ds), axis=-1).max(axis=1)
-        inside &= distance < float(radius) - np.sqrt(3) * spacing
+    limit = np.inf if radius is None else float(radius) - np.sqrt(3) * spacing
+    o = observer_kpc(ds)
+    inside = np.linalg.norm(centres - o, axis=1) < limit
+    surface = _fibonacci_sphere(1000) * kernel.cut * np.asarray(kernel.h)
+    idx = np.flatnonzero(inside)
+    points = centres[idx, None, :] + surface[None]  # (c, k, 3)
+    ok = np.linalg.norm(points - o, axis=-1).max(axis=1) < limit
     for i, c in enumerate("xyz"):
         axis = ds[c].values
-        inside &= (points[..., i].min(axis=1) >= axis.min()) & (points[..., i].max(axis=1) <= axis.max())
+        ok &= (points[..., i].min(axis=1) >= axis.min()) & (points[..., i].max(axis=1) <= axis.max())
+    inside[idx] = ok
     return inside
+
+
+def _fibonacci_sphere(n: int) -> Float[np.ndarray, "n 3"]:
+    """`n` nearly evenly spread unit vectors."""
+    k = np.arange(n) + 0.5
+    z = 1 - 2 * k / n
+    phi = np.pi * (3 - np.sqrt(5)) * k
+    rho = np.sqrt(1 - z**2)
+    return np.stack([rho * np.cos(phi), rho * np.sin(phi), z], axis=-1)
 
 
 def independent(centres: Float[np.ndarray, "c 3"], kernel: Kernel = Kernel()) -> list[int]:
