@@ -103,7 +103,7 @@ def local_density(
     return {
         "kernel": kernel.describe(),
         "dark_matter_field": dm,
-        "note": None if dm == "density_dm" else "The cube has no density_dm: the ρ_DM rows are the total ρ.",
+        "note": None if dm == "density_dm" else "The cube has no density_dm: the ρ_DM rows and the gNFW fit use the total ρ.",
         "sun": sun,
         "sun_kernel_complete": bool(complete[0]),
         "arc": {"r_kpc": float(np.linalg.norm(o)), "dphi_rad": list(PUBLISHED_DPHI), "points": points,

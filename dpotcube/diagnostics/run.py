@@ -96,8 +96,7 @@ def run_diagnostics(
         notes.append(f"∂ ln f/∂t skipped: {why}.")
     else:
         residual, samples = residual_at_sun(source, observer_kpc(ds), accelerations, n_velocities, seed)
-    gnfw, _ = gnfw_diagnostic(ds, seed=seed, n_steps=mcmc_steps)
-    notes.append(gnfw.get("note"))
+    gnfw, _ = gnfw_diagnostic(ds, seed=seed, n_steps=mcmc_steps)  # its note repeats the density's: not listed twice
     result = {
         "cube": name,
         "summary_line": f"{title_prefix(ds) or 'cube'} · {ds.sizes.get('member', 1)} member(s) · "
