@@ -124,6 +124,61 @@ def plot(
         console.print(str(path), highlight=False, markup=False)
 
 
+@app.command()
+@_user_errors
+def diagnose(
+    cube: Annotated[str, typer.Argument(help="Catalog entry name, or Zarr store path or fsspec URL.")],
+    build: Annotated[
+        Path | None, typer.Option("--build", help="Build folder with the cube's flows (default: the cube's folder, if a build).")
+    ] = None,
+    accel: Annotated[
+        str | None, typer.Option("--accel", help="An independent a⊙ for the ∂ ln f/∂t test, \"ax,ay,az\".")
+    ] = None,
+    accel_units: Annotated[
+        str, typer.Option("--accel-units", help="Units of --accel: `km2 s-2 kpc-1` or `1e-10 m s-2`.")
+    ] = "km2 s-2 kpc-1",
+    accel_axes: Annotated[
+        str, typer.Option("--accel-axes", help="Axes of --accel: `galactocentric` (astropy's) or `lim2025` (Sun on +x).")
+    ] = "galactocentric",
+    out: Annotated[
+        str | None, typer.Option("--out", help="Folder or fsspec URL (default: beside the cube, `<name>.diagnostics`).")
+    ] = None,
+    velocities: Annotated[int, typer.Option("--velocities", min=1000, help="Velocity draws for ∂ ln f/∂t.")] = 1_000_000,
+    catalog: CatalogOpt = Path("catalog/catalog.yaml"),
+) -> None:
+    """The published diagnostics: a⊙, local ρ and ρ_DM, north–south symmetry, ∂ ln f/∂t at the Sun, a gNFW fit."""
+    from .catalog import open_cube
+    from .diagnostics import parse_acceleration, run_diagnostics
+    from .diagnostics.gradients import is_build_folder
+    from .errors import BuildError
+    from .paths import check_output_path
+    from .stores import check_url, is_url
+
+    ds = open_cube(cube, catalog=catalog)
+    location = str(ds.encoding.get("source") or cube).rstrip("/")
+    parent, stem = location.rsplit("/", 1) if "/" in location else (".", location)
+    stem = stem.removesuffix(".zarr")
+    local_parent = None if is_url(parent) and not parent.startswith("file://") else Path(parent.removeprefix("file://"))
+    in_build = local_parent is not None and is_build_folder(local_parent)
+    if build is None and in_build:
+        build = local_parent
+    elif build is not None and not is_build_folder(build):
+        raise BuildError(f"--build {build} is not a dpotcube build folder (no manifest.json). Pass the folder `dpotcube build` wrote.")
+    if out is None:
+        out = str(local_parent / "diagnostics") if in_build else f"{parent}/{stem}.diagnostics"
+    if is_url(out) and not out.startswith("file://"):
+        check_url(out, "--out")
+    else:
+        check_output_path(Path(out.removeprefix("file://")), "diagnostics folder (--out)")
+    observer = ds.attrs.get("observer_position_kpc")
+    a = None if accel is None else parse_acceleration(accel, accel_units, accel_axes, observer)
+    result = run_diagnostics(ds, out, build, accel=a, n_velocities=velocities, name=stem)
+    for name in result["files"]:
+        console.print(f"{out.rstrip('/')}/{name}", highlight=False, markup=False)
+    for note in result["notes"]:
+        console.print(f"note: {note}", highlight=False, markup=False)
+
+
 @catalog_app.command("list")
 @_user_errors
 def catalog_list(catalog: CatalogOpt = Path("catalog/catalog.yaml")) -> None:

@@ -19,3 +19,5 @@ PLUMMER_MIN_ANISOTROPY_RADIUS: float = 0.75
 
 CUBE_VERSION: str = "1"
 """`dpotcube_cube_version` written into every cube (../shared/CUBE_SPEC.md)."""
+KMS_PER_KPC_TO_PER_GYR: float = 1.0227121650537077
+"""1 km s⁻¹ kpc⁻¹ in Gyr⁻¹ (rates such as ∂ ln f/∂t)."""

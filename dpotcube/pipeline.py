@@ -31,6 +31,7 @@ from .cube.store import add_baryons, add_flow_tracer_density, cube_dataset, writ
 from .density.collocation import CollocationPoints, draw_collocation
 from .density.ensemble import FlowEnsemble
 from .density.flows import fit_flow, load_flow, save_flow
+from .diagnostics import run_diagnostics
 from .errors import BuildError
 from .fields.model import load_fields, save_fields
 from .fields.train import train_fields
@@ -42,7 +43,7 @@ from .recipe import FlowSpec, PositionFlowSpec, Recipe, recipe_sha256
 from .sources import PhaseSpaceTable, load_stars
 from .sources.gaia import fetch_gaia
 from .sources.load import GAIA_CACHE, plummer_truth
-from .stores import check_url
+from .stores import check_url, copy_to_url, join
 from .truth import score_against_truth
 
 STAGES = ("stars", "flow", "collocation", "fields", "cube")
@@ -175,6 +176,11 @@ def build(
         scores = score_against_truth(paths["cube"], truth)
         (build_dir / "scores.json").write_text(json.dumps(scores, indent=2))
     write_quicklooks(xr.open_zarr(paths["cube"]), build_dir, "quicklook", truth)
+    if recipe.diagnostics.enabled:
+        console.print("[bold]diagnostics[/bold] …")
+        checks = recipe.diagnostics
+        run_diagnostics(xr.open_zarr(paths["cube"]), build_dir / "diagnostics", build_dir, n_velocities=checks.velocities,
+                        mcmc_steps=checks.mcmc_steps, seed=seeds["cube"], name=recipe.entry_name)
 
     console.print("[bold]publish[/bold] …")
     written = xr.open_zarr(paths["cube"])  # the cube stage may have been skipped: describe what is on disk
@@ -182,6 +188,8 @@ def build(
     store = recipe.publish.store
     published = publish_cube(recipe.publish.catalog, recipe.entry_name, paths["cube"], metadata, replace, store)
     copy_quicklooks(build_dir, "quicklook", store or Path(published).parent, recipe.entry_name)
+    if recipe.diagnostics.enabled:
+        copy_to_url(build_dir / "diagnostics", join(str(store or Path(published).parent), f"{recipe.entry_name}.diagnostics"))
     return BuildResult(build_dir, paths["cube"], published, recipe.entry_name, scores)
 
 

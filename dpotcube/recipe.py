@@ -403,6 +403,18 @@ class CubeSpec(_Section):
     )
 
 
+class DiagnosticsSpec(_Section):
+    """The published diagnostics (`dpotcube diagnose`), run after the cube stage of every build."""
+
+    enabled: bool = Field(
+        True, description="Write them to `<build>/diagnostics/` and beside the published cube (`<entry>.diagnostics/`)."
+    )
+    velocities: int = Field(1_000_000, ge=1_000, description="Velocities drawn from p(v|x⊙) for the ∂ ln f/∂t residual.")
+    mcmc_steps: int = Field(
+        8_000, ge=400, description="Steps of each of the 32 walkers of the gNFW fit's sampler (the first quarter is burn-in)."
+    )
+
+
 class PublishSpec(_Section):
     """Where the cube is announced."""
 
@@ -425,6 +437,7 @@ class Recipe(_Section):
     fields: FieldsSpec = Field(FieldsSpec(), description="CBE method and its networks.")
     cube: CubeSpec = Field(CubeSpec(), description="Evaluation grid.")
     publish: PublishSpec = Field(PublishSpec(), description="Catalog entry.")
+    diagnostics: DiagnosticsSpec = Field(DiagnosticsSpec(), description="Published diagnostics after the cube stage.")
 
     @model_validator(mode="after")
     def _selection_known_for_weights(self) -> Recipe:

@@ -18,11 +18,13 @@ def handmade_cube(
     n_members: int = 3,
     spacing: float = 0.25,
     half_width: float = 3.5,
+    density_dm: Callable[[np.ndarray], np.ndarray] | None = None,
+    volume_radius: float = VOLUME_RADIUS,
 ) -> xr.Dataset:
     """A CUBE_SPEC-like Dataset around `OBSERVER`; member k is the field times (1 + 0.01 k).
 
-    `potential`, `acceleration`, `density`: functions of points `(..., 3)` returning `(...)`,
-    `(..., 3)` and `(...)`.
+    `potential`, `acceleration`, `density`, `density_dm`: functions of points `(..., 3)` returning
+    `(...)`, `(..., 3)`, `(...)` and `(...)` (densities in M☉ pc⁻³; `density_dm` only where given).
     """
     offsets = spacing * np.arange(-round(half_width / spacing), round(half_width / spacing) + 1)
     x, y, z = (c + offsets for c in OBSERVER)
@@ -35,14 +37,16 @@ def handmade_cube(
         data[f"accel_{c}"] = (dims, scale * a[..., i], {"units": "km2 s-2 kpc-1", "long_name": f"a_{c}"})
     rho = density(pts) if density is not None else np.full(pts.shape[:-1], 0.05)
     data["density"] = (dims, scale * rho, {"units": "solMass pc-3", "long_name": "mass density"})
+    if density_dm is not None:
+        data["density_dm"] = (dims, scale * density_dm(pts), {"units": "solMass pc-3", "long_name": "ρ − ρ_baryon"})
     data = {k: (d, v.astype(np.float32), attrs) for k, (d, v, attrs) in data.items()}
-    inside = np.linalg.norm(pts - np.asarray(OBSERVER), axis=-1) < VOLUME_RADIUS
+    inside = np.linalg.norm(pts - np.asarray(OBSERVER), axis=-1) < volume_radius
     data["in_volume"] = (("x", "y", "z"), inside, {"units": "1"})
     coords = {c: (c, v, {"units": "kpc"}) for c, v in zip("xyz", (x, y, z))}
     coords["member"] = np.arange(n_members)
     attrs = {
         "method": "handmade", "n_tracers": 0, "data_source": "handmade",
-        "observer_position_kpc": list(OBSERVER), "volume_radius_kpc": VOLUME_RADIUS,
+        "observer_position_kpc": list(OBSERVER), "volume_radius_kpc": volume_radius,
         "potential_reference_point": list(OBSERVER), "galcen_distance_kpc": 8.122, "z_sun_kpc": 0.0208,
         "galcen_v_sun_kms": [12.9, 245.6, 7.78],
     }

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from dpotcube.cli import app
 from dpotcube.constants import CUBE_VERSION
+from dpotcube.diagnostics import FILES
 
 from .conftest import REPO
 
@@ -174,6 +175,17 @@ def test_quicklook_written_beside_cube(tiny_build):
     for name in written:
         data = (catalog.parent / "cubes" / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_diagnostics_written_in_the_build_and_beside_the_cube(tiny_build):
+    tmp_path, catalog, _ = tiny_build
+    for folder in (tmp_path / "build" / "diagnostics", catalog.parent / "cubes" / "tiny.diagnostics"):
+        assert sorted(p.name for p in folder.iterdir()) == sorted(FILES)
+    report = json.loads((catalog.parent / "cubes" / "tiny.diagnostics" / "diagnostics.json").read_text())
+    residual = report["dlnf_dt"]
+    assert residual["n_velocities"] == 20_000 and "velocity_flow" not in residual["source"]
+    assert residual["source"].startswith("build ") and "fields.eqx" in residual["source"]  # the build's own model
+    assert report["local_density"]["dark_matter_field"] == "density_dm"
 
 
 def test_plot_command_on_a_built_cube(tiny_build, tmp_path):

@@ -30,7 +30,7 @@ def test_ci_runs_the_readme_test_command():
 
 def test_cli_help_lists_commands():
     done = subprocess.run([sys.executable, "-m", "dpotcube", "--help"], capture_output=True, text=True, cwd=REPO)
-    for command in ("build", "validate", "catalog", "plot"):
+    for command in ("build", "validate", "catalog", "plot", "diagnose"):
         assert command in done.stdout
 
 

@@ -198,7 +198,7 @@ def sample_plummer(
         kept.append(pos)
         n_kept += len(pos)
     positions = np.concatenate(kept)[: truth.n_stars]
-    return positions, _velocities(rng, truth, positions)
+    return positions, draw_velocities(truth, positions, rng)
 
 
 def sample_observed_plummer(
@@ -229,7 +229,7 @@ def sample_observed_plummer(
         n_kept += int(seen.sum())
         n_true += len(pos)
     kept = np.concatenate(positions)
-    return kept, _velocities(rng, truth, kept), np.concatenate(selection), n_true
+    return kept, draw_velocities(truth, kept, rng), np.concatenate(selection), n_true
 
 
 def _positions_in_volume(rng: np.random.Generator, truth: PlummerTruth, n_draw: int) -> Float[np.ndarray, "k 3"]:
@@ -244,8 +244,10 @@ def _positions_in_volume(rng: np.random.Generator, truth: PlummerTruth, n_draw: 
     return pos[np.linalg.norm(pos - observer, axis=1) < radius]
 
 
-def _velocities(rng: np.random.Generator, truth: PlummerTruth, positions: np.ndarray) -> Float[np.ndarray, "n 3"]:
-    """Velocities at the given positions: isotropic from f(E) ∝ (−E)^{7/2}, or Osipkov–Merritt from f(Q)."""
+def draw_velocities(
+    truth: PlummerTruth, positions: Float[np.ndarray, "n 3"], rng: np.random.Generator
+) -> Float[np.ndarray, "n 3"]:
+    """One velocity per row of `positions`, exactly from the DF: isotropic from f(E) ∝ (−E)^{7/2}, or Osipkov–Merritt from f(Q)."""
     if truth.anisotropy_radius_kpc is not None:
         return _osipkov_merritt_velocities(rng, truth, positions)
     v_esc = np.sqrt(2.0 * np.asarray(truth.relative_potential(positions)))
@@ -280,6 +282,7 @@ def _osipkov_merritt_velocities(
     w_r = np.sum(w * r_hat, axis=1, keepdims=True)
     stretch = np.sqrt(1 + np.sum(positions**2, axis=1, keepdims=True) / truth.anisotropy_radius_kpc**2)
     return w_r * r_hat + (w - w_r * r_hat) / stretch
+
 
 
 def _speed_fractions(rng: np.random.Generator, n: int) -> np.ndarray:
