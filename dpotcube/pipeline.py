@@ -132,8 +132,12 @@ def build(
         return FlowEnsemble(tuple(load_flow(paths[s]) for s in stages), density.ensemble.combine) if stages else None
 
     def collocate() -> None:
+        inner_ball = None
+        if density.position is not None and density.position.support == "ball":
+            inner_ball = (stars.observer, stars.volume_radius_kpc - density.collocation.edge_margin_kpc)
         points = draw_collocation(
-            ensemble("velocity"), stars.positions, density.collocation, seeds["collocation"], ensemble("position")
+            ensemble("velocity"), stars.positions, density.collocation, seeds["collocation"], ensemble("position"),
+            inner_ball,
         )
         points.save(paths["collocation"])
 

@@ -193,9 +193,20 @@ def test_collocation_positions_from_the_density_flow(flow, position_flow, stars,
     spec = CollocationSpec(positions="flow", n_positions=200, velocities_per_position=2, chunk_size=128)
     points = draw_collocation(FlowEnsemble((flow[0],)), stars.positions, spec, 2, FlowEnsemble((position_flow[0],)))
     assert np.all(np.linalg.norm(points.x - stars.observer, axis=1) < stars.volume_radius_kpc)
-    np.testing.assert_allclose(points.grad_log_n, grad_log_n(position_flow[0], jnp.asarray(points.x)), rtol=1e-5)
+    np.testing.assert_allclose(points.grad_log_n, grad_log_n(position_flow[0], jnp.asarray(points.x)), rtol=1e-5, atol=1e-6)
     points.save(tmp_path / "c.npz")
     np.testing.assert_array_equal(CollocationPoints.load(tmp_path / "c.npz").grad_log_n, points.grad_log_n)
+
+
+@pytest.mark.parametrize("positions", ["stars", "flow"])
+def test_collocation_keeps_off_the_density_flows_edge(flow, position_flow, stars, positions):
+    """Near the ball's edge the n(x) flow's ∇ ln n follows the sample's cut, not the tracers: positions stay inside."""
+    spec = CollocationSpec(positions=positions, n_positions=300, velocities_per_position=1, chunk_size=128)
+    inner = stars.volume_radius_kpc - 0.5
+    points = draw_collocation(FlowEnsemble((flow[0],)), stars.positions, spec, 3, FlowEnsemble((position_flow[0],)),
+                              inner_ball=(stars.observer, inner))
+    distance = np.linalg.norm(points.x - stars.observer, axis=1)
+    assert len(points) == 300 and distance.max() < inner and distance.max() > inner - 0.2
 
 
 def test_selection_weights_undo_a_known_selection(stars, truth):

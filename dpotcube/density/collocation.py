@@ -51,18 +51,27 @@ def draw_collocation(
     spec: CollocationSpec,
     seed: int,
     position: FlowEnsemble | None = None,
+    inner_ball: tuple[Float[np.ndarray, "3"], float] | None = None,
 ) -> CollocationPoints:
     """`n_positions` positions, each repeated with `velocities_per_position` draws from p(v|x).
 
-    Positions are star positions (`spec.positions == "stars"`) or draws from the n(x) ensemble;
-    ∇ ln n is stored when a position ensemble is given.
+    Positions are star positions (`spec.positions == "stars"`) or draws from the n(x) ensemble,
+    restricted to `inner_ball` (centre, radius) when given; ∇ ln n is stored when a position
+    ensemble is given.
     """
     rng = np.random.default_rng(seed)
     key_positions, key_velocities = jr.split(jr.key(seed))
     if spec.positions == "flow":
-        chosen = np.asarray(position.sample(key_positions, spec.n_positions))
+        chosen = np.asarray(position.sample(key_positions, 2 * spec.n_positions if inner_ball else spec.n_positions))
     else:
-        chosen = positions[rng.choice(len(positions), spec.n_positions, replace=spec.n_positions > len(positions))]
+        chosen = positions
+    if inner_ball is not None:
+        centre, radius = inner_ball
+        chosen = chosen[np.linalg.norm(chosen - centre, axis=1) < radius]
+    if spec.positions == "flow":
+        chosen = chosen[: spec.n_positions]
+    else:
+        chosen = chosen[rng.choice(len(chosen), spec.n_positions, replace=spec.n_positions > len(chosen))]
     chosen = chosen.astype(np.float32)
     x = np.repeat(chosen, spec.velocities_per_position, axis=0)
     v, grad_x, grad_v = np.empty_like(x), np.empty_like(x), np.empty_like(x)
