@@ -243,6 +243,42 @@ class NetSpec(_Section):
     activation: Activation = Field("silu", description="Smooth activation; `gint` is ClearPotential's.")
 
 
+class PointwiseSpec(_Section):
+    """The `pointwise` method (Lim et al. 2025): least-squares a at each grid point, ρ from its smoothed divergence.
+
+    Defaults are sized for a CPU; the published sizes (GPU) are named in each key.
+    Cost per grid point grows as `n_velocities` × `kernel_points` × flow members (docs/pointwise.md).
+    """
+
+    n_velocities: int = Field(
+        512, ge=8, description="QMC velocities from p(v|x) per position and flow member (published: 10,000)."
+    )
+    max_speed_kms: float = Field(600.0, gt=0, description="Velocities with |v| at or above this are dropped (published: 600).")
+    qmc: Literal["sobol", "halton"] = Field(
+        "sobol", description="Scrambled low-discrepancy sequence for velocities and kernel points (scipy.stats.qmc)."
+    )
+    density: bool = Field(
+        True, description="Also write `density` (the costly part: ∇·a at `kernel_points` around every grid point)."
+    )
+    kernel_scales_kpc: tuple[float, float, float] = Field(
+        (0.5, 0.5, 0.2), description="Scales h of the truncated Gaussian smoothing kernel along x, y, z (published: "
+        "0.5, 0.5, 0.2 kpc)."
+    )
+    kernel_cut: float = Field(2.0, gt=0, description="Kernel truncated at |δ/h| = this (published: 2).")
+    kernel_points: int = Field(
+        32, ge=1, description="QMC points inside the kernel per grid point at which ∇·a is averaged (published: 3,200)."
+    )
+    batch: int = Field(
+        16, gt=0, description="Positions per jitted call (memory ≈ batch × n_velocities × flow members evaluations)."
+    )
+
+    @model_validator(mode="after")
+    def _positive_scales(self) -> PointwiseSpec:
+        if min(self.kernel_scales_kpc) <= 0:
+            raise ValueError(f"`kernel_scales_kpc` must be three positive lengths in kpc; got {self.kernel_scales_kpc}")
+        return self
+
+
 class FieldsSpec(_Section):
     """Neural fields trained on the collisionless Boltzmann equation."""
 

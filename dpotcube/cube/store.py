@@ -29,13 +29,20 @@ MEMBER_KINDS = ("seed", "bootstrap", "noise", "frame")
 
 
 def cube_dataset(
-    blocks: da.Array, grid: Grid, attrs: dict, member_kinds: Sequence[str]
+    blocks: da.Array,
+    grid: Grid,
+    attrs: dict,
+    member_kinds: Sequence[str],
+    fields: dict[str, tuple[str, str]] = FIELDS,
 ) -> xr.Dataset:
     """Dataset with dims `(member, x, y, z)` following CUBE_SPEC v1.
 
-    `blocks`: lazy array `(member, len(FIELDS), nx, ny, nz)` from `field_blocks`; `member_kinds`:
-    one of `MEMBER_KINDS` per member.
+    `blocks`: lazy array `(member, len(fields), nx, ny, nz)` from `field_blocks` (or a method's own
+    blocks, e.g. `pointwise_blocks`); `member_kinds`: one of `MEMBER_KINDS` per member; `fields`: the
+    method's variables in block order, name → (units, long_name) (default: the `conditional` method's).
     """
+    if blocks.shape[1] != len(fields):
+        raise ValueError(f"`blocks` holds {blocks.shape[1]} fields but `fields` names {len(fields)}: {list(fields)}.")
     if len(member_kinds) != blocks.shape[0]:
         raise ValueError(f"`member_kinds` (={list(member_kinds)}) must name one kind per member (={blocks.shape[0]}).")
     unknown = sorted(set(member_kinds) - set(MEMBER_KINDS))
@@ -43,7 +50,7 @@ def cube_dataset(
         raise ValueError(f"`member_kinds` must be among {list(MEMBER_KINDS)}; got {unknown}.")
     dims = ("member", "x", "y", "z")
     data_vars = {}
-    for i, (name, (units, long_name)) in enumerate(FIELDS.items()):
+    for i, (name, (units, long_name)) in enumerate(fields.items()):
         data_vars[name] = xr.Variable(dims, blocks[:, i], {"units": units, "long_name": long_name})
     data_vars["in_volume"] = xr.Variable(
         ("x", "y", "z"), grid.in_volume(), {"units": "1", "long_name": "within volume_radius_kpc of the observer"}
