@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, model_validator
 
 from . import constants
 from .errors import RecipeError
@@ -260,7 +260,7 @@ class PointwiseSpec(_Section):
     density: bool = Field(
         True, description="Also write `density` (the costly part: ∇·a at `kernel_points` around every grid point)."
     )
-    kernel_scales_kpc: tuple[float, float, float] = Field(
+    kernel_scales_kpc: tuple[PositiveFloat, PositiveFloat, PositiveFloat] = Field(
         (0.5, 0.5, 0.2), description="Scales h of the truncated Gaussian smoothing kernel along x, y, z (published: "
         "0.5, 0.5, 0.2 kpc)."
     )
@@ -271,12 +271,6 @@ class PointwiseSpec(_Section):
     batch: int = Field(
         16, gt=0, description="Positions per jitted call (memory ≈ batch × n_velocities × flow members evaluations)."
     )
-
-    @model_validator(mode="after")
-    def _positive_scales(self) -> PointwiseSpec:
-        if min(self.kernel_scales_kpc) <= 0:
-            raise ValueError(f"`kernel_scales_kpc` must be three positive lengths in kpc; got {self.kernel_scales_kpc}")
-        return self
 
 
 class FieldsSpec(_Section):

@@ -36,6 +36,7 @@ from dpotcube.pointwise.plummer import plummer_speed_fractions
 from dpotcube.pointwise.qmc import qmc_uniform
 from dpotcube.recipe import CubeSpec, PointwiseSpec
 from dpotcube.sources.mocks import _speed_fractions
+from dpotcube.truth import score_against_truth
 
 from .conftest import FLOW_POSITION, FLOW_VELOCITY
 
@@ -188,6 +189,9 @@ def test_cube_blocks_match_the_direct_function(truth, stars, tmp_path):
     rho_truth = np.sum(np.asarray(truth.density(kernel)) * in_kernel, axis=1) / in_kernel.sum(1) * 1e-9
     np.testing.assert_allclose(written[3][inside], rho_truth, rtol=1e-3)
     assert np.isnan(written[3][~inside]).all()
+    scores = score_against_truth(tmp_path / "cube.zarr", truth)  # ρ here is kernel-smoothed: ratio near, not at, 1
+    assert scores["median_rel_error_accel"] < 1e-4 and abs(scores["median_density_ratio"] - 1) < 0.05
+    assert "median_abs_error_potential_kms2" not in scores
 
     no_density = PointwiseSpec(n_velocities=32, density=False, batch=128)
     assert list(pointwise_fields(no_density)) == ["accel_x", "accel_y", "accel_z"]

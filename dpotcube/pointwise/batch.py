@@ -38,8 +38,9 @@ def in_batches(
 ) -> np.ndarray:
     """`fn(model, ·)` on `points` in calls of exactly `batch` points (the last padded), concatenated, first axis n."""
     n = len(points)
-    if n == 0:
-        return np.asarray(fn(model, jnp.zeros((batch, 3), jnp.float32)))[:0]
+    if n == 0:  # e.g. a block outside the volume: nothing to evaluate, only the output's shape
+        shape = eqx.filter_eval_shape(fn, model, jnp.zeros((batch, 3), jnp.float32))
+        return np.zeros((0, *shape.shape[1:]), shape.dtype)
     padded = np.concatenate([points, np.repeat(points[-1:], -n % batch, axis=0)]).astype(np.float32)
     parts = [np.asarray(fn(model, padded[i : i + batch])) for i in range(0, len(padded), batch)]
     return np.concatenate(parts)[:n]

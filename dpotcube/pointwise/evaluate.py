@@ -55,12 +55,18 @@ class PointwiseFiles:
     position: tuple[Path, ...]
     combine: Combine = "median"
 
+    def __post_init__(self) -> None:  # hashable (the worker cache's key), whatever sequences were given
+        object.__setattr__(self, "velocity", tuple(Path(p).resolve() for p in self.velocity))
+        object.__setattr__(self, "position", tuple(Path(p).resolve() for p in self.position))
+        if not self.velocity or not self.position:
+            raise ValueError("`PointwiseFiles` needs at least one p(v|x) flow file and one n(x) flow file.")
+
     def stamp(self) -> tuple:
-        return tuple(Path(p).stat().st_mtime_ns for p in (*self.velocity, *self.position))
+        return tuple(p.stat().st_mtime_ns for p in (*self.velocity, *self.position))
 
     def model(self, spec: PointwiseSpec, seed: int) -> PointwiseFlows:
         normals = qmc_normals(spec.n_velocities, spec.qmc, seed)
-        velocity, position = [load_flow(Path(p)) for p in self.velocity], [load_flow(Path(p)) for p in self.position]
+        velocity, position = [load_flow(p) for p in self.velocity], [load_flow(p) for p in self.position]
         return pointwise_flows(velocity, position, normals, spec.max_speed_kms, self.combine)
 
 
