@@ -12,7 +12,7 @@ from scipy.stats import chi2, ks_2samp
 
 from dpotcube.cube.grid import make_grid
 from dpotcube.cube.store import cube_dataset, write_cube
-from dpotcube.density.flows import save_flow
+from dpotcube.density.flows import flow_skeleton, save_flow
 from dpotcube.pointwise import (
     PlummerMember,
     PointwiseFiles,
@@ -208,6 +208,25 @@ def test_saved_flows_make_the_same_member(fitted, stars, tmp_path):
     direct = pointwise_flows([fitted[0]], [fitted[1]], qmc_normals(128, "sobol", 0), 600.0)
     pts = positions_inside(stars, 32, 2.5)
     np.testing.assert_allclose(in_batches(accelerations, loaded, pts, 32), in_batches(accelerations, direct, pts, 32))
+
+
+def test_ensemble_members_are_solved_separately_and_combined(fitted, stars):
+    """Two p(v|x) members (the fitted flow, and a copy shifted by 40 km/s in v_y: a different model of p): the
+    ensemble's a is the median of the members' own single-member a (for two, their mean).
+    Members of different sizes cannot be stacked."""
+    import equinox as eqx
+
+    velocity, position = fitted
+    shifted = eqx.tree_at(lambda f: f.loc, velocity, velocity.loc + jnp.array([0.0, 40.0, 0.0]))
+    normals = qmc_normals(128, "sobol", 0)
+    pts = positions_inside(stars, 32, 2.0)
+    singles = [in_batches(accelerations, pointwise_flows([f], [position], normals, 600.0), pts, 32) for f in (velocity, shifted)]
+    assert np.median(np.abs(singles[0] - singles[1])) > 10  # the two models really differ
+    pair = pointwise_flows([velocity, shifted], [position], normals, 600.0, combine="median")
+    np.testing.assert_allclose(in_batches(accelerations, pair, pts, 32), (singles[0] + singles[1]) / 2, rtol=1e-4, atol=0.1)
+    small = flow_skeleton(FLOW_VELOCITY.flow_layers, 8, FLOW_VELOCITY.nn_depth, FLOW_VELOCITY.activation)
+    with pytest.raises(ValueError, match="share hyperparameters"):
+        pointwise_flows([velocity, small], [position], normals, 600.0)
 
 
 @pytest.mark.slow
