@@ -251,7 +251,7 @@ class PointwiseSpec(_Section):
     """
 
     n_velocities: int = Field(
-        512, ge=8, description="QMC velocities from p(v|x) per position and flow member (published: 10,000)."
+        256, ge=8, description="QMC velocities from p(v|x) per position and flow member (published: 10,000)."
     )
     max_speed_kms: float = Field(600.0, gt=0, description="Velocities with |v| at or above this are dropped (published: 600).")
     qmc: Literal["sobol", "halton"] = Field(
