@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, model_validator
 
 from . import constants
 from .errors import RecipeError
@@ -337,6 +337,36 @@ class NetSpec(_Section):
 
 
 Method = Literal["vanilla", "selection", "conditional"]
+
+
+class PointwiseSpec(_Section):
+    """The `pointwise` method (Lim et al. 2025): least-squares a at each grid point, ρ from its smoothed divergence.
+
+    Defaults are sized for a CPU; the published sizes (GPU) are named in each key.
+    Cost per grid point grows as `n_velocities` × `kernel_points` × flow members (docs/pointwise.md).
+    """
+
+    n_velocities: int = Field(
+        256, ge=8, description="QMC velocities from p(v|x) per position and flow member (published: 10,000)."
+    )
+    max_speed_kms: float = Field(600.0, gt=0, description="Velocities with |v| at or above this are dropped (published: 600).")
+    qmc: Literal["sobol", "halton"] = Field(
+        "sobol", description="Scrambled low-discrepancy sequence for velocities and kernel points (scipy.stats.qmc)."
+    )
+    density: bool = Field(
+        True, description="Also write `density` (the costly part: ∇·a at `kernel_points` around every grid point)."
+    )
+    kernel_scales_kpc: tuple[PositiveFloat, PositiveFloat, PositiveFloat] = Field(
+        (0.5, 0.5, 0.2), description="Scales h of the truncated Gaussian smoothing kernel along x, y, z (published: "
+        "0.5, 0.5, 0.2 kpc)."
+    )
+    kernel_cut: float = Field(2.0, gt=0, description="Kernel truncated at |δ/h| = this (published: 2).")
+    kernel_points: int = Field(
+        32, ge=1, description="QMC points inside the kernel per grid point at which ∇·a is averaged (published: 3,200)."
+    )
+    batch: int = Field(
+        16, gt=0, description="Positions per jitted call (memory ≈ batch × n_velocities × flow members evaluations)."
+    )
 
 
 class FieldsSpec(_Section):

@@ -1,4 +1,4 @@
-"""Shared fixtures: a small Plummer mock, a field model trained on its exact gradients, and a tiny build."""
+"""Shared fixtures: a small Plummer mock, small flows fitted on it, a field model trained on its exact gradients, and a tiny build."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ import numpy as np
 import pytest
 
 from dpotcube.density.collocation import CollocationPoints
-from dpotcube.recipe import DataSpec, FieldsSpec
+from dpotcube.recipe import DataSpec, FieldsSpec, FlowSpec, PositionFlowSpec
 from dpotcube.sources.load import load_stars, plummer_truth
 from dpotcube.sources.mocks import PlummerTruth, _speed_fractions, _unit_vectors
 
 REPO = Path(__file__).resolve().parents[1]
+
+FLOW_VELOCITY = FlowSpec(flow_layers=3, nn_width=32, max_epochs=8, batch_size=256)
+FLOW_POSITION = PositionFlowSpec(flow_layers=3, nn_width=32, max_epochs=8, batch_size=256)
+"""Small flows: fitted once per session (the fit's cost is mostly compilation, not epochs)."""
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +32,22 @@ def truth(data_spec) -> PlummerTruth:
 @pytest.fixture(scope="session")
 def stars(data_spec):
     return load_stars(data_spec, seed=0)
+
+
+@pytest.fixture(scope="session")
+def velocity_flow_fit(stars):
+    """p(v|x) fitted on the mock with `FLOW_VELOCITY`: (flow, history)."""
+    from dpotcube.density.flows import fit_flow
+
+    return fit_flow(stars.velocities, FLOW_VELOCITY, seed=0, conditions=stars.positions)
+
+
+@pytest.fixture(scope="session")
+def position_flow_fit(stars):
+    """n(x) fitted on the mock with `FLOW_POSITION` (ball support): (flow, history)."""
+    from dpotcube.density.flows import fit_flow
+
+    return fit_flow(stars.positions, FLOW_POSITION, seed=0, ball=(stars.observer, stars.volume_radius_kpc))
 
 
 def exact_collocation(truth: PlummerTruth, positions: np.ndarray, velocities_per_position: int, seed: int) -> CollocationPoints:

@@ -16,20 +16,20 @@ from dpotcube.density.ball import ball_to_space, space_to_ball
 from dpotcube.density.collocation import CollocationPoints, draw_collocation
 from dpotcube.density.ensemble import FlowEnsemble, combine_members
 from dpotcube.density.flows import fit_flow, flow_skeleton, grad_log_n, grad_log_p, load_flow, save_flow
-from dpotcube.recipe import Activation, CollocationSpec, FlowSpec, PositionFlowSpec
+from dpotcube.recipe import Activation, CollocationSpec
 
-VELOCITY = FlowSpec(flow_layers=3, nn_width=32, max_epochs=8, batch_size=256)
-POSITION = PositionFlowSpec(flow_layers=3, nn_width=32, max_epochs=8, batch_size=256)
-
-
-@pytest.fixture(scope="module")
-def flow(stars):
-    return fit_flow(stars.velocities, VELOCITY, seed=0, conditions=stars.positions)
+from .conftest import FLOW_POSITION as POSITION
+from .conftest import FLOW_VELOCITY as VELOCITY
 
 
 @pytest.fixture(scope="module")
-def position_flow(stars):
-    return fit_flow(stars.positions, POSITION, seed=0, ball=(stars.observer, stars.volume_radius_kpc))
+def flow(velocity_flow_fit):
+    return velocity_flow_fit
+
+
+@pytest.fixture(scope="module")
+def position_flow(position_flow_fit):
+    return position_flow_fit
 
 
 def test_flow_learns_and_stops(flow):

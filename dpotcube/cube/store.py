@@ -29,14 +29,20 @@ MEMBER_KINDS = ("seed", "bootstrap", "noise", "frame")
 
 
 def cube_dataset(
-    blocks: da.Array, grid: Grid, attrs: dict, member_kinds: Sequence[str], fields: dict = FIELDS
+    blocks: da.Array,
+    grid: Grid,
+    attrs: dict,
+    member_kinds: Sequence[str],
+    fields: dict[str, tuple[str, str]] = FIELDS,
 ) -> xr.Dataset:
     """Dataset with dims `(member, x, y, z)` following CUBE_SPEC v1.
 
-    `blocks`: lazy array `(member, len(fields), nx, ny, nz)` from `field_blocks`; `fields`: name →
-    (units, long_name) of each block row (default: the `conditional` method's); `member_kinds`: one of
-    `MEMBER_KINDS` per member.
+    `blocks`: lazy array `(member, len(fields), nx, ny, nz)` from `field_blocks` (or a method's own
+    blocks, e.g. `pointwise_blocks`); `member_kinds`: one of `MEMBER_KINDS` per member; `fields`: the
+    method's variables in block order, name → (units, long_name) (default: the `conditional` method's).
     """
+    if blocks.shape[1] != len(fields):
+        raise ValueError(f"`blocks` holds {blocks.shape[1]} fields but `fields` names {len(fields)}: {list(fields)}.")
     if len(member_kinds) != blocks.shape[0]:
         raise ValueError(f"`member_kinds` (={list(member_kinds)}) must name one kind per member (={blocks.shape[0]}).")
     unknown = sorted(set(member_kinds) - set(MEMBER_KINDS))
