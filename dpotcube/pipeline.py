@@ -38,6 +38,7 @@ from .fields.train import train_fields
 from .frames import solar_position_kpc
 from .paths import check_output_path
 from .plots import copy_quicklooks, write_quicklooks
+from .pointwise.evaluate import PointwiseFiles, pointwise_blocks, pointwise_fields
 from .progress import console
 from .recipe import FlowSpec, PositionFlowSpec, Recipe, recipe_sha256
 from .sources import PhaseSpaceTable, load_stars
@@ -142,7 +143,9 @@ def build(
         points.save(paths["collocation"])
 
     all_flows = [*flow_stages["velocity"], *flow_stages["position"]]
-    run("collocation", all_flows, [density.collocation, density.ensemble.combine], collocate)
+    method = recipe.fields.method
+    if method != "pointwise":
+        run("collocation", all_flows, [density.collocation, density.ensemble.combine], collocate)
 
     def fit_fields() -> None:
         points = CollocationPoints.load(paths["collocation"])
@@ -152,15 +155,24 @@ def build(
         save_fields(paths["fields"], model, hyper)
         (build_dir / "fields_history.json").write_text(json.dumps(history))
 
-    run("fields", ["collocation"], recipe.fields, fit_fields)
-
-    method = recipe.fields.method
     attrs = cube_attributes(recipe, recipe_text, stars)
-    pattern_speed = load_fields(paths["fields"]).pattern_speed
-    if pattern_speed is not None:
-        attrs["pattern_speed_kms_per_kpc"] = float(pattern_speed)
+    if method != "pointwise":
+        run("fields", ["collocation"], recipe.fields, fit_fields)
+        pattern_speed = load_fields(paths["fields"]).pattern_speed
+        if pattern_speed is not None:
+            attrs["pattern_speed_kms_per_kpc"] = float(pattern_speed)
 
     def evaluate() -> None:
+        if method == "pointwise":  # no collocation points and no networks: a is solved on the grid itself
+            members = [PointwiseFiles(tuple(paths[s] for s in flow_stages["velocity"]),
+                                      tuple(paths[s] for s in flow_stages["position"]), density.ensemble.combine)]
+            spec = recipe.fields.pointwise
+            ds = cube_dataset(pointwise_blocks(members, grid, spec, seeds["cube"]), grid, attrs, member_kinds=["seed"],
+                              fields=pointwise_fields(spec))
+            if recipe.cube.baryon_model != "none" and spec.density:
+                ds = add_baryons(ds, grid, recipe.cube.baryon_model, recipe.cube.baryon_relative_error, seeds["cube"])
+            write_cube(ds, paths["cube"], on)
+            return
         blocks = field_blocks([paths["fields"]], grid, stars.observer, method)
         ds = cube_dataset(blocks, grid, attrs, member_kinds=["seed"], fields=METHOD_FIELDS[method])
         position = density.position
@@ -172,7 +184,9 @@ def build(
             ds = add_baryons(ds, grid, recipe.cube.baryon_model, recipe.cube.baryon_relative_error, seeds["cube"])
         write_cube(ds, paths["cube"], on)
 
-    run("cube", ["fields"], [recipe.cube, recipe_sha256(recipe_text)], evaluate)
+    cube_inputs = all_flows if method == "pointwise" else ["fields"]
+    cube_section = [recipe.cube, recipe.fields.pointwise] if method == "pointwise" else [recipe.cube]
+    run("cube", cube_inputs, [*cube_section, recipe_sha256(recipe_text)], evaluate)
 
     scores = truth = None
     if recipe.data.source == "plummer":

@@ -336,7 +336,7 @@ class NetSpec(_Section):
     )
 
 
-Method = Literal["vanilla", "selection", "conditional"]
+Method = Literal["vanilla", "selection", "conditional", "pointwise"]
 
 
 class PointwiseSpec(_Section):
@@ -377,8 +377,10 @@ class FieldsSpec(_Section):
         description="`vanilla`: Φ from flows for n(x) and p(v|x) (needs `density.position`); `selection`: Φ and a "
         "dust/selection efficiency ε(x) in (0, 1] from flows of the observed n(x) and p(v|x) (needs "
         "`density.position` without `selection_weights`); `conditional`: Φ and the true tracer density n(x) from "
-        "p(v|x) alone.",
+        "p(v|x) alone; `pointwise`: a by least squares at every grid point and ρ from its smoothed divergence, no "
+        "networks (needs `density.position`; settings under `fields.pointwise`).",
     )
+    pointwise: PointwiseSpec = Field(PointwiseSpec(), description="Settings of `method: pointwise`.")
     potential: NetSpec = Field(NetSpec(), description="Network for Φ(x).")
     log_density: NetSpec = Field(NetSpec(width=64, depth=3), description="Network for ln n(x) (`conditional`).")
     efficiency: NetSpec = Field(
@@ -491,7 +493,7 @@ class Recipe(_Section):
     @model_validator(mode="after")
     def _flows_for_method(self) -> Recipe:
         method, position = self.fields.method, self.density.position
-        if method in ("vanilla", "selection") and position is None:
+        if method in ("vanilla", "selection", "pointwise") and position is None:
             raise ValueError(
                 f"`fields.method: {method}` needs the n(x) flow: add a `density.position:` section "
                 "(e.g. `position: {flow_layers: 6, nn_width: 64}`), or use `fields.method: conditional`"

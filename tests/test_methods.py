@@ -228,3 +228,28 @@ def test_vanilla_cube_has_neither_efficiency_nor_unweighted_density(selection_bu
     ds = xr.open_zarr(catalog.parent / "cubes" / "tiny.zarr")
     assert ds.attrs["method"] == "vanilla" and "pattern_speed_kms_per_kpc" not in ds.attrs
     assert "efficiency" not in ds and "tracer_density" not in ds and "density" in ds
+
+
+def test_pointwise_build_writes_accelerations_without_a_potential(selection_build):
+    """`pointwise` reuses the flows, skips collocation and fields, and writes a and the smoothed ρ, no Φ."""
+    import intake
+
+    tmp_path, catalog = selection_build
+    _, result = run_build(
+        tmp_path, REPO / "recipes" / "tiny.yaml", "--set", "fields.method=pointwise",
+        "--set", "density.position.flow_layers=2", "--set", "density.position.nn_width=16",
+        "--set", "density.position.max_epochs=3", "--set", "fields.density_tie_weight=0",
+        "--set", "fields.pointwise.n_velocities=32", "--set", "fields.pointwise.kernel_points=4",
+        "--set", "cube.spacing_kpc=1.0", "--set", "cube.baryon_model=none", "--set", "diagnostics.enabled=false",
+    )
+    assert "collocation" not in result.output.split("cube")[0].replace("collocation: up to date", "")
+    ds = xr.open_zarr(catalog.parent / "cubes" / "tiny.zarr")
+    assert ds.attrs["method"] == "pointwise" and "potential" not in ds and "density" in ds
+    inside = ds["in_volume"].values
+    accel = np.stack([ds[f"accel_{c}"].isel(member=0).values[inside] for c in "xyz"], axis=1)
+    observer = np.asarray(ds.attrs["observer_position_kpc"])
+    pts = np.stack(np.meshgrid(ds.x, ds.y, ds.z, indexing="ij"), axis=-1)[inside]
+    assert np.all(np.isfinite(accel)) and np.median(np.sum(accel * pts, axis=1) < 0) > 0  # a points inwards
+    assert np.mean(np.sum(accel * pts, axis=1) < 0) > 0.9 and observer.shape == (3,)
+    meta = intake.open_catalog(str(catalog)).entries["tiny"].metadata
+    assert meta["method"] == "pointwise" and "potential" not in meta["fields"]

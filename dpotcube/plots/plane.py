@@ -18,16 +18,16 @@ def plane_figure(ds: xr.Dataset, truth: PlummerTruth | None = None) -> Figure:
     """
     z0 = float(ds.attrs["observer_position_kpc"][2])
     plane = ds.sel(z=z0, method="nearest")
-    names = ["potential", "accel_x", "accel_y", "density"] + (["tracer_density"] if "tracer_density" in ds else [])
+    names = [n for n in ("potential", "accel_x", "accel_y", "density", "tracer_density") if n in ds]  # per method
     median = {name: summarise(plane, name)["median"].values for name in names}
     X, Y = np.meshgrid(plane.x.values, plane.y.values, indexing="ij")
     mask = np.where(plane.in_volume.values, 1.0, np.nan)
     a_mag = np.hypot(median["accel_x"], median["accel_y"])
-    panels = [
-        ("Φ", median["potential"], f"Φ [{POTENTIAL_UNITS}]", "viridis"),
-        ("|a_xy| and direction", a_mag, f"|a_xy| [{ACCEL_UNITS}]", "viridis"),
-        ("ρ", median["density"], f"ρ [{DENSITY_UNITS}]", "viridis"),
-    ]
+    panels = [("Φ", median["potential"], f"Φ [{POTENTIAL_UNITS}]", "viridis")] if "potential" in median else []
+    accel_panel = len(panels)
+    panels.append(("|a_xy| and direction", a_mag, f"|a_xy| [{ACCEL_UNITS}]", "viridis"))
+    if "density" in median:
+        panels.append(("ρ", median["density"], f"ρ [{DENSITY_UNITS}]", "viridis"))
     if "tracer_density" in median:
         panels.append(("tracer density n", np.log10(median["tracer_density"]), "log₁₀ n [kpc⁻³]", "viridis"))
     rows = 2 if truth is not None else 1
@@ -38,7 +38,7 @@ def plane_figure(ds: xr.Dataset, truth: PlummerTruth | None = None) -> Figure:
         fig.colorbar(image, ax=ax, label=label)
         ax.set_title(title)
     step = max(len(plane.x) // 12, 1)
-    axes[0][1].quiver(
+    axes[0][accel_panel].quiver(
         X[::step, ::step], Y[::step, ::step], (median["accel_x"] * mask)[::step, ::step],
         (median["accel_y"] * mask)[::step, ::step], color="white",
     )
@@ -46,10 +46,9 @@ def plane_figure(ds: xr.Dataset, truth: PlummerTruth | None = None) -> Figure:
         pts = np.stack([X, Y, np.full_like(X, float(plane.z))], axis=-1)
         true_a = np.asarray(truth.acceleration(pts))
         true_rho = np.asarray(truth.density(pts)) * MSUN_PER_KPC3_TO_MSUN_PER_PC3
-        ratios = [
-            (a_mag / np.hypot(true_a[..., 0], true_a[..., 1]), "|a_xy| / truth"),
-            (median["density"] / true_rho, "ρ / truth"),
-        ]
+        ratios = [(a_mag / np.hypot(true_a[..., 0], true_a[..., 1]), "|a_xy| / truth")]
+        if "density" in median:
+            ratios.append((median["density"] / true_rho, "ρ / truth"))
         for ax, (values, label) in zip(axes[1], ratios):
             image = ax.pcolormesh(X, Y, values * mask, shading="nearest", cmap="RdBu_r", vmin=0.5, vmax=1.5)
             fig.colorbar(image, ax=ax, label=label)

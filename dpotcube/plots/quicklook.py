@@ -42,7 +42,9 @@ class Quicklook:
         return f"{stem}.png" if not self.name else f"{stem}.{self.name}.png"
 
 
-def _midplane(ds: xr.Dataset, truth: PlummerTruth | None) -> Figure:
+def _midplane(ds: xr.Dataset, truth: PlummerTruth | None) -> Figure | None:
+    if "potential" not in ds:  # `pointwise` cubes have none
+        return None
     """Against the mock's truth for mocks, against galpy's MWPotential2014 (Bovy 2015) for real stars."""
     if truth is not None:
         return midplane_potential_figure(ds, truth.potential, "Plummer truth (mock)")
