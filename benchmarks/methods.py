@@ -117,7 +117,9 @@ def markdown(r: dict) -> str:
             f"{cell(s, 'share_density_within_10pct_well_seen', '.2f')} | {cell(s, 'median_shape_error_efficiency')} | "
             f"{cell(s, 'median_shape_error_tracer_density')} | {row['wall_seconds']:.0f} s | {row['field_parameters']:,} |"
         )
-    lines += ["", "Goal (conditional Deep Potential): `conditional` within 10% density error at ≥ 90% of the "
+    noted = [f"`{row['method']}` on {row['mock']}: {row['note']}" for row in r["rows"] if row.get("note")]
+    lines += ["", *(["Rows from an earlier run: " + "; ".join(noted) + "."] if noted else []),
+              "", "Goal (conditional Deep Potential): `conditional` within 10% density error at ≥ 90% of the "
               "well-seen points, on 2 CPU cores in ≤ 30 minutes.", ""]
     return "\n".join(lines)
 
