@@ -23,6 +23,7 @@ import numpy as np
 from .report import environment, provenance_line, update_section
 
 REPO = Path(__file__).resolve().parents[1]
+TITLE = "The pointwise method on the Plummer mock (`benchmarks/pointwise.py`)"
 RESULTS = REPO / "benchmarks" / "results" / "pointwise.json"
 DOC = REPO / "docs" / "pointwise.md"
 VELOCITY = {"flow_layers": 6, "nn_width": 128, "nn_depth": 2, "learning_rate": 4e-3, "batch_size": 2048}
@@ -56,7 +57,7 @@ def flows(stars, epochs: int, folder: Path):
     return out, seconds
 
 
-def run(args) -> dict:
+def measure(args) -> dict:
     import jax.numpy as jnp
 
     from dpotcube.geometry import uniform_in_ball
@@ -123,7 +124,7 @@ def run(args) -> dict:
 
 def markdown(r: dict) -> str:
     lines = [
-        "## Measured on the Plummer mock (`python -m benchmarks.pointwise`)",
+        f"## {TITLE}",
         "",
         provenance_line(r),
         f"Flows: p(v|x) {r['velocity_flow']['flow_layers']} layers × {r['velocity_flow']['nn_width']}, n(x) "
@@ -148,8 +149,9 @@ def markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def run(argv: list[str]) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks run pointwise", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stars", type=int, default=1_000_000)
     parser.add_argument("--epochs", type=int, default=16)
     parser.add_argument("--flows", default="builds/benchmark-pointwise-flows", help="folder of cached fitted flows")
@@ -158,7 +160,11 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--density-points", type=int, default=32)
     parser.add_argument("--kernel-points", type=int, default=32)
     parser.add_argument("--batch", type=int, default=16)
-    result = run(parser.parse_args(argv))
+    return measure(parser.parse_args(argv))
+
+
+def main(argv: list[str]) -> None:
+    result = run(argv)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     update_section(DOC, "pointwise-results", markdown(result))
     print(json.dumps(result, indent=2))
