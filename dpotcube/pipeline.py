@@ -197,8 +197,11 @@ def build(
     if recipe.diagnostics.enabled:
         console.print("[bold]diagnostics[/bold] …")
         checks = recipe.diagnostics
-        run_diagnostics(xr.open_zarr(paths["cube"]), build_dir / "diagnostics", build_dir, n_velocities=checks.velocities,
-                        mcmc_steps=checks.mcmc_steps, seed=seeds["cube"], name=recipe.entry_name)
+        try:
+            run_diagnostics(xr.open_zarr(paths["cube"]), build_dir / "diagnostics", build_dir, n_velocities=checks.velocities,
+                            mcmc_steps=checks.mcmc_steps, seed=seeds["cube"], name=recipe.entry_name)
+        except ValueError as exc:  # e.g. a grid too coarse for the kernels: the cube is still good
+            console.print(f"[yellow]diagnostics skipped: {exc}[/yellow]")
 
     console.print("[bold]publish[/bold] …")
     written = xr.open_zarr(paths["cube"])  # the cube stage may have been skipped: describe what is on disk
