@@ -209,7 +209,7 @@ def build(
     store = recipe.publish.store
     published = publish_cube(recipe.publish.catalog, recipe.entry_name, paths["cube"], metadata, replace, store)
     copy_quicklooks(build_dir, "quicklook", store or Path(published).parent, recipe.entry_name)
-    if recipe.diagnostics.enabled:
+    if recipe.diagnostics.enabled and (build_dir / "diagnostics").is_dir():
         copy_to_url(build_dir / "diagnostics", join(str(store or Path(published).parent), f"{recipe.entry_name}.diagnostics"))
     return BuildResult(build_dir, paths["cube"], published, recipe.entry_name, scores)
 
