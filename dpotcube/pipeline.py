@@ -197,11 +197,8 @@ def build(
     if recipe.diagnostics.enabled:
         console.print("[bold]diagnostics[/bold] …")
         checks = recipe.diagnostics
-        try:
-            run_diagnostics(xr.open_zarr(paths["cube"]), build_dir / "diagnostics", build_dir, n_velocities=checks.velocities,
-                            mcmc_steps=checks.mcmc_steps, seed=seeds["cube"], name=recipe.entry_name)
-        except ValueError as exc:  # e.g. a grid too coarse for the kernels: the cube is still good
-            console.print(f"[yellow]diagnostics skipped: {exc}[/yellow]")
+        run_diagnostics(xr.open_zarr(paths["cube"]), build_dir / "diagnostics", build_dir, n_velocities=checks.velocities,
+                        mcmc_steps=checks.mcmc_steps, seed=seeds["cube"], name=recipe.entry_name)
 
     console.print("[bold]publish[/bold] …")
     written = xr.open_zarr(paths["cube"])  # the cube stage may have been skipped: describe what is on disk
@@ -209,7 +206,7 @@ def build(
     store = recipe.publish.store
     published = publish_cube(recipe.publish.catalog, recipe.entry_name, paths["cube"], metadata, replace, store)
     copy_quicklooks(build_dir, "quicklook", store or Path(published).parent, recipe.entry_name)
-    if recipe.diagnostics.enabled and (build_dir / "diagnostics").is_dir():
+    if recipe.diagnostics.enabled:
         copy_to_url(build_dir / "diagnostics", join(str(store or Path(published).parent), f"{recipe.entry_name}.diagnostics"))
     return BuildResult(build_dir, paths["cube"], published, recipe.entry_name, scores)
 

@@ -260,3 +260,22 @@ def test_diagnose_bad_inputs_are_clear_errors(tmp_path):
     assert bad.exit_code == 2 and "three finite numbers" in bad.output and "Traceback" not in bad.output
     not_build = CliRunner().invoke(app, ["diagnose", str(store), "--build", str(tmp_path)])
     assert not_build.exit_code == 2 and "not a dpotcube build folder" in not_build.output
+
+
+@pytest.mark.parametrize("spacing", [1.0, 2.0])
+def test_diagnostics_on_a_coarse_grid_skip_what_does_not_fit_and_say_why(spacing, tmp_path):
+    """A 1-kpc grid holds too few independent kernel centres for the fit; a 2-kpc grid not even the 100 pc ball."""
+    from dpotcube.diagnostics import run_diagnostics
+
+    coarse = plummer_cube(spacing=spacing, half_width=3.0)
+    result = run_diagnostics(coarse, tmp_path, n_velocities=1000, mcmc_steps=100)
+    assert "independent point(s) fit in the volume" in result["gnfw"]["skipped"]
+    assert result["local_density"]["arc"]["n_points"] < 4
+    if spacing == 2.0:
+        assert not result["local_density"]["sun_kernel_complete"]
+        assert "not inside the cube's volume" in result["solar_acceleration"]["skipped"]
+        assert any(n.startswith("a⊙ skipped") for n in result["notes"])
+    else:
+        assert result["solar_acceleration"]["galactocentric_kms2_per_kpc"]["x"]["median"] > 0  # towards the centre
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(FILES[:-1])
+    assert "Skipped:" in (tmp_path / "diagnostics.md").read_text()

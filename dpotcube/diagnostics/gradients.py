@@ -119,7 +119,7 @@ def build_gradients(build_dir: Path, combine: Combine = "median") -> tuple[Build
         return None, f"the density model in {build_dir} cannot be loaded ({exc})"
     if model is not None and model.method != "conditional" and flows is None:
         return None, f"{build_dir}: the `{model.method}` fields need the n(x) flows (flows/position_flow_k.eqx)"
-    origin = f"the `{model.method}` fields" if model is not None else f"{len(position)} n(x) flow(s)"
+    origin = f"the `{model.method}` fields (fields.eqx)" if model is not None else f"{len(position)} n(x) flow(s)"
     description = f"build {build_dir}: {len(velocity)} p(v|x) flow(s) ({combine}), ∇ ln n from {origin}"
     return BuildGradients(ensemble, model, flows if model is None or model.method != "conditional" else None,
                           description), description

@@ -43,10 +43,10 @@ def kernel_average(
     centres = np.asarray(centres, np.float64).reshape(-1, 3)
     points = (centres[:, None, :] + offsets[None]).reshape(-1, 3)
     fields, valid = sample_fields(ds, names, points)
-    complete = valid.reshape(len(centres), -1).all(axis=1)
+    complete = valid.reshape(len(centres), len(offsets)).all(axis=1)
     out = {}
     for name, values in fields.items():
-        averaged = np.einsum("mck,k->mc", values.reshape(len(values), len(centres), -1), weights)
+        averaged = np.einsum("mck,k->mc", values.reshape(len(values), len(centres), len(offsets)), weights)
         out[name] = np.where(complete, averaged, np.nan)
     return out, complete
 

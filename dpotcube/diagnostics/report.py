@@ -38,6 +38,8 @@ def markdown(result: dict) -> str:
 
 
 def _solar(s: dict) -> list[str]:
+    if "skipped" in s:
+        return ["## Solar acceleration a⊙", "", f"Skipped: {s['skipped']}", ""]
     out = [
         f"## Solar acceleration a⊙ (mean over the {1000 * s['ball_radius_kpc']:g} pc ball, {s['n_points']} QMC points)",
         "",

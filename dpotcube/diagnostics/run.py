@@ -81,15 +81,23 @@ def run_diagnostics(
     """
     ds = cube.load() if cube.nbytes < LOAD_BELOW_BYTES else cube
     notes: list[str] = []
-    solar = solar_acceleration(ds, seed=seed)
+    accelerations: dict[str, Float[np.ndarray, "3"]] = {}
+    try:
+        solar = solar_acceleration(ds, seed=seed)
+        accelerations["cube a⊙ (member median)"] = np.array(
+            [solar["galactocentric_kms2_per_kpc"][c]["median"] for c in "xyz"]
+        )
+    except DataError as exc:  # a grid too coarse or a volume without the observer: the rest still runs
+        solar = {"skipped": str(exc)}
+        notes.append(f"a⊙ skipped: {exc}")
     density = local_density(ds)
     notes.append(density["note"])
     symmetry = north_south(ds)
-    a_sun = np.array([solar["galactocentric_kms2_per_kpc"][c]["median"] for c in "xyz"])
-    accelerations = {"cube a⊙ (member median)": a_sun}
     if accel is not None:
         accelerations["user-given"] = np.asarray(accel, np.float64)
     source, why = _gradient_source(ds, build_dir, gradients)
+    if source is not None and not accelerations:
+        source, why = None, "neither the cube's a⊙ nor a user-given --accel is available"
     samples: dict[str, np.ndarray] = {}
     if source is None:
         residual: dict = {"skipped": why}

@@ -58,8 +58,10 @@ def sample_fields(
     """
     keep = [n for n in names if n in ds] + (["in_volume"] if "in_volume" in ds else [])
     n_points = len(points)
-    along = sample_along(ds[keep], points, "point", np.arange(n_points), {"long_name": "sample index"})
     members = ds.sizes.get("member", 1)
+    if n_points == 0:  # e.g. no independent kernel centre fits a coarse grid
+        return {n: np.empty((members, 0)) for n in names if n in ds}, np.empty(0, bool)
+    along = sample_along(ds[keep], points, "point", np.arange(n_points), {"long_name": "sample index"})
     out = {}
     for name in names:
         if name not in along:
