@@ -26,14 +26,17 @@ RESULTS = REPO / "benchmarks" / "results" / "methods.json"
 MOCKS = {"dusty": {}, "dust-free": {"dust": None}}
 """`data.observation` of each mock: the defaults (dust on), or the magnitude limit alone."""
 
-METHODS = ("conditional", "selection", "vanilla")
+METHODS = ("conditional", "selection", "vanilla", "pointwise")
+POINTWISE = {"n_velocities": 256, "density": False}
+"""`pointwise` scores a only: its ρ costs seconds per grid point (docs/pointwise.md)."""
 
 
 def method_recipe(name: str, mock: str, method: str, stars: int, steps: int, epochs: int) -> dict:
     """The benchmark recipe: one p(v|x) flow and field budget for every method; n(x) flows where a method needs one."""
     position = None
-    if method != "conditional":  # vanilla weights the stars by 1/S (the mocks know S); selection must not
-        position = {"flow_layers": 6, "nn_width": 64, "max_epochs": epochs, "selection_weights": method == "vanilla"}
+    if method != "conditional":  # vanilla and pointwise weight the stars by 1/S (the mocks know S); selection must not
+        weighted = method in ("vanilla", "pointwise")
+        position = {"flow_layers": 6, "nn_width": 64, "max_epochs": epochs, "selection_weights": weighted}
     return {
         "name": name,
         "seed": 0,
@@ -43,7 +46,8 @@ def method_recipe(name: str, mock: str, method: str, stars: int, steps: int, epo
             "position": position,
             "collocation": {"n_positions": 32_768, "velocities_per_position": 4},
         },
-        "fields": {"method": method, "steps": steps, "efficiency": {"width": 128, "depth": 4, "activation": "gint"}},
+        "fields": {"method": method, "steps": steps, "efficiency": {"width": 128, "depth": 4, "activation": "gint"},
+                   "pointwise": POINTWISE},
         "cube": {"spacing_kpc": 0.25, "chunk": 16, "baryon_model": "none"},
     }
 
@@ -73,9 +77,11 @@ def run_methods(mocks: list[str], methods: list[str], stars: int, steps: int, ep
                 session = time.perf_counter() - started
                 manifest = json.loads((build_dir / "manifest.json").read_text())
                 used = ["stars", "velocity_flow_0", *(["position_flow_0"] if method != "conditional" else []),
-                        "collocation", "fields", "cube"]
-                model = load_fields(build_dir / "fields.eqx")
-                n_params = sum(leaf.size for leaf in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array)))
+                        *(["collocation", "fields"] if method != "pointwise" else []), "cube"]
+                n_params = 0  # pointwise: no field network
+                if method != "pointwise":
+                    model = load_fields(build_dir / "fields.eqx")
+                    n_params = sum(leaf.size for leaf in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array)))
                 scores = score_against_truth(result.cube_path, plummer_truth(recipe.data))
                 rows.append({
                     "mock": mock, "method": method,
@@ -132,8 +138,24 @@ def run(argv: list[str]) -> dict:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--mocks", default=",".join(MOCKS))
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the recorded rows of the mock/method pairs not run now (each noted as earlier)")
     args = parser.parse_args(argv)
-    return run_methods(args.mocks.split(","), args.methods.split(","), args.stars, args.steps, args.epochs)
+    result = run_methods(args.mocks.split(","), args.methods.split(","), args.stars, args.steps, args.epochs)
+    if args.merge and RESULTS.is_file():
+        result["rows"] = merge_rows(json.loads(RESULTS.read_text()), result["rows"])
+    return result
+
+
+def merge_rows(earlier: dict, rows: list[dict]) -> list[dict]:
+    """`rows` plus the earlier run's rows for the pairs not in `rows`, each with a note saying where it came from."""
+    done = {(row["mock"], row["method"]) for row in rows}
+    kept = [
+        row | {"note": row.get("note") or f"run of {earlier.get('date', 'an earlier date')}"}
+        for row in earlier.get("rows", []) if (row["mock"], row["method"]) not in done
+    ]
+    order = {m: i for i, m in enumerate(METHODS)}
+    return sorted(kept + rows, key=lambda row: (list(MOCKS).index(row["mock"]), order.get(row["method"], len(order))))
 
 
 if __name__ == "__main__":  # the older spelling, `python -m benchmarks.methods`

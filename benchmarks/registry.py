@@ -20,6 +20,7 @@ BENCHMARKS: dict[str, str] = {
     "quickstart": "benchmarks.quickstart",
     "accuracy": "benchmarks.accuracy",
     "methods": "benchmarks.methods",
+    "ensembles": "benchmarks.ensembles",
     "pointwise": "benchmarks.pointwise",
     "gradients": "benchmarks.gradients",
     "cube-throughput": "benchmarks.cube_throughput",

@@ -50,13 +50,16 @@ def build(
         bool, typer.Option("--replace", help="Let the cube replace a catalog entry made by another recipe.")
     ] = False,
     scheduler: Annotated[
-        str | None, typer.Option("--scheduler", help="Evaluate the cube on this dask.distributed scheduler address.")
+        str | None,
+        typer.Option("--scheduler", help="Fit the ensemble members and evaluate the cube on this dask.distributed "
+                     "scheduler address."),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option("--workers", min=1, help="Evaluate the cube on a local dask.distributed cluster.")
+        int | None, typer.Option("--workers", min=1, help="Fit the ensemble members and evaluate the cube on a local "
+                                  "dask.distributed cluster of this many worker processes.")
     ] = None,
 ) -> None:
-    """Run a recipe end to end: stars → flow → fields → cube → catalog entry."""
+    """Run a recipe end to end: stars → flow → fields → ensemble members → cube → catalog entry."""
     from .pipeline import build as run_build
     from .recipe import load_recipe
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import dask.array as da
 import numpy as np
 import xarray as xr
 
@@ -26,24 +27,22 @@ from .catalog import check_entry_available, publish_cube
 from .constants import CUBE_VERSION, G_KPC_KM2_S2_PER_MSUN
 from .cube.evaluate import METHOD_FIELDS, field_blocks, flow_density_blocks
 from .cube.grid import make_grid
-from .cube.scheduler import SchedulerSpec
+from .cube.scheduler import SchedulerSpec, scheduler
 from .cube.store import add_baryons, add_flow_tracer_density, cube_dataset, write_cube
-from .density.collocation import CollocationPoints, draw_collocation
-from .density.ensemble import FlowEnsemble
-from .density.flows import fit_flow, load_flow, save_flow
 from .diagnostics import run_diagnostics
 from .errors import BuildError
-from .fields.model import load_fields, save_fields
-from .fields.train import train_fields
+from .fields.model import load_fields
 from .frames import solar_position_kpc
+from .members import Member, MemberFiles, NominalFiles, member_files, plan_members, train_member
 from .paths import check_output_path
 from .plots import copy_quicklooks, write_quicklooks
 from .pointwise.evaluate import PointwiseFiles, pointwise_blocks, pointwise_fields
 from .progress import console
-from .recipe import FlowSpec, PositionFlowSpec, Recipe, recipe_sha256
+from .recipe import Recipe, recipe_sha256
 from .sources import PhaseSpaceTable, load_stars
 from .sources.gaia import fetch_gaia
 from .sources.load import GAIA_CACHE, plummer_truth
+from .stages import collocate_file, fit_fields_file, fit_flow_file, star_weights
 from .stores import check_url, copy_to_url, join
 from .truth import score_against_truth
 
@@ -125,66 +124,55 @@ def build(
             flow_stages[kind].append(stage)
             member_seed = seeds["flow"] + 100 * member + (50 if kind == "position" else 0)
             split_seed = member_seed if density.ensemble.resplit else seeds["flow"]
-            fit = functools.partial(_fit_member, stage, kind, spec, member_seed, split_seed, stars, paths[stage])
+            fit = functools.partial(fit_flow_file, stage, kind, spec, member_seed, split_seed, stars, paths[stage])
             run(stage, ["stars"], [spec, member_seed, split_seed], fit)
-
-    def ensemble(kind: str) -> FlowEnsemble | None:
-        stages = flow_stages[kind]
-        return FlowEnsemble(tuple(load_flow(paths[s]) for s in stages), density.ensemble.combine) if stages else None
-
-    def collocate() -> None:
-        inner_ball = None
-        if density.position is not None and density.position.support == "ball":
-            inner_ball = (stars.observer, stars.volume_radius_kpc - density.collocation.edge_margin_kpc)
-        points = draw_collocation(
-            ensemble("velocity"), stars.positions, density.collocation, seeds["collocation"], ensemble("position"),
-            inner_ball,
-        )
-        points.save(paths["collocation"])
+    flow_files = {kind: tuple(paths[s] for s in stages) for kind, stages in flow_stages.items()}
 
     all_flows = [*flow_stages["velocity"], *flow_stages["position"]]
     method = recipe.fields.method
     if method != "pointwise":
+        collocate = functools.partial(collocate_file, density, stars, flow_files["velocity"], flow_files["position"],
+                                      seeds["collocation"], paths["collocation"])
         run("collocation", all_flows, [density.collocation, density.ensemble.combine], collocate)
-
-    def fit_fields() -> None:
-        points = CollocationPoints.load(paths["collocation"])
-        model, hyper, history = train_fields(
-            points, stars.observer, stars.volume_radius_kpc, len(stars), recipe.fields, seeds["fields"]
-        )
-        save_fields(paths["fields"], model, hyper)
-        (build_dir / "fields_history.json").write_text(json.dumps(history))
 
     attrs = cube_attributes(recipe, recipe_text, stars)
     if method != "pointwise":
-        run("fields", ["collocation"], recipe.fields, fit_fields)
+        fit = functools.partial(fit_fields_file, paths["collocation"], stars, recipe.fields, seeds["fields"],
+                                paths["fields"])
+        run("fields", ["collocation"], recipe.fields, fit)
         pattern_speed = load_fields(paths["fields"]).pattern_speed
         if pattern_speed is not None:
             attrs["pattern_speed_kms_per_kpc"] = float(pattern_speed)
 
+    nominal = NominalFiles(paths["stars"], flow_files["velocity"], flow_files["position"], paths["collocation"])
+    members = plan_members(recipe)
+    member_stages = run_members(members, recipe, build_dir, nominal, manifest, all_flows, force, on, stage_monitor)
+    files = [MemberFiles(flow_files["velocity"], flow_files["position"], None if method == "pointwise" else paths["fields"])]
+    files += [member_files(m, recipe, build_dir, nominal) for m in members]
+    kinds = ["seed", *(m.kind for m in members)]
+
     def evaluate() -> None:
         if method == "pointwise":  # no collocation points and no networks: a is solved on the grid itself
-            members = [PointwiseFiles(tuple(paths[s] for s in flow_stages["velocity"]),
-                                      tuple(paths[s] for s in flow_stages["position"]), density.ensemble.combine)]
             spec = recipe.fields.pointwise
-            ds = cube_dataset(pointwise_blocks(members, grid, spec, seeds["cube"]), grid, attrs, member_kinds=["seed"],
+            flows = [PointwiseFiles(f.velocity, f.position, density.ensemble.combine) for f in files]
+            ds = cube_dataset(pointwise_blocks(flows, grid, spec, seeds["cube"]), grid, attrs, member_kinds=kinds,
                               fields=pointwise_fields(spec))
             if recipe.cube.baryon_model != "none" and spec.density:
                 ds = add_baryons(ds, grid, recipe.cube.baryon_model, recipe.cube.baryon_relative_error, seeds["cube"])
             write_cube(ds, paths["cube"], on)
             return
-        blocks = field_blocks([paths["fields"]], grid, stars.observer, method)
-        ds = cube_dataset(blocks, grid, attrs, member_kinds=["seed"], fields=METHOD_FIELDS[method])
+        blocks = field_blocks([f.fields for f in files], grid, stars.observer, method)
+        ds = cube_dataset(blocks, grid, attrs, member_kinds=kinds, fields=METHOD_FIELDS[method])
         position = density.position
         if method == "selection" or (method == "vanilla" and position.selection_weights):
-            total = len(stars) if method == "selection" else float(np.sum(_star_weights(position, stars)))
-            n_flow = flow_density_blocks([paths[s] for s in flow_stages["position"]], grid, total)
+            total = len(stars) if method == "selection" else float(np.sum(star_weights(position, stars)))
+            n_flow = da.stack([flow_density_blocks(f.position, grid, total) for f in files])
             ds = add_flow_tracer_density(ds, n_flow, divide_by_efficiency=method == "selection")
         if recipe.cube.baryon_model != "none":
             ds = add_baryons(ds, grid, recipe.cube.baryon_model, recipe.cube.baryon_relative_error, seeds["cube"])
         write_cube(ds, paths["cube"], on)
 
-    cube_inputs = all_flows if method == "pointwise" else ["fields"]
+    cube_inputs = [*(all_flows if method == "pointwise" else ["fields"]), *member_stages]
     cube_section = [recipe.cube, recipe.fields.pointwise] if method == "pointwise" else [recipe.cube]
     run("cube", cube_inputs, [*cube_section, recipe_sha256(recipe_text)], evaluate)
 
@@ -211,26 +199,56 @@ def build(
     return BuildResult(build_dir, paths["cube"], published, recipe.entry_name, scores)
 
 
-def _fit_member(
-    stage: str, kind: str, spec: FlowSpec, seed: int, split_seed: int, stars: PhaseSpaceTable, path: Path
-) -> None:
-    """Fit one ensemble member: p(v|x), or n(x) (weighted by 1/S when asked) with the ball's edge."""
-    if kind == "velocity":
-        flow, history = fit_flow(stars.velocities, spec, seed, conditions=stars.positions, split_seed=split_seed,
-                                 label=f"p(v|x) {stage}")
+def run_members(
+    members: list[Member],
+    recipe: Recipe,
+    build_dir: Path,
+    nominal: NominalFiles,
+    manifest: _Manifest,
+    flow_stages: list[str],
+    force: bool,
+    on: SchedulerSpec,
+    stage_monitor: Callable[[str], AbstractContextManager[object]],
+) -> list[str]:
+    """Fit every unfinished ensemble member, each a stage of its own; return the members' stage names.
+
+    A member's key covers what it is fitted from (not how many members there are), so adding members
+    keeps the finished ones. Members run one after another here, or all at once on `dask.distributed`
+    workers when `on` names a scheduler; each is recorded in the manifest as soon as it finishes.
+    """
+    shared_inputs = ["stars", *flow_stages, *(["collocation"] if recipe.fields.method != "pointwise" else [])]
+    ensemble = recipe.ensemble.model_dump(mode="json", include={"share_flows", "frame_errors"})
+    sections = [_dump(recipe.data), _dump(recipe.density), _dump(recipe.fields), ensemble]
+
+    def key(member: Member) -> str:
+        inputs = shared_inputs if member.shares_flows(recipe) else ["stars"]
+        return _hash([member.stage, *sections, member.seed, *(manifest.checksum(i) for i in inputs)])
+
+    pending = [m for m in members if force or not manifest.is_done(m.stage, key(m), m.folder(build_dir))]
+    for member in members:
+        if member not in pending:
+            console.print(f"[dim]{member.stage}: up to date, skipped[/dim]")
+    if pending and on.distributed:
+        from distributed import as_completed, get_client
+
+        with scheduler(on) as where:
+            console.print(f"[bold]members[/bold] … {len(pending)} on {where}")
+            client = get_client()
+            started = time.perf_counter()
+            futures = {client.submit(train_member, m, recipe, build_dir, nominal, pure=False): m for m in pending}
+            for future in as_completed(futures):
+                future.result()
+                member = futures[future]
+                manifest.record(member.stage, key(member), member.folder(build_dir), time.perf_counter() - started)
+                console.print(f"  {member.stage} done")
     else:
-        ball = (stars.observer, stars.volume_radius_kpc) if spec.support == "ball" else None
-        weights = _star_weights(spec, stars) if spec.selection_weights else None
-        flow, history = fit_flow(stars.positions, spec, seed, weights=weights, ball=ball, split_seed=split_seed,
-                                 label=f"n(x) {stage}")
-    path.parent.mkdir(exist_ok=True)
-    save_flow(path, flow, spec)
-    path.with_name(f"{stage}_history.json").write_text(json.dumps(history))
-
-
-def _star_weights(spec: PositionFlowSpec, stars: PhaseSpaceTable) -> np.ndarray:
-    """1/S per star, clipped at `max_weight` (the recipe check ensures a selection column)."""
-    return np.minimum(1 / stars.selection, spec.max_weight)
+        for i, member in enumerate(pending):
+            console.print(f"[bold]{member.stage}[/bold] … (member {i + 1} of {len(pending)} to fit)")
+            started = time.perf_counter()
+            with stage_monitor(member.stage):
+                train_member(member, recipe, build_dir, nominal)
+            manifest.record(member.stage, key(member), member.folder(build_dir), time.perf_counter() - started)
+    return [m.stage for m in members]
 
 
 def cube_attributes(recipe: Recipe, recipe_text: str, stars: PhaseSpaceTable) -> dict:

@@ -440,6 +440,45 @@ class CubeSpec(_Section):
     )
 
 
+class FrameErrorSpec(_Section):
+    """1σ errors of the solar parameters that `frame` members resample (Gaussian, independent)."""
+
+    galcen_distance_kpc: float = Field(0.031, ge=0, description="Error of the Sun–Galactic-centre distance "
+                                       "(GRAVITY Collaboration 2018: 8.122 ± 0.031 kpc).")
+    z_sun_kpc: float = Field(0.0003, ge=0, description="Error of the Sun's height (Bennett & Bovy 2019: 20.8 ± 0.3 pc).")
+    galcen_v_sun_kms: tuple[float, float, float] = Field(
+        (3.0, 1.4, 0.09), description="Errors of the solar velocity components (Drimmel & Poggio 2018)."
+    )
+
+
+class MembersSpec(_Section):
+    """Uncertainty ensemble: how many cube members vary each thing (SCIENCE.md, "Uncertainty ensembles").
+
+    Member 0 is the nominal build and counts as a `seed` member; the cube's `member` dimension holds
+    `seed + bootstrap + noise + frame` members in that order, labelled by `member_kind`.
+    """
+
+    seed: int = Field(1, ge=1, le=256, description="Members that differ only in their random seeds (member 0 included).")
+    bootstrap: int = Field(0, ge=0, le=256, description="Members fitted to the stars resampled with replacement.")
+    noise: int = Field(
+        0, ge=0, le=256, description="Members fitted to the stars redrawn within their measurement errors (needs a "
+        "source with errors: Gaia astrometry, or a table with `_error` columns); stars that scatter out of the "
+        "volume are dropped."
+    )
+    frame: int = Field(0, ge=0, le=256, description="Members with the solar position and velocity redrawn within "
+                       "`frame_errors` (the stars are transformed through ICRS into each member's frame).")
+    share_flows: bool = Field(
+        True, description="`seed` members reuse the nominal build's flows and collocation points and vary only the "
+        "field network's seed (one flow ensemble serves every field seed). `false`: each fits its own flows too. "
+        "`bootstrap`, `noise` and `frame` members always fit their own flows (their stars differ)."
+    )
+    frame_errors: FrameErrorSpec = Field(FrameErrorSpec(), description="Errors that `frame` members resample.")
+
+    @property
+    def total(self) -> int:
+        return self.seed + self.bootstrap + self.noise + self.frame
+
+
 class DiagnosticsSpec(_Section):
     """The published diagnostics (`dpotcube diagnose`), run after the cube stage of every build."""
 
@@ -475,6 +514,8 @@ class Recipe(_Section):
     cube: CubeSpec = Field(CubeSpec(), description="Evaluation grid.")
     publish: PublishSpec = Field(PublishSpec(), description="Catalog entry.")
     diagnostics: DiagnosticsSpec = Field(DiagnosticsSpec(), description="Published diagnostics after the cube stage.")
+    ensemble: MembersSpec = Field(MembersSpec(), description="Uncertainty ensemble: the cube's members and what each "
+                                  "varies.")
 
     @model_validator(mode="after")
     def _selection_known_for_weights(self) -> Recipe:
@@ -508,6 +549,20 @@ class Recipe(_Section):
             raise ValueError(
                 "`fields.method: selection` learns ε(x) from the observed density: set "
                 "`density.position.selection_weights: false` (weights 1/S are for `vanilla`)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _errors_for_noise_members(self) -> Recipe:
+        with_errors = self.data.source == "gaia" or (
+            self.data.source == "table" and self.data.table is not None and self.data.table.coordinates == "gaia"
+        )
+        if self.ensemble.noise > 0 and not with_errors:
+            raise ValueError(
+                f"`ensemble.noise: {self.ensemble.noise}` redraws each star within its measurement errors, but "
+                f"`data.source: {self.data.source}` carries none: use `data.source: gaia` or a table with "
+                "`coordinates: gaia` and its `_error` columns, or set `ensemble.noise: 0` (`bootstrap` members "
+                "cover the sampling noise)"
             )
         return self
 

@@ -123,6 +123,7 @@ CASES: list[BadInput] = [
     BadInput("too_few_dust_nodes", "`data.observation.dust.quadrature_nodes: 16`", lambda w: build(w, data__observation={"dust": {"quadrature_nodes": 16}}), "set it to at least 60"),
     BadInput("selection_out_of_range", "selection column with values above 1", lambda w: selection_table(w), "must hold selection probabilities in (0, 1]"),
     BadInput("method_without_position_flow", "`fields.method: vanilla` without `density.position`", lambda w: build(w, fields__method="vanilla"), "needs the n(x) flow: add a `density.position:` section"),
+    BadInput("noise_without_errors", "`ensemble.noise` members for the mock, which has no measurement errors", lambda w: build(w, ensemble__noise=2), "carries none"),
     BadInput("selection_with_weights", "`fields.method: selection` with 1/S weights on n(x)", lambda w: build(w, fields__method="selection", data__observation={"dust": None}, density__position={"selection_weights": True}), "set `density.position.selection_weights: false`"),
     BadInput("unknown_activation", "`fields.potential.activation: relu`", lambda w: build(w, fields__potential__activation="relu"), "[recipe -> fields -> potential -> activation]"),
     BadInput("missing_name", "recipe without `name`", lambda w: build(w, text="seed: 1\n"), "[recipe -> name] is required but missing"),

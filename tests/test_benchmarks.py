@@ -138,3 +138,18 @@ def test_accuracy_table_shows_every_case_and_what_is_missing():
     text = markdown(r)
     assert "| conditional | Plummer, isotropic | 1,000,000 | 0.045 | 0.487 | 0.806 | 0.021 | 99 | 211 s |" in text
     assert all(f"`{name}`" in text.split("Not run yet:")[1] for name in rest)
+
+
+def test_methods_merge_keeps_earlier_pairs_with_a_note_and_replaces_rerun_ones():
+    from benchmarks.methods import merge_rows, method_recipe
+    from dpotcube.recipe import recipe_from_dict
+
+    earlier = {"date": "2026-11-21", "rows": [
+        {"mock": "dusty", "method": "conditional", "scores": {"a": 1}},
+        {"mock": "dusty", "method": "pointwise", "scores": {"a": 2}, "note": "old"},
+    ]}
+    rows = merge_rows(earlier, [{"mock": "dusty", "method": "pointwise", "scores": {"a": 3}}])
+    assert [(r["method"], r["scores"]["a"], r.get("note")) for r in rows] == [
+        ("conditional", 1, "run of 2026-11-21"), ("pointwise", 3, None)]
+    recipe = recipe_from_dict(method_recipe("m", "dusty", "pointwise", 1000, 10, 1))  # a valid recipe
+    assert recipe.fields.method == "pointwise" and recipe.density.position.selection_weights
