@@ -15,7 +15,6 @@ Noise members need measurement errors, which the mock has none of. Writes `bench
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
