@@ -143,7 +143,10 @@ def run(argv: list[str]) -> dict:
     args = parser.parse_args(argv)
     result = run_methods(args.mocks.split(","), args.methods.split(","), args.stars, args.steps, args.epochs)
     if args.merge and RESULTS.is_file():
-        result["rows"] = merge_rows(json.loads(RESULTS.read_text()), result["rows"])
+        earlier = json.loads(RESULTS.read_text())
+        this_run = {"command": result["command"], "date": result["date"], "rows": ", ".join(args.methods.split(","))}
+        result["runs"] = [*earlier.get("runs", []), this_run]
+        result["rows"] = merge_rows(earlier, result["rows"])
     return result
 
 
