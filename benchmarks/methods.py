@@ -49,6 +49,7 @@ def method_recipe(name: str, mock: str, method: str, stars: int, steps: int, epo
         "fields": {"method": method, "steps": steps, "efficiency": {"width": 128, "depth": 4, "activation": "gint"},
                    "pointwise": POINTWISE},
         "cube": {"spacing_kpc": 0.25, "chunk": 16, "baryon_model": "none"},
+        "diagnostics": {"enabled": False},  # not what this benchmark measures
     }
 
 

@@ -279,3 +279,14 @@ def test_diagnostics_on_a_coarse_grid_skip_what_does_not_fit_and_say_why(spacing
         assert result["solar_acceleration"]["galactocentric_kms2_per_kpc"]["x"]["median"] > 0  # towards the centre
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(FILES[:-1])
     assert "Skipped:" in (tmp_path / "diagnostics.md").read_text()
+
+
+def test_diagnostics_of_a_cube_without_density_skip_the_density_parts(plummer, tmp_path):
+    """`pointwise` with `density: false` writes a only: a⊙ and the symmetry checks still run."""
+    from dpotcube.diagnostics import run_diagnostics
+
+    result = run_diagnostics(plummer.drop_vars("density"), tmp_path, n_velocities=1000, mcmc_steps=100)
+    assert "no density" in result["local_density"]["skipped"] and "no density" in result["gnfw"]["skipped"]
+    assert result["solar_acceleration"]["galactocentric_kms2_per_kpc"]["x"]["median"] > 0
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == sorted(result["files"]) == ["diagnostics.json", "diagnostics.md", "diagnostics.north-south.png"]

@@ -61,6 +61,8 @@ def _solar(s: dict) -> list[str]:
 
 
 def _density(d: dict) -> list[str]:
+    if "skipped" in d:
+        return ["## Local density", "", f"Skipped: {d['skipped']}.", ""]
     k = d["kernel"]
     out = [
         "## Local density",

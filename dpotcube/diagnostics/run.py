@@ -90,8 +90,10 @@ def run_diagnostics(
     except DataError as exc:  # a grid too coarse or a volume without the observer: the rest still runs
         solar = {"skipped": str(exc)}
         notes.append(f"a⊙ skipped: {exc}")
-    density = local_density(ds)
-    notes.append(density["note"])
+    has_density = "density" in ds  # `pointwise` with `density: false` writes a only
+    no_density = "the cube has no density (e.g. `pointwise` with `fields.pointwise.density: false`)"
+    density = local_density(ds) if has_density else {"skipped": no_density}
+    notes.append(density.get("note") if has_density else f"Local density and gNFW fit skipped: {no_density}.")
     symmetry = north_south(ds)
     if accel is not None:
         accelerations["user-given"] = np.asarray(accel, np.float64)
@@ -104,7 +106,7 @@ def run_diagnostics(
         notes.append(f"∂ ln f/∂t skipped: {why}.")
     else:
         residual, samples = residual_at_sun(source, observer_kpc(ds), accelerations, n_velocities, seed)
-    gnfw, _ = gnfw_diagnostic(ds, seed=seed, n_steps=mcmc_steps)  # its note repeats the density's: not listed twice
+    gnfw = gnfw_diagnostic(ds, seed=seed, n_steps=mcmc_steps)[0] if has_density else {"skipped": no_density}
     result = {
         "cube": name,
         "summary_line": f"{title_prefix(ds) or 'cube'} · {ds.sizes.get('member', 1)} member(s) · "
@@ -116,16 +118,15 @@ def run_diagnostics(
         "dlnf_dt": residual,
         "gnfw": gnfw,
         "notes": [n for n in notes if n],
-        "files": list(FILES if samples else FILES[:-1]),
     }
     title = title_prefix(ds) or name
-    figures = {
-        "diagnostics.north-south.png": north_south_figure(symmetry, title),
-        "diagnostics.local-density.png": local_density_figure(density, title),
-        "diagnostics.gnfw.png": gnfw_figure(gnfw, title),
-    }
+    figures = {"diagnostics.north-south.png": north_south_figure(symmetry, title)}
+    if has_density:
+        figures["diagnostics.local-density.png"] = local_density_figure(density, title)
+        figures["diagnostics.gnfw.png"] = gnfw_figure(gnfw, title)
     if samples:
         figures["diagnostics.dlnf-dt.png"] = residual_figure(residual, samples, title)
+    result["files"] = [f for f in FILES if f in figures or not f.endswith(".png")]
     _write(out, result, figures)
     return result
 
@@ -160,9 +161,9 @@ def _write(out: str | Path, result: dict, figures: dict) -> None:
         fig.savefig(buffer, format="png", dpi=DPI)
         with fs.open(f"{root}/{filename}", "wb") as f:
             f.write(buffer.getvalue())
-    stale = f"{root}/diagnostics.dlnf-dt.png"
-    if "diagnostics.dlnf-dt.png" not in figures and fs.exists(stale):
-        fs.rm(stale)
+    for stale in (f"{root}/{f}" for f in FILES if f.endswith(".png") and f not in figures):
+        if fs.exists(stale):  # from an earlier run on a cube that had it
+            fs.rm(stale)
 
 
 def _finite(value: object) -> object:
