@@ -24,6 +24,7 @@ import xarray as xr
 
 from . import __version__
 from .catalog import check_entry_available, publish_cube
+from .compile_cache import enable_compile_cache
 from .constants import CUBE_VERSION, G_KPC_KM2_S2_PER_MSUN
 from .cube.evaluate import METHOD_FIELDS, field_blocks, flow_density_blocks
 from .cube.grid import make_grid
@@ -73,6 +74,7 @@ def build(
     recipe; `on` names the Dask scheduler for the cube stage (local threads by default);
     `stage_monitor(stage)` is entered around each stage that runs (benchmarks measure memory with it).
     """
+    enable_compile_cache()
     build_dir = check_output_path(Path(out_dir or Path("builds") / recipe.name), "build folder (--out)")
     check_output_path(recipe.publish.catalog, "catalog (`publish.catalog`)")
     if recipe.publish.store is not None:

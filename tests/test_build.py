@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -132,16 +133,25 @@ def test_rebuild_skips_finished_stages(tiny_build):
     assert before == after
 
 
-def test_changed_section_reruns_from_that_stage(tiny_build):
-    tmp_path, _, _ = tiny_build
-    _, result = run_build(tmp_path, REPO / "recipes" / "tiny.yaml", "--set", "cube.spacing_kpc=0.75")
+def copy_of_tiny_build(tiny_build, tmp_path: Path) -> Path:
+    """The shared tiny build folder and catalog copied into `tmp_path`, for tests that build again."""
+    built, _, _ = tiny_build
+    for name in ("build", "catalog"):
+        shutil.copytree(built / name, tmp_path / name)
+    return tmp_path / "catalog" / "catalog.yaml"
+
+
+def test_changed_section_reruns_from_that_stage(tiny_build, tmp_path):
+    copy_of_tiny_build(tiny_build, tmp_path)
+    _, result = run_build(tmp_path, REPO / "recipes" / "tiny.yaml", "--set", "cube.spacing_kpc=0.75",
+                          "--set", "diagnostics.enabled=false")
     assert result.output.count("up to date, skipped") == 4  # stars, flow, collocation, fields
 
 
-def test_no_baryon_model_writes_neither_variable(tiny_build):
-    tmp_path, catalog, _ = tiny_build
+def test_no_baryon_model_writes_neither_variable(tiny_build, tmp_path):
+    catalog = copy_of_tiny_build(tiny_build, tmp_path)
     _, result = run_build(tmp_path, REPO / "recipes" / "tiny.yaml", "--set", "cube.spacing_kpc=0.75",
-                          "--set", "cube.baryon_model=none")
+                          "--set", "cube.baryon_model=none", "--set", "diagnostics.enabled=false")
     assert result.output.count("up to date, skipped") == 4  # only the cube stage reruns
     ds = xr.open_zarr(catalog.parent / "cubes" / "tiny.zarr")
     assert "density" in ds and "density_baryon" not in ds and "density_dm" not in ds
