@@ -153,3 +153,17 @@ def test_methods_merge_keeps_earlier_pairs_with_a_note_and_replaces_rerun_ones()
         ("conditional", 1, "run of 2026-11-21"), ("pointwise", 3, None)]
     recipe = recipe_from_dict(method_recipe("m", "dusty", "pointwise", 1000, 10, 1))  # a valid recipe
     assert recipe.fields.method == "pointwise" and recipe.density.position.selection_weights
+
+
+def test_accuracy_cases_cover_every_method_on_every_mock_and_share_flows_per_mock():
+    from benchmarks.accuracy import CASES, METHODS, MOCKS
+    from benchmarks.report import REPO
+    from dpotcube.recipe import load_recipe
+
+    assert set(CASES) == {f"{method}/{mock}" for method in METHODS for mock in MOCKS}
+    specs = {}
+    for name, (method, mock, recipe, overrides) in CASES.items():
+        parsed, _ = load_recipe(REPO / recipe, list(overrides))
+        assert parsed.fields.method == method
+        specs.setdefault(mock, set()).add((parsed.density.velocity.model_dump_json(), parsed.data.model_dump_json()))
+    assert all(len(shared) == 1 for shared in specs.values())  # one p(v|x) flow and one star set per mock
