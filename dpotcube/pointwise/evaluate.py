@@ -78,8 +78,15 @@ def evaluate_block(
     observer: Float[np.ndarray, "3"],
     volume_radius_kpc: float,
 ) -> Float[np.ndarray, "f n"]:
-    """a (and ρ when `offsets` is given) at `points`, stacked in `POINTWISE_FIELDS` order, float32."""
-    accel = in_batches(accelerations, model, points, spec.batch).T
+    """a (and ρ when `offsets` is given) at `points`, stacked in `POINTWISE_FIELDS` order, float32.
+
+    NaN outside the volume: there the flows extrapolate (an n(x) flow on the ball has no density at all),
+    and skipping those points halves the cost of a cube.
+    """
+    inside = np.linalg.norm(points - observer, axis=1) < volume_radius_kpc
+    accel = np.full((3, len(points)), np.nan)
+    if inside.any():
+        accel[:, inside] = in_batches(accelerations, model, points[inside], spec.batch).T
     if offsets is None:
         return accel.astype(np.float32)
     rho = smoothed_density(model, points, offsets, observer, volume_radius_kpc, spec.batch)
