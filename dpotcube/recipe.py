@@ -455,7 +455,8 @@ class MembersSpec(_Section):
     """Uncertainty ensemble: how many cube members vary each thing (SCIENCE.md, "Uncertainty ensembles").
 
     Member 0 is the nominal build and counts as a `seed` member; the cube's `member` dimension holds
-    `seed + bootstrap + noise + frame` members in that order, labelled by `member_kind`.
+    `seed + bootstrap + noise + frame` members in that order, labelled by `member_kind`. For calibrated
+    error bars use `bootstrap` members (docs/ensembles.md): seed members on shared flows miss the flows' error.
     """
 
     seed: int = Field(1, ge=1, le=256, description="Members that differ only in their random seeds (member 0 included).")
