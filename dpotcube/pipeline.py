@@ -43,7 +43,7 @@ from .recipe import Recipe, recipe_sha256
 from .sources import PhaseSpaceTable, load_stars
 from .sources.gaia import fetch_gaia
 from .sources.load import GAIA_CACHE, plummer_truth
-from .stages import collocate_file, fit_fields_file, fit_flow_file, star_weights
+from .stages import collocate_file, fit_fields_file, fit_flow_file, flow_seeds, star_weights
 from .stores import check_url, copy_to_url, join
 from .truth import score_against_truth
 
@@ -124,8 +124,7 @@ def build(
             stage = f"{kind}_flow_{member}"
             paths[stage] = build_dir / "flows" / f"{stage}.eqx"
             flow_stages[kind].append(stage)
-            member_seed = seeds["flow"] + 100 * member + (50 if kind == "position" else 0)
-            split_seed = member_seed if density.ensemble.resplit else seeds["flow"]
+            member_seed, split_seed = flow_seeds(seeds["flow"], member, kind, density.ensemble.resplit)
             fit = functools.partial(fit_flow_file, stage, kind, spec, member_seed, split_seed, stars, paths[stage])
             run(stage, ["stars"], [spec, member_seed, split_seed], fit)
     flow_files = {kind: tuple(paths[s] for s in stages) for kind, stages in flow_stages.items()}
@@ -168,7 +167,8 @@ def build(
         position = density.position
         if method == "selection" or (method == "vanilla" and position.selection_weights):
             total = len(stars) if method == "selection" else float(np.sum(star_weights(position, stars)))
-            n_flow = da.stack([flow_density_blocks(f.position, grid, total) for f in files])
+            per_flows = {f.position: flow_density_blocks(f.position, grid, total) for f in files}  # shared: once
+            n_flow = da.stack([per_flows[f.position] for f in files])
             ds = add_flow_tracer_density(ds, n_flow, divide_by_efficiency=method == "selection")
         if recipe.cube.baryon_model != "none":
             ds = add_baryons(ds, grid, recipe.cube.baryon_model, recipe.cube.baryon_relative_error, seeds["cube"])
@@ -219,12 +219,12 @@ def run_members(
     workers when `on` names a scheduler; each is recorded in the manifest as soon as it finishes.
     """
     shared_inputs = ["stars", *flow_stages, *(["collocation"] if recipe.fields.method != "pointwise" else [])]
-    ensemble = recipe.ensemble.model_dump(mode="json", include={"share_flows", "frame_errors"})
-    sections = [_dump(recipe.data), _dump(recipe.density), _dump(recipe.fields), ensemble]
+    sections = [_dump(recipe.data), _dump(recipe.density), _dump(recipe.fields)]
 
-    def key(member: Member) -> str:
+    def key(member: Member) -> str:  # what this member is fitted from: a frame member's errors, a seed's sharing
         inputs = shared_inputs if member.shares_flows(recipe) else ["stars"]
-        return _hash([member.stage, *sections, member.seed, *(manifest.checksum(i) for i in inputs)])
+        own = _dump(recipe.ensemble.frame_errors) if member.kind == "frame" else member.shares_flows(recipe)
+        return _hash([member.stage, *sections, own, member.seed, *(manifest.checksum(i) for i in inputs)])
 
     pending = [m for m in members if force or not manifest.is_done(m.stage, key(m), m.folder(build_dir))]
     for member in members:

@@ -37,6 +37,12 @@ def fit_flow_file(
     path.with_name(f"{path.stem}_history.json").write_text(json.dumps(history))
 
 
+def flow_seeds(base: int, index: int, kind: str, resplit: bool) -> tuple[int, int]:
+    """(initialisation seed, train/validation split seed) of flow `index` of a density ensemble from `base`."""
+    seed = base + 100 * index + (50 if kind == "position" else 0)
+    return seed, seed if resplit else base
+
+
 def star_weights(spec: PositionFlowSpec, stars: PhaseSpaceTable) -> np.ndarray:
     """1/S per star, clipped at `max_weight` (the recipe check ensures a selection column)."""
     return np.minimum(1 / stars.selection, spec.max_weight)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..recipe import Recipe
 from ..sources import PhaseSpaceTable
-from ..stages import collocate_file, fit_fields_file, fit_flow_file
+from ..stages import collocate_file, fit_fields_file, fit_flow_file, flow_seeds
 from .plan import Member
 from .resample import bootstrap_stars, noisy_stars, perturbed_frame, stars_in_frame
 
@@ -46,7 +46,10 @@ def member_stars(member: Member, recipe: Recipe, stars: PhaseSpaceTable) -> Phas
 
 def member_files(member: Member, recipe: Recipe, build_dir: Path, nominal: NominalFiles) -> MemberFiles:
     """Where `member`'s flows and fields are (or will be) once it has run."""
-    folder = member.folder(build_dir)
+    return _files_in(member.folder(build_dir), member, recipe, nominal)
+
+
+def _files_in(folder: Path, member: Member, recipe: Recipe, nominal: NominalFiles) -> MemberFiles:
     if member.shares_flows(recipe):
         velocity, position = nominal.velocity, nominal.position
     else:
@@ -68,15 +71,12 @@ def train_member(member: Member, recipe: Recipe, build_dir: Path, nominal: Nomin
     work.mkdir(parents=True)
     stars = member_stars(member, recipe, PhaseSpaceTable.load(nominal.stars))
     density, seed = recipe.density, member.seed
-    if member.shares_flows(recipe):
-        velocity, position, collocation = nominal.velocity, nominal.position, nominal.collocation
-    else:
-        velocity = tuple(work / "flows" / p.name for p in nominal.velocity)
-        position = tuple(work / "flows" / p.name for p in nominal.position)
+    files = _files_in(work, member, recipe, nominal)
+    velocity, position, collocation = files.velocity, files.position, nominal.collocation
+    if not member.shares_flows(recipe):
         for kind, spec, paths in (("velocity", density.velocity, velocity), ("position", density.position, position)):
             for k, path in enumerate(paths):
-                flow_seed = seed + 100 * k + (50 if kind == "position" else 0)
-                split_seed = flow_seed if density.ensemble.resplit else seed
+                flow_seed, split_seed = flow_seeds(seed, k, kind, density.ensemble.resplit)
                 fit_flow_file(f"{member.stage} {path.stem}", kind, spec, flow_seed, split_seed, stars, path)
         collocation = work / "collocation.npz"
         if recipe.fields.method != "pointwise":
