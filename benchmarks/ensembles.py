@@ -1,20 +1,24 @@
-"""Uncertainty ensembles on the Plummer mock: does the truth lie inside the members' 16–84% range as often as it should?
+"""Uncertainty ensembles on the Plummer mocks: does the truth lie inside the members' 16–84% range as often as it should?
 
-    python -m benchmarks run ensembles [--stars N] [--seed-members N] [--bootstrap N] [--frame N] [--set key=value ...]
+    python -m benchmarks run ensembles [--mock plummer|dusty] [--label NAME] [--stars N] [--seed-members N]
+                                       [--bootstrap N] [--frame N] [--set key=value ...]
 
-One build of `recipes/quickstart.yaml` (with `--stars` stars) and an `ensemble:` of seed members (sharing
-the nominal flows), bootstrap members and frame members, each fitted as its own stage. The cube is
+One build of `recipes/quickstart.yaml` (with `--stars` stars, on the mock seen whole or through the
+dusty observation) and an `ensemble:` of seed members (sharing the nominal flows), bootstrap members and
+frame members, each fitted as its own stage. The cube is
 scored against the analytic truth: for each set of members (each kind alone, with the nominal seed member,
 and all together), the share of in-volume grid points where the truth of a (three components), ρ and
 Φ − Φ(⊙) lies inside the members' 16–84% range, beside what a calibrated ensemble of that size gives
 (`dpotcube.truth.calibrated_coverage`). Wall time per member kind comes from the manifest; the saving
 from sharing flows is the time of a seed member against that of a bootstrap member (which fits its own).
-Noise members need measurement errors, which the mock has none of. Writes `benchmarks/results/ensembles.json`.
+Noise members need measurement errors, which the mock has none of. Each run is kept in
+`benchmarks/results/ensembles.json` under its label (default: the mock's name), beside the other labels' runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -24,10 +28,14 @@ import numpy as np
 from .builds import measured_build
 from .report import REPO, environment, provenance_line
 
-TITLE = "Uncertainty ensembles on the Plummer mock (`benchmarks/ensembles.py`)"
+TITLE = "Uncertainty ensembles on the Plummer mocks (`benchmarks/ensembles.py`)"
 RESULTS = REPO / "benchmarks" / "results" / "ensembles.json"
 GOAL = 0.1
 """Issue 6: coverage within ±0.1 of calibrated for a and ρ."""
+
+MOCKS = {"plummer": [], "dusty": ["data.observation={}"]}
+"""Recipe overrides of each mock: every star in the volume seen, or the dusty magnitude-limited observation."""
+MOCK_WORDS = {"plummer": "Plummer stars, all seen", "dusty": "Plummer stars seen through the dusty mock's selection"}
 
 
 def member_sets(kinds: list[str]) -> dict[str, list[str]]:
@@ -39,7 +47,7 @@ def member_sets(kinds: list[str]) -> dict[str, list[str]]:
     return sets
 
 
-def run_ensembles(stars: int, seeds: int, bootstrap: int, frame: int, extra: list[str]) -> dict:
+def run_ensembles(mock: str, stars: int, seeds: int, bootstrap: int, frame: int, extra: list[str]) -> dict:
     import xarray as xr
 
     from dpotcube.recipe import load_recipe
@@ -47,7 +55,7 @@ def run_ensembles(stars: int, seeds: int, bootstrap: int, frame: int, extra: lis
     from dpotcube.truth import calibrated_coverage, coverage_against_truth
 
     overrides = [f"data.n_stars={stars}", f"ensemble.seed={seeds}", f"ensemble.bootstrap={bootstrap}",
-                 f"ensemble.frame={frame}", "diagnostics.enabled=false", *extra]
+                 f"ensemble.frame={frame}", "diagnostics.enabled=false", *MOCKS[mock], *extra]
     with tempfile.TemporaryDirectory(prefix="ensembles_") as scratch:
         catalog = f"publish.catalog={Path(scratch) / 'catalog' / 'catalog.yaml'}"
         result, measured = measured_build(REPO / "recipes" / "quickstart.yaml", [*overrides, catalog],
@@ -63,9 +71,9 @@ def run_ensembles(stars: int, seeds: int, bootstrap: int, frame: int, extra: lis
     per_kind["seed"] = [nominal, *per_kind.get("seed", [])]  # member 0: the nominal build's stages
     return {
         "command": "python -m benchmarks run ensembles " + " ".join(
-            [f"--stars {stars} --seed-members {seeds} --bootstrap {bootstrap} --frame {frame}",
+            [f"--mock {mock} --stars {stars} --seed-members {seeds} --bootstrap {bootstrap} --frame {frame}",
              *(f"--set {o}" for o in extra)]),
-        **environment(), "n_stars": stars, "member_kinds": kinds,
+        **environment(), "mock": mock, "n_stars": stars, "member_kinds": kinds,
         "member_seconds": {kind: [round(s, 1) for s in values] for kind, values in per_kind.items()},
         "wall_seconds": measured["wall_seconds"], "cube_seconds": seconds.get("cube"),
         "scores_of_median": measured["scores"], "coverage": coverage,
@@ -73,16 +81,21 @@ def run_ensembles(stars: int, seeds: int, bootstrap: int, frame: int, extra: lis
     }
 
 
-def markdown(r: dict) -> str:
+def markdown(results: dict) -> str:
+    """Every recorded run, one table each, under the benchmark's heading."""
+    return "\n".join([f"## {TITLE}", "", *(run_markdown(label, r) for label, r in results["runs"].items())])
+
+
+def run_markdown(label: str, r: dict) -> str:
     def verdict(share: float, calibrated: float) -> str:
         return "within" if abs(share - calibrated) <= GOAL else ("over" if share < calibrated else "under") + "confident"
 
     lines = [
-        f"## {TITLE}",
+        f"### {label}",
         "",
         provenance_line(r),
         "",
-        f"{r['n_stars']:,} Plummer stars, the quickstart recipe's networks; members: "
+        f"{r['n_stars']:,} {MOCK_WORDS[r.get('mock', 'plummer')]}, the quickstart recipe's networks; members: "
         + ", ".join(f"{r['member_kinds'].count(k)} {k}" for k in dict.fromkeys(r["member_kinds"]))
         + " (the seed set includes the nominal build). Coverage: share of in-volume grid points where the truth "
         "lies inside the members' 16–84% range (a: the three components pooled; Φ − Φ(⊙)); calibrated: what as "
@@ -123,13 +136,17 @@ def markdown(r: dict) -> str:
 def run(argv: list[str]) -> dict:
     parser = argparse.ArgumentParser(prog="python -m benchmarks run ensembles", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mock", choices=list(MOCKS), default="plummer")
+    parser.add_argument("--label", help="the run's name in the results (default: the mock's); a run of that name is replaced")
     parser.add_argument("--stars", type=int, default=200_000)
     parser.add_argument("--seed-members", type=int, default=6)
     parser.add_argument("--bootstrap", type=int, default=6)
     parser.add_argument("--frame", type=int, default=4)
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="override a recipe key")
     args = parser.parse_args(argv)
-    return run_ensembles(args.stars, args.seed_members, args.bootstrap, args.frame, args.overrides)
+    result = run_ensembles(args.mock, args.stars, args.seed_members, args.bootstrap, args.frame, args.overrides)
+    earlier = json.loads(RESULTS.read_text())["runs"] if RESULTS.is_file() else {}
+    return {"runs": earlier | {args.label or args.mock: result}}
 
 
 if __name__ == "__main__":
