@@ -34,7 +34,7 @@ from .diagnostics import run_diagnostics
 from .errors import BuildError
 from .fields.model import load_fields
 from .frames import solar_position_kpc
-from .members import Member, MemberFiles, NominalFiles, member_files, plan_members, train_member
+from .members import Member, MemberFiles, NominalFiles, member_files, plan_members, require_errors, train_member
 from .paths import check_output_path
 from .plots import copy_quicklooks, write_quicklooks
 from .pointwise.evaluate import PointwiseFiles, pointwise_blocks, pointwise_fields
@@ -116,6 +116,8 @@ def build(
     stars = PhaseSpaceTable.load(paths["stars"])
     for step in stars.meta.get("cuts", []):
         console.print(f"  cut {step['cut']}: removed {step['removed']:,}, {step['remaining']:,} left", highlight=False)
+    if recipe.ensemble.noise > 0:
+        require_errors(stars)  # now, not after the nominal build has trained
 
     density = recipe.density
     flow_stages: dict[str, list[str]] = {"velocity": [], "position": []}

@@ -101,7 +101,9 @@ class ObservationSpec(_Section):
     )
 
 
-GalactocentricColumn = Literal["x", "y", "z", "vx", "vy", "vz"]
+GalactocentricColumn = Literal[
+    "x", "y", "z", "vx", "vy", "vz", "x_error", "y_error", "z_error", "vx_error", "vy_error", "vz_error",
+]
 GaiaColumn = Literal[
     "ra", "dec", "parallax", "pmra", "pmdec", "radial_velocity",
     "ra_error", "dec_error", "parallax_error", "pmra_error", "pmdec_error", "radial_velocity_error",
@@ -118,7 +120,8 @@ class TableSpec(_Section):
     )
     coordinates: Literal["galactocentric", "gaia"] = Field(
         "galactocentric",
-        description="`galactocentric`: x, y, z (kpc), vx, vy, vz (km/s). `gaia`: ra, dec (deg), parallax (mas), "
+        description="`galactocentric`: x, y, z (kpc), vx, vy, vz (km/s), optionally all six `_error` columns "
+        "(1σ, for `ensemble.noise`). `gaia`: ra, dec (deg), parallax (mas), "
         "pmra, pmdec (mas/yr), radial_velocity (km/s), optionally their `_error` and `_corr` columns, "
         "converted with astropy's Galactocentric frame and `data.frame`.",
     )
@@ -555,15 +558,11 @@ class Recipe(_Section):
 
     @model_validator(mode="after")
     def _errors_for_noise_members(self) -> Recipe:
-        with_errors = self.data.source == "gaia" or (
-            self.data.source == "table" and self.data.table is not None and self.data.table.coordinates == "gaia"
-        )
-        if self.ensemble.noise > 0 and not with_errors:
+        if self.ensemble.noise > 0 and self.data.source == "plummer":  # tables are checked when read
             raise ValueError(
                 f"`ensemble.noise: {self.ensemble.noise}` redraws each star within its measurement errors, but "
-                f"`data.source: {self.data.source}` carries none: use `data.source: gaia` or a table with "
-                "`coordinates: gaia` and its `_error` columns, or set `ensemble.noise: 0` (`bootstrap` members "
-                "cover the sampling noise)"
+                "`data.source: plummer` carries none: use `data.source: gaia` or a table with `_error` columns, "
+                "or set `ensemble.noise: 0` (`bootstrap` members cover the sampling noise)"
             )
         return self
 

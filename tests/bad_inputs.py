@@ -54,8 +54,9 @@ def build(world: Path, *extra: str, text: str | None = None, **changes) -> list[
 
 
 def table(world: Path, name: str, n: int = 2000, scale_x: float = 1.0, scale_v: float = 1.0, nan_rows: int = 0,
-          drop: tuple[str, ...] = (), unit_x: str | None = None) -> list[str]:
-    """A table of Plummer-like stars around the Sun, written with astropy, and a build that reads it."""
+          drop: tuple[str, ...] = (), unit_x: str | None = None, errors: tuple[str, ...] = (), **changes) -> list[str]:
+    """A table of Plummer-like stars around the Sun (with 1σ `errors` columns), written with astropy, and a build
+    that reads it (with dotted recipe `changes`)."""
     from astropy.table import Table
 
     rng = np.random.default_rng(0)
@@ -64,11 +65,12 @@ def table(world: Path, name: str, n: int = 2000, scale_x: float = 1.0, scale_v: 
     columns = {"x": pos[:, 0] * scale_x, "y": pos[:, 1] * scale_x, "z": pos[:, 2] * scale_x,
                "vx": vel[:, 0] * scale_v, "vy": vel[:, 1] * scale_v, "vz": vel[:, 2] * scale_v}
     columns["x"][:nan_rows] = np.nan
+    columns |= {f"{coordinate}_error": np.full(n, 0.01) for coordinate in errors}
     t = Table({k: v for k, v in columns.items() if k not in drop})
     if unit_x:
         t["x"].unit = unit_x
     t.write(world / name, overwrite=True)
-    return build(world, data={"source": "table", "table": {"path": name}})
+    return build(world, data={"source": "table", "table": {"path": name}}, **changes)
 
 
 def selection_table(world: Path) -> list[str]:
@@ -124,6 +126,8 @@ CASES: list[BadInput] = [
     BadInput("selection_out_of_range", "selection column with values above 1", lambda w: selection_table(w), "must hold selection probabilities in (0, 1]"),
     BadInput("method_without_position_flow", "`fields.method: vanilla` without `density.position`", lambda w: build(w, fields__method="vanilla"), "needs the n(x) flow: add a `density.position:` section"),
     BadInput("noise_without_errors", "`ensemble.noise` members for the mock, which has no measurement errors", lambda w: build(w, ensemble__noise=2), "carries none"),
+    BadInput("noise_without_error_columns", "`ensemble.noise` members for a Galactocentric table without `_error` columns", lambda w: table(w, "plain.parquet", ensemble__noise=2), "have none. Give the table its `_error` columns"),
+    BadInput("some_error_columns", "a Galactocentric table with `x_error` and `vx_error` only", lambda w: table(w, "half.parquet", errors=("x", "vx")), "used all six or not at all"),
     BadInput("selection_with_weights", "`fields.method: selection` with 1/S weights on n(x)", lambda w: build(w, fields__method="selection", data__observation={"dust": None}, density__position={"selection_weights": True}), "set `density.position.selection_weights: false`"),
     BadInput("unknown_activation", "`fields.potential.activation: relu`", lambda w: build(w, fields__potential__activation="relu"), "[recipe -> fields -> potential -> activation]"),
     BadInput("missing_name", "recipe without `name`", lambda w: build(w, text="seed: 1\n"), "[recipe -> name] is required but missing"),

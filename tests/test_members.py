@@ -59,6 +59,36 @@ def test_noise_redraws_each_star_from_its_covariance_and_needs_errors():
         noisy_stars(stars(), 3)
 
 
+def test_noise_members_of_a_galactocentric_table_use_its_error_columns(tmp_path):
+    """`x_error` … `vz_error` (with units: pc and m/s here) become each star's diagonal covariance in kpc, km/s."""
+    import astropy.units as u
+    from astropy.table import Table
+
+    from dpotcube.members import member_stars
+    from dpotcube.recipe import recipe_from_dict
+    from dpotcube.sources import load_stars
+
+    n, observer = 20_000, solar_position_kpc(FrameSpec())
+    rng = np.random.default_rng(4)
+    positions, velocities = observer + rng.uniform(-1, 1, (n, 3)), rng.normal([0, 230, 0], 30, (n, 3))
+    sigma = np.array([0.02, 0.01, 0.005, 2.0, 1.0, 4.0])  # kpc, km/s
+    table = Table({name: values for name, values in zip(("x", "y", "z", "vx", "vy", "vz"),
+                                                           np.hstack([positions, velocities]).T)})
+    for i, name in enumerate(("x", "y", "z")):
+        table[f"{name}_error"] = np.full(n, sigma[i] * 1000) * u.pc
+        table[f"v{name}_error"] = np.full(n, sigma[3 + i] * 1000) * u.m / u.s
+    table.write(tmp_path / "stars.ecsv")
+    recipe = recipe_from_dict({"name": "t", "ensemble": {"noise": 1}, "data": {
+        "source": "table", "volume_radius_kpc": 3.0, "table": {"path": str(tmp_path / "stars.ecsv")}}})
+    loaded = load_stars(recipe.data, seed=0)
+    np.testing.assert_allclose(loaded.covariances, np.broadcast_to(np.diag(sigma**2), (n, 6, 6)), rtol=1e-12)
+    member = plan_members(recipe)[0]
+    assert member.kind == "noise"
+    drawn = member_stars(member, recipe, loaded)
+    delta = np.hstack([drawn.positions - loaded.positions, drawn.velocities - loaded.velocities])
+    np.testing.assert_allclose(delta.std(axis=0), sigma, rtol=0.03)
+
+
 def test_a_frame_member_moves_the_galaxy_not_what_the_sun_sees():
     nominal = FrameSpec()
     original = stars()

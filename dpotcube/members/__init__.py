@@ -1,10 +1,10 @@
 """Uncertainty-ensemble members: what each varies, the stars it sees, and fitting it in its own folder."""
 
 from .plan import KINDS, Member, MemberKind, plan_members
-from .resample import bootstrap_stars, noisy_stars, perturbed_frame, stars_in_frame
+from .resample import bootstrap_stars, noisy_stars, perturbed_frame, require_errors, stars_in_frame
 from .train import MemberFiles, NominalFiles, member_files, member_stars, train_member
 
 __all__ = [
     "KINDS", "Member", "MemberFiles", "MemberKind", "NominalFiles", "bootstrap_stars", "member_files", "member_stars",
-    "noisy_stars", "perturbed_frame", "plan_members", "stars_in_frame", "train_member",
+    "noisy_stars", "perturbed_frame", "plan_members", "require_errors", "stars_in_frame", "train_member",
 ]

@@ -23,18 +23,25 @@ def bootstrap_stars(stars: PhaseSpaceTable, seed: int) -> PhaseSpaceTable:
     return _subset(stars, pick, {"member": "bootstrap", "member_seed": seed})
 
 
+def require_errors(stars: PhaseSpaceTable) -> None:
+    """Refuse `ensemble.noise` members for stars without measurement errors, naming where errors come from."""
+    if stars.covariances is None:
+        origin = stars.meta.get("path", f"`data.source: {stars.data_source}`")
+        raise RecipeError(
+            f"`ensemble.noise` members redraw each star within its measurement errors, but the stars of {origin} "
+            "have none. Give the table its `_error` columns (x_error … vz_error for Galactocentric tables; "
+            "parallax_error, pmra_error, pmdec_error, radial_velocity_error for Gaia-style ones), or set "
+            "`ensemble.noise: 0` (use `bootstrap` members for the sampling noise)."
+        )
+
+
 def noisy_stars(stars: PhaseSpaceTable, seed: int) -> PhaseSpaceTable:
     """Each star redrawn from N(its phase-space point, its 6×6 covariance), then re-cut to the volume.
 
     Stars outside the volume that would scatter in are not in the table, so the redrawn sample is
     slightly thinner near the edge than the truth (by the share that scatters out).
     """
-    if stars.covariances is None:
-        raise RecipeError(
-            f"`ensemble.noise` members redraw each star within its measurement errors, but the {stars.data_source} "
-            "stars have none. Use `data.source: gaia`, or a table with `coordinates: gaia` and its `_error` columns; "
-            "or set `ensemble.noise: 0` (use `bootstrap` members for the sampling noise)."
-        )
+    require_errors(stars)
     rng = np.random.default_rng(seed)
     values, vectors = np.linalg.eigh(stars.covariances)  # robust where a covariance is (nearly) singular
     roots = vectors * np.sqrt(np.clip(values, 0, None))[:, None, :]

@@ -87,8 +87,9 @@ def load_stars(data: DataSpec, seed: int, build_dir: Path | None = None) -> Phas
             positions, velocities, observer, data.volume_radius_kpc, data.source, meta, selection=selection
         )
     if data.source == "table" and data.table is not None and data.table.coordinates == "galactocentric":
-        positions, velocities, selection, n_dropped = read_galactocentric_table(data.table)
-        meta = {"path": str(data.table.path), "n_dropped_nonfinite": n_dropped}
+        table = read_galactocentric_table(data.table)
+        positions, velocities, selection, covariances = table.positions, table.velocities, table.selection, table.covariances
+        meta = {"path": str(data.table.path), "n_dropped_nonfinite": table.n_dropped}
         origin = str(data.table.path)
     else:
         columns, meta, origin = _astrometric_columns(data, build_dir)

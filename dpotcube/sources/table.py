@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import astropy.units as u
 import numpy as np
 from astropy.table import Table
+from jaxtyping import Float
 
 from ..errors import DataError
 from ..recipe import TableSpec
-from .astrometry import CORRELATIONS, ERRORS, OBSERVABLES
+from .astrometry import CORRELATIONS, ERRORS, OBSERVABLES, PHASE_SPACE
 from .checks import check_units, drop_nonfinite
 
 _FORMATS = {
@@ -18,6 +20,8 @@ _FORMATS = {
     ".ecsv": "ascii.ecsv", ".vot": "votable", ".xml": "votable", ".votable": "votable",
 }
 _UNITS = {"x": u.kpc, "y": u.kpc, "z": u.kpc, "vx": u.km / u.s, "vy": u.km / u.s, "vz": u.km / u.s}
+GALACTOCENTRIC_ERRORS = {f"{name}_error": _UNITS[name] for name in PHASE_SPACE}
+"""Optional 1σ errors of a Galactocentric table (all six or none), used by `ensemble.noise` members."""
 _PM = u.mas / u.yr
 GAIA_UNITS: dict[str, u.UnitBase | None] = {
     "ra": u.deg, "dec": u.deg, "parallax": u.mas, "pmra": _PM, "pmdec": _PM, "radial_velocity": u.km / u.s,
@@ -48,33 +52,59 @@ def read_table(path: Path) -> Table:
         ) from None
 
 
-def read_galactocentric_table(spec: TableSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
-    """Read positions `(n, 3)` in kpc, velocities `(n, 3)` in km/s and, if named, S `(n,)`; drop non-finite rows.
+class GalactocentricStars(NamedTuple):
+    positions: Float[np.ndarray, "n 3"]  # kpc
+    velocities: Float[np.ndarray, "n 3"]  # km/s
+    selection: Float[np.ndarray, " n"] | None  # S(x), if the table names a column for it
+    covariances: Float[np.ndarray, "n 6 6"] | None  # diagonal, from the `_error` columns, if present
+    n_dropped: int  # rows with a non-finite value
+
+
+def read_galactocentric_table(spec: TableSpec) -> GalactocentricStars:
+    """Read x, y, z (kpc), vx, vy, vz (km/s), S if named and the six `_error` columns if present; drop non-finite rows.
 
     Columns with astropy units are converted; unitless columns are taken as kpc and km/s.
-    Returns positions, velocities, selection probabilities (or None) and the number of rows dropped.
     """
     path = Path(spec.path)
     table = read_table(path)
     columns = {name: spec.columns.get(name, name) for name in _UNITS}
     if spec.selection_column is not None:
         columns["selection"] = spec.selection_column
+    errors = {name: spec.columns.get(name, name) for name in GALACTOCENTRIC_ERRORS}
+    present = [name for name, col in errors.items() if col in table.colnames]
+    if present and len(present) < len(errors):
+        missing = [f"{name} (column `{errors[name]}`)" for name in errors if name not in present]
+        raise DataError(
+            f"Table {path} has {', '.join(present)} but lacks {', '.join(missing)}: measurement errors are used all six "
+            "or not at all. Add the missing columns (0 where a coordinate is exact), map them with "
+            "`data.table.columns`, or drop the `_error` columns."
+        )
+    if present:
+        columns |= errors
     _require(table, columns, path)
-    values = np.column_stack(
-        [column_values(table[col], _UNITS.get(name), path) for name, col in columns.items()]
-    )
+    units = _UNITS | GALACTOCENTRIC_ERRORS
+    values = np.column_stack([column_values(table[col], units.get(name), path) for name, col in columns.items()])
     values, n_dropped = drop_nonfinite(values, str(path), spec.max_nonfinite_fraction)
     if len(values) == 0:
         raise DataError(f"Table {path} has no rows with finite x, y, z, vx, vy, vz. Check the file.")
     check_units(values[:, :3], values[:, 3:6], str(path))
-    selection = values[:, 6] if spec.selection_column is not None else None
+    by_name = dict(zip(columns, values.T))
+    selection = by_name.get("selection")
     if selection is not None and not np.all((selection > 0) & (selection <= 1)):
         bad = int(np.sum(~((selection > 0) & (selection <= 1))))
         raise DataError(
             f"Column `{spec.selection_column}` of {path} must hold selection probabilities in (0, 1]; {bad} rows do "
             "not. Fix the column, or drop `data.table.selection_column`."
         )
-    return values[:, :3], values[:, 3:6], selection, n_dropped
+    covariances = None
+    if present:
+        sigma = np.column_stack([by_name[name] for name in GALACTOCENTRIC_ERRORS])
+        if np.any(sigma < 0):
+            bad = [errors[name] for name, col in zip(GALACTOCENTRIC_ERRORS, sigma.T) if np.any(col < 0)]
+            raise DataError(f"Error columns {', '.join(f'`{c}`' for c in bad)} of {path} hold negative values; "
+                            "errors are 1σ widths (≥ 0). Fix the columns.")
+        covariances = sigma[:, :, None] * np.eye(6) * sigma[:, None, :]
+    return GalactocentricStars(values[:, :3], values[:, 3:6], selection, covariances, n_dropped)
 
 
 def gaia_columns(table: Table, mapping: dict[str, str], path: Path | str) -> dict[str, np.ndarray]:
@@ -114,4 +144,4 @@ def _require(table: Table, columns: dict[str, str], path: Path | str) -> None:
         )
 
 
-__all__ = ["ERRORS", "GAIA_UNITS", "column_values", "gaia_columns", "read_galactocentric_table", "read_table"]
+__all__ = ["ERRORS", "GAIA_UNITS", "GALACTOCENTRIC_ERRORS", "GalactocentricStars", "column_values", "gaia_columns", "read_galactocentric_table", "read_table"]
