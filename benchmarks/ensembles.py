@@ -73,7 +73,7 @@ def run_ensembles(mock: str, stars: int, seeds: int, bootstrap: int, frame: int,
         "command": "python -m benchmarks run ensembles " + " ".join(
             [f"--mock {mock} --stars {stars} --seed-members {seeds} --bootstrap {bootstrap} --frame {frame}",
              *(f"--set {o}" for o in extra)]),
-        **environment(), "mock": mock, "n_stars": stars, "member_kinds": kinds,
+        **environment(), "mock": mock, "n_stars": stars, "member_kinds": kinds, "share_flows": recipe.ensemble.share_flows,
         "member_seconds": {kind: [round(s, 1) for s in values] for kind, values in per_kind.items()},
         "wall_seconds": measured["wall_seconds"], "cube_seconds": seconds.get("cube"),
         "scores_of_median": measured["scores"], "coverage": coverage,
@@ -97,7 +97,9 @@ def run_markdown(label: str, r: dict) -> str:
         "",
         f"{r['n_stars']:,} {MOCK_WORDS[r.get('mock', 'plummer')]}, the quickstart recipe's networks; members: "
         + ", ".join(f"{r['member_kinds'].count(k)} {k}" for k in dict.fromkeys(r["member_kinds"]))
-        + " (the seed set includes the nominal build). Coverage: share of in-volume grid points where the truth "
+        + " (the seed set includes the nominal build; seed members "
+        + ("share the nominal flows" if r.get("share_flows", True) else "fit their own flows, `share_flows: false`")
+        + "). Coverage: share of in-volume grid points where the truth "
         "lies inside the members' 16–84% range (a: the three components pooled; Φ − Φ(⊙)); calibrated: what as "
         f"many members exchangeable with the truth give. Goal: within ±{GOAL} of calibrated for a and ρ.",
         "",
@@ -114,7 +116,7 @@ def run_markdown(label: str, r: dict) -> str:
     lines += [
         "",
         f"Member median against truth: \\|Δa\\|/\\|a\\| {s['median_rel_error_accel']:.3f}, \\|Δρ\\|/ρ "
-        f"{s['median_rel_error_density']:.3f}.",
+        f"{s['median_rel_error_density']:.3f} (median ρ/ρ_true {s['median_density_ratio']:.2f}).",
         "",
         "| member kind | members | wall time per member (median) |",
         "| --- | --- | --- |",
@@ -145,6 +147,8 @@ def run(argv: list[str]) -> dict:
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="override a recipe key")
     args = parser.parse_args(argv)
     result = run_ensembles(args.mock, args.stars, args.seed_members, args.bootstrap, args.frame, args.overrides)
+    if args.label:
+        result["command"] += f' --label "{args.label}"'
     earlier = json.loads(RESULTS.read_text())["runs"] if RESULTS.is_file() else {}
     return {"runs": earlier | {args.label or args.mock: result}}
 
