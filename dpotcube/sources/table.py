@@ -53,6 +53,8 @@ def read_table(path: Path) -> Table:
 
 
 class GalactocentricStars(NamedTuple):
+    """What a Galactocentric table gives, rows with a non-finite value dropped."""
+
     positions: Float[np.ndarray, "n 3"]  # kpc
     velocities: Float[np.ndarray, "n 3"]  # km/s
     selection: Float[np.ndarray, " n"] | None  # S(x), if the table names a column for it
