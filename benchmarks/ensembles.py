@@ -95,10 +95,10 @@ def run_markdown(label: str, r: dict) -> str:
         "",
         provenance_line(r),
         "",
-        f"{r['n_stars']:,} {MOCK_WORDS[r.get('mock', 'plummer')]}, the quickstart recipe's networks; members: "
+        f"{r['n_stars']:,} {MOCK_WORDS[r['mock']]}, the quickstart recipe's networks; members: "
         + ", ".join(f"{r['member_kinds'].count(k)} {k}" for k in dict.fromkeys(r["member_kinds"]))
         + " (the seed set includes the nominal build; seed members "
-        + ("share the nominal flows" if r.get("share_flows", True) else "fit their own flows, `share_flows: false`")
+        + ("share the nominal flows" if r["share_flows"] else "fit their own flows, `share_flows: false`")
         + "). Coverage: share of in-volume grid points where the truth "
         "lies inside the members' 16–84% range (a: the three components pooled; Φ − Φ(⊙)); calibrated: what as "
         f"many members exchangeable with the truth give. Goal: within ±{GOAL} of calibrated for a and ρ.",
