@@ -75,7 +75,7 @@ class DpotAccessor:
         return xr.Dataset(parts)
 
     def radial_line(
-        self, z_kpc: float = curves.NORTH_SOUTH_Z_KPC, dphi: float = 0.0, R: Float[np.ndarray, "n"] | None = None
+        self, z_kpc: float = curves.NORTH_SOUTH_Z_KPC, dphi: float = 0.0, R: Float[np.ndarray, " n"] | None = None
     ) -> xr.Dataset:
         """Fields along the line at height `z_kpc` in the meridional plane φ⊙ + `dphi`, dim `R` (kpc).
 
@@ -83,7 +83,7 @@ class DpotAccessor:
         return curves.radial_line(self._ds, z_kpc, dphi, R)
 
     def azimuthal_arc(
-        self, z_kpc: float = curves.NORTH_SOUTH_Z_KPC, dphi: Float[np.ndarray, "n"] | None = None
+        self, z_kpc: float = curves.NORTH_SOUTH_Z_KPC, dphi: Float[np.ndarray, " n"] | None = None
     ) -> xr.Dataset:
         """Fields along the circle r = r⊙ at height `z_kpc`, dim `dphi` = φ − φ⊙ (rad).
 
@@ -91,7 +91,7 @@ class DpotAccessor:
         return curves.azimuthal_arc(self._ds, z_kpc, dphi)
 
     def polar_arc(
-        self, dphi: float = 0.0, r_kpc: float | None = None, s: Float[np.ndarray, "n"] | None = None
+        self, dphi: float = 0.0, r_kpc: float | None = None, s: Float[np.ndarray, " n"] | None = None
     ) -> xr.Dataset:
         """Fields along the arc r = `r_kpc` (default r⊙, through the observer), dim s = r⊙(π/2 − θ) (kpc).
 

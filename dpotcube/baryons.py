@@ -42,12 +42,12 @@ class BaryonModel(abc.ABC):
 
     @abc.abstractmethod
     def density_baryon(
-        self, xyz: Float[ArrayLike, "... 3"], params: Float[ArrayLike, "p"] | None = None
+        self, xyz: Float[ArrayLike, "... 3"], params: Float[ArrayLike, " p"] | None = None
     ) -> Float[Array, "..."]:
         """Baryonic mass density (M☉ pc⁻³) at `xyz` (kpc, shape `(..., 3)`); `params` default: `nominal`."""
 
     def potential(
-        self, xyz: Float[ArrayLike, "... 3"], params: Float[ArrayLike, "p"] | None = None
+        self, xyz: Float[ArrayLike, "... 3"], params: Float[ArrayLike, " p"] | None = None
     ) -> Float[Array, "..."]:
         """Total potential Φ (km² s⁻²) of the model, where it has one."""
         raise NotImplementedError(f"baryon model `{self.name}` has no total potential")
@@ -78,7 +78,7 @@ class BaryonModel(abc.ABC):
         """The cube's `baryon_model` attribute: the model and its parameter errors."""
         return f"{self.title}, {100 * relative_error:g}% parameter errors (log-normal, independent)"
 
-    def _params(self, params: Float[ArrayLike, "p"] | None) -> Float[Array, "p"]:
+    def _params(self, params: Float[ArrayLike, " p"] | None) -> Float[Array, " p"]:
         p = jnp.asarray(self.nominal if params is None else params)
         if p.shape != (len(self.parameter_names),):
             raise ValueError(f"Expected parameters of shape ({len(self.parameter_names)},); got {p.shape}.")
@@ -134,7 +134,7 @@ class MWPotential2014Model(BaryonModel):
     upper_bounds: ClassVar[dict[str, float]] = {"bulge_alpha": 2.9}
 
     def density_baryon(
-        self, xyz: Float[ArrayLike, "... 3"], params: Float[ArrayLike, "p"] | None = None
+        self, xyz: Float[ArrayLike, "... 3"], params: Float[ArrayLike, " p"] | None = None
     ) -> Float[Array, "..."]:
         """Bulge + disk density (M☉ pc⁻³)."""
         mb, alpha, rc, md, a, b, _, _ = self._params(params)
@@ -143,14 +143,14 @@ class MWPotential2014Model(BaryonModel):
         return rho * MSUN_PER_KPC3_TO_MSUN_PER_PC3
 
     def density_halo(
-        self, xyz: Float[ArrayLike, "... 3"], params: Float[ArrayLike, "p"] | None = None
+        self, xyz: Float[ArrayLike, "... 3"], params: Float[ArrayLike, " p"] | None = None
     ) -> Float[Array, "..."]:
         """NFW halo density (M☉ pc⁻³)."""
         *_, mh, ah = self._params(params)
         return nfw_density(_radii(xyz)[0], mh, ah) * MSUN_PER_KPC3_TO_MSUN_PER_PC3
 
     def potential(
-        self, xyz: Float[ArrayLike, "... 3"], params: Float[ArrayLike, "p"] | None = None
+        self, xyz: Float[ArrayLike, "... 3"], params: Float[ArrayLike, " p"] | None = None
     ) -> Float[Array, "..."]:
         """Φ of bulge + disk + halo (km² s⁻²), zero at infinity."""
         mb, alpha, rc, md, a, b, mh, ah = self._params(params)

@@ -101,9 +101,11 @@ def validate(recipe: RecipeArg, set_: SetOpt = None) -> None:
     """Check a recipe and print it with every default filled in."""
     import yaml
 
+    from .methods import get_method
     from .recipe import load_recipe
 
     parsed, _ = load_recipe(recipe, set_ or [])
+    get_method(parsed.fields.method).check(parsed)
     console.print(yaml.safe_dump(parsed.model_dump(mode="json"), sort_keys=False), highlight=False, markup=False)
     console.print(f"[green]recipe {recipe} is valid[/green]")
 

@@ -44,7 +44,7 @@ def observer_kpc(ds: xr.Dataset) -> Float[np.ndarray, "3"]:
 
 
 def radial_line(
-    ds: xr.Dataset, z_kpc: float = NORTH_SOUTH_Z_KPC, dphi: float = 0.0, R: Float[np.ndarray, "n"] | None = None
+    ds: xr.Dataset, z_kpc: float = NORTH_SOUTH_Z_KPC, dphi: float = 0.0, R: Float[np.ndarray, " n"] | None = None
 ) -> xr.Dataset:
     """Every field along the line at height `z_kpc` in the meridional plane φ⊙ + `dphi`, dim `R` (kpc).
 
@@ -69,7 +69,7 @@ def radial_line(
 
 
 def azimuthal_arc(
-    ds: xr.Dataset, z_kpc: float = NORTH_SOUTH_Z_KPC, dphi: Float[np.ndarray, "n"] | None = None
+    ds: xr.Dataset, z_kpc: float = NORTH_SOUTH_Z_KPC, dphi: Float[np.ndarray, " n"] | None = None
 ) -> xr.Dataset:
     """Every field along the circle r = r⊙ at height `z_kpc` (R = √(r⊙² − z²)), dim `dphi` = φ − φ⊙ (rad).
 
@@ -96,7 +96,7 @@ def azimuthal_arc(
 
 
 def polar_arc(
-    ds: xr.Dataset, dphi: float = 0.0, r_kpc: float | None = None, s: Float[np.ndarray, "n"] | None = None
+    ds: xr.Dataset, dphi: float = 0.0, r_kpc: float | None = None, s: Float[np.ndarray, " n"] | None = None
 ) -> xr.Dataset:
     """Every field along the arc of radius `r_kpc` (default r⊙) in the meridional plane φ⊙ + `dphi`, dim `s` (kpc).
 
@@ -126,7 +126,7 @@ def polar_arc(
 
 
 def sample_along(
-    ds: xr.Dataset, points: Float[np.ndarray, "n 3"], dim: str, coord: Float[np.ndarray, "n"], coord_attrs: dict
+    ds: xr.Dataset, points: Float[np.ndarray, "n 3"], dim: str, coord: Float[np.ndarray, " n"], coord_attrs: dict
 ) -> xr.Dataset:
     """Every float field of `ds` with dims x, y, z interpolated linearly at `points` (kpc), along new dim `dim`.
 
@@ -174,7 +174,7 @@ def _span_in_grid(
     step: float,
     lo: float,
     hi: float,
-) -> Float[np.ndarray, "n"]:
+) -> Float[np.ndarray, " n"]:
     """Parameter values centre + k·step within [lo, hi] whose points lie in the grid's box, first to last."""
     k = np.arange(np.ceil((lo - centre) / step), np.floor((hi - centre) / step) + 1)
     values = centre + k * step

@@ -1,24 +1,20 @@
-"""The stage graph: stars → flow → collocation → fields → cube → publish, with a manifest for resume.
+"""A recipe's build: stars → the nominal member's fit (flows → collocation → fields) → ensemble members → cube →
+scores, quicklooks, diagnostics → catalog entry, each stage resumable through the manifest (`plan/`).
 
-Each stage records a key (a hash of its recipe section, its seed and its inputs' checksums)
-and its outputs' checksums in `manifest.json`; a re-run skips a stage whose key matches and
-whose outputs still verify.
+Each stage records a key (a hash of its recipe section, its seed and its inputs' checksums) and its outputs'
+checksums in `manifest.json`; a re-run skips a stage whose key matches and whose outputs still verify.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import platform
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import dask.array as da
 import numpy as np
 import xarray as xr
 
@@ -26,28 +22,25 @@ from . import __version__
 from .catalog import check_entry_available, publish_cube
 from .compile_cache import enable_compile_cache
 from .constants import CUBE_VERSION, G_KPC_KM2_S2_PER_MSUN
-from .cube.evaluate import METHOD_FIELDS, field_blocks, flow_density_blocks
-from .cube.grid import make_grid
+from .cube.grid import Grid, make_grid
 from .cube.scheduler import SchedulerSpec, scheduler
-from .cube.store import add_baryons, add_flow_tracer_density, cube_dataset, write_cube
+from .cube.store import add_baryons, cube_dataset, write_cube
 from .diagnostics import run_diagnostics
-from .errors import BuildError
 from .fields.model import load_fields
 from .frames import solar_position_kpc
-from .members import Member, MemberFiles, NominalFiles, member_files, plan_members, require_errors, train_member
+from .members import Member, member_files, plan_members, require_errors, train_member
+from .methods import CubeInputs, FitFiles, Method, get_method
 from .paths import check_output_path
+from .plan import BuildLayout, Manifest, Runner, Stage, fit_stages, stage_seed
+from .plan.runner import StageMonitor, dump
 from .plots import copy_quicklooks, write_quicklooks
-from .pointwise.evaluate import PointwiseFiles, pointwise_blocks, pointwise_fields
 from .progress import console
 from .recipe import Recipe, recipe_sha256
 from .sources import PhaseSpaceTable, load_stars
 from .sources.gaia import fetch_gaia
-from .sources.load import GAIA_CACHE, plummer_truth
-from .stages import collocate_file, fit_fields_file, fit_flow_file, flow_seeds, star_weights
+from .sources.load import plummer_truth
 from .stores import check_url, copy_to_url, join
 from .truth import score_against_truth
-
-STAGES = ("stars", "flow", "collocation", "fields", "cube")
 
 
 @dataclass(frozen=True)
@@ -66,7 +59,7 @@ def build(
     force: bool = False,
     replace: bool = False,
     on: SchedulerSpec = SchedulerSpec(),
-    stage_monitor: Callable[[str], AbstractContextManager[object]] = nullcontext,
+    stage_monitor: StageMonitor = nullcontext,
 ) -> BuildResult:
     """Run every stage of `recipe` in `out_dir` (default `builds/<name>/`), skipping finished ones.
 
@@ -75,198 +68,163 @@ def build(
     `stage_monitor(stage)` is entered around each stage that runs (benchmarks measure memory with it).
     """
     enable_compile_cache()
-    build_dir = check_output_path(Path(out_dir or Path("builds") / recipe.name), "build folder (--out)")
+    method = get_method(recipe.fields.method)
+    layout, grid = preflight(recipe, method, out_dir, replace)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    runner = Runner(Manifest(layout.manifest), force, stage_monitor)
+    stars = run_stars(recipe, layout, runner)
+    nominal = layout.fit_files(recipe, method)
+    seeds = {stage: stage_seed(recipe.seed, stage) for stage in ("flow", "collocation", "fields")}
+    for stage in fit_stages(recipe, method, stars, nominal, seeds):
+        runner.run(stage)
+    members = plan_members(recipe)
+    member_stages = run_members(members, recipe, layout, runner, on)
+    files = (nominal, *(member_files(m, recipe, layout.root) for m in members))
+    runner.run(cube_stage(recipe, recipe_text, method, layout, grid, stars, files, member_stages, on))
+    scores = finish(recipe, layout)
+    published = publish(recipe, layout, replace)
+    return BuildResult(layout.root, layout.cube, published, recipe.entry_name, scores)
+
+
+def preflight(recipe: Recipe, method: Method, out_dir: Path | None, replace: bool) -> tuple[BuildLayout, Grid]:
+    """Everything checked before any work: the method accepts the recipe, every output is writable, the catalog
+    entry is free, the grid is valid. Returns the build's layout and grid."""
+    method.check(recipe)
+    root = check_output_path(Path(out_dir or Path("builds") / recipe.name), "build folder (--out)")
     check_output_path(recipe.publish.catalog, "catalog (`publish.catalog`)")
     if recipe.publish.store is not None:
         check_url(recipe.publish.store, "publish.store")
         if recipe.publish.store.startswith("file://"):
             check_output_path(Path(recipe.publish.store.removeprefix("file://")), "store (`publish.store`)")
-    check_entry_available(recipe.publish.catalog, recipe.entry_name, recipe.name, replace)  # before any work
+    check_entry_available(recipe.publish.catalog, recipe.entry_name, recipe.name, replace)
     grid = make_grid(recipe.cube, solar_position_kpc(recipe.data.frame), recipe.data.volume_radius_kpc)
-    build_dir.mkdir(parents=True, exist_ok=True)
-    manifest = _Manifest(build_dir / "manifest.json")
-    paths = {
-        "stars": build_dir / "stars.parquet",
-        "collocation": build_dir / "collocation.npz",
-        "fields": build_dir / "fields.eqx",
-        "cube": build_dir / "cube.zarr",
-    }
-    seeds = {stage: recipe.seed * 1000 + i for i, stage in enumerate(STAGES)}
+    return BuildLayout(root), grid
 
-    gaia_files = []
+
+def run_stars(recipe: Recipe, layout: BuildLayout, runner: Runner) -> PhaseSpaceTable:
+    """The `stars` stage (a changed table file or Gaia download reruns it); returns the stars."""
+    files: tuple[Path, ...] = ()
     if recipe.data.source == "gaia":  # cached after the first download: a rebuild never queries again
-        gaia_files = fetch_gaia(recipe.data.gaia, build_dir / GAIA_CACHE, log=console.print)
-
-    def run(stage: str, inputs: list[str], section: object, action: Callable[[], None]) -> None:
-        key = _hash([stage, _dump(section), seeds.get(stage), *(manifest.checksum(i) for i in inputs)])
-        if stage == "stars" and recipe.data.table is not None and Path(recipe.data.table.path).is_file():
-            key = _hash([key, _checksum(Path(recipe.data.table.path))])  # a changed table file reruns
-        if stage == "stars" and gaia_files:
-            key = _hash([key, *(_checksum(f) for f in gaia_files)])  # a new download reruns
-        if not force and manifest.is_done(stage, key, paths[stage]):
-            console.print(f"[dim]{stage}: up to date, skipped[/dim]")
-            return
-        console.print(f"[bold]{stage}[/bold] …")
-        started = time.perf_counter()
-        with stage_monitor(stage):
-            action()
-        manifest.record(stage, key, paths[stage], seconds=time.perf_counter() - started)
-
-    run("stars", [], recipe.data, lambda: load_stars(recipe.data, seeds["stars"], build_dir).save(paths["stars"]))
-    stars = PhaseSpaceTable.load(paths["stars"])
+        files = tuple(fetch_gaia(recipe.data.gaia, layout.gaia_cache, log=console.print))
+    elif recipe.data.table is not None and Path(recipe.data.table.path).is_file():
+        files = (Path(recipe.data.table.path),)
+    seed = stage_seed(recipe.seed, "stars")
+    runner.run(Stage("stars", (), recipe.data, seed, layout.stars,
+                     lambda: load_stars(recipe.data, seed, layout.root).save(layout.stars), files))
+    stars = PhaseSpaceTable.load(layout.stars)
     for step in stars.meta.get("cuts", []):
         console.print(f"  cut {step['cut']}: removed {step['removed']:,}, {step['remaining']:,} left", highlight=False)
     if recipe.ensemble.noise > 0:
         require_errors(stars)  # now, not after the nominal build has trained
-
-    density = recipe.density
-    flow_stages: dict[str, list[str]] = {"velocity": [], "position": []}
-    for kind, spec in (("velocity", density.velocity), ("position", density.position)):
-        for member in range(density.ensemble.members if spec is not None else 0):
-            stage = f"{kind}_flow_{member}"
-            paths[stage] = build_dir / "flows" / f"{stage}.eqx"
-            flow_stages[kind].append(stage)
-            member_seed, split_seed = flow_seeds(seeds["flow"], member, kind, density.ensemble.resplit)
-            fit = functools.partial(fit_flow_file, stage, kind, spec, member_seed, split_seed, stars, paths[stage])
-            run(stage, ["stars"], [spec, member_seed, split_seed], fit)
-    flow_files = {kind: tuple(paths[s] for s in stages) for kind, stages in flow_stages.items()}
-
-    all_flows = [*flow_stages["velocity"], *flow_stages["position"]]
-    method = recipe.fields.method
-    if method != "pointwise":
-        collocate = functools.partial(collocate_file, density, stars, flow_files["velocity"], flow_files["position"],
-                                      seeds["collocation"], paths["collocation"])
-        run("collocation", all_flows, [density.collocation, density.ensemble.combine], collocate)
-
-    attrs = cube_attributes(recipe, recipe_text, stars)
-    if method != "pointwise":
-        fit = functools.partial(fit_fields_file, paths["collocation"], stars, recipe.fields, seeds["fields"],
-                                paths["fields"])
-        run("fields", ["collocation"], recipe.fields, fit)
-        pattern_speed = load_fields(paths["fields"]).pattern_speed
-        if pattern_speed is not None:
-            attrs["pattern_speed_kms_per_kpc"] = float(pattern_speed)
-
-    nominal = NominalFiles(paths["stars"], flow_files["velocity"], flow_files["position"], paths["collocation"])
-    members = plan_members(recipe)
-    member_stages = run_members(members, recipe, build_dir, nominal, manifest, all_flows, force, on, stage_monitor)
-    files = [MemberFiles(flow_files["velocity"], flow_files["position"], None if method == "pointwise" else paths["fields"])]
-    files += [member_files(m, recipe, build_dir, nominal) for m in members]
-    kinds = ["seed", *(m.kind for m in members)]
-
-    def evaluate() -> None:
-        if method == "pointwise":  # no collocation points and no networks: a is solved on the grid itself
-            spec = recipe.fields.pointwise
-            flows = [PointwiseFiles(f.velocity, f.position, density.ensemble.combine) for f in files]
-            ds = cube_dataset(pointwise_blocks(flows, grid, spec, seeds["cube"]), grid, attrs, member_kinds=kinds,
-                              fields=pointwise_fields(spec))
-            if recipe.cube.baryon_model != "none" and spec.density:
-                ds = add_baryons(ds, grid, recipe.cube.baryon_model, recipe.cube.baryon_relative_error, seeds["cube"])
-            write_cube(ds, paths["cube"], on)
-            return
-        blocks = field_blocks([f.fields for f in files], grid, stars.observer, method)
-        ds = cube_dataset(blocks, grid, attrs, member_kinds=kinds, fields=METHOD_FIELDS[method])
-        position = density.position
-        if method == "selection" or (method == "vanilla" and position.selection_weights):
-            total = len(stars) if method == "selection" else float(np.sum(star_weights(position, stars)))
-            per_flows = {f.position: flow_density_blocks(f.position, grid, total) for f in files}  # shared: once
-            n_flow = da.stack([per_flows[f.position] for f in files])
-            ds = add_flow_tracer_density(ds, n_flow, divide_by_efficiency=method == "selection")
-        if recipe.cube.baryon_model != "none":
-            ds = add_baryons(ds, grid, recipe.cube.baryon_model, recipe.cube.baryon_relative_error, seeds["cube"])
-        write_cube(ds, paths["cube"], on)
-
-    cube_inputs = [*(all_flows if method == "pointwise" else ["fields"]), *member_stages]
-    cube_section = [recipe.cube, recipe.fields.pointwise] if method == "pointwise" else [recipe.cube]
-    run("cube", cube_inputs, [*cube_section, recipe_sha256(recipe_text)], evaluate)
-
-    scores = truth = None
-    if recipe.data.source == "plummer":
-        truth = plummer_truth(recipe.data)  # once: with `data.observation` it caches a Monte Carlo ⟨S⟩
-        scores = score_against_truth(paths["cube"], truth)
-        (build_dir / "scores.json").write_text(json.dumps(scores, indent=2))
-    write_quicklooks(xr.open_zarr(paths["cube"]), build_dir, "quicklook", truth)
-    if recipe.diagnostics.enabled:
-        console.print("[bold]diagnostics[/bold] …")
-        checks = recipe.diagnostics
-        run_diagnostics(xr.open_zarr(paths["cube"]), build_dir / "diagnostics", build_dir, n_velocities=checks.velocities,
-                        mcmc_steps=checks.mcmc_steps, seed=seeds["cube"], name=recipe.entry_name)
-
-    console.print("[bold]publish[/bold] …")
-    written = xr.open_zarr(paths["cube"])  # the cube stage may have been skipped: describe what is on disk
-    metadata = {**entry_metadata(written), "recipe_name": recipe.name}
-    store = recipe.publish.store
-    published = publish_cube(recipe.publish.catalog, recipe.entry_name, paths["cube"], metadata, replace, store)
-    copy_quicklooks(build_dir, "quicklook", store or Path(published).parent, recipe.entry_name)
-    if recipe.diagnostics.enabled:
-        copy_to_url(build_dir / "diagnostics", join(str(store or Path(published).parent), f"{recipe.entry_name}.diagnostics"))
-    return BuildResult(build_dir, paths["cube"], published, recipe.entry_name, scores)
+    return stars
 
 
-def run_members(
-    members: list[Member],
-    recipe: Recipe,
-    build_dir: Path,
-    nominal: NominalFiles,
-    manifest: _Manifest,
-    flow_stages: list[str],
-    force: bool,
-    on: SchedulerSpec,
-    stage_monitor: Callable[[str], AbstractContextManager[object]],
-) -> list[str]:
+def run_members(members: list[Member], recipe: Recipe, layout: BuildLayout, runner: Runner, on: SchedulerSpec) -> list[str]:
     """Fit every unfinished ensemble member, each a stage of its own; return the members' stage names.
 
     A member's key covers what it is fitted from (not how many members there are), so adding members
     keeps the finished ones. Members run one after another here, or all at once on `dask.distributed`
     workers when `on` names a scheduler; each is recorded in the manifest as soon as it finishes.
     """
-    shared_inputs = ["stars", *flow_stages, *(["collocation"] if recipe.fields.method != "pointwise" else [])]
-    sections = [_dump(recipe.data), _dump(recipe.density), _dump(recipe.fields)]
-
-    def key(member: Member) -> str:  # what this member is fitted from: a frame member's errors, a seed's sharing
-        inputs = shared_inputs if member.shares_flows(recipe) else ["stars"]
-        own = _dump(recipe.ensemble.frame_errors) if member.kind == "frame" else member.shares_flows(recipe)
-        return _hash([member.stage, *sections, own, member.seed, *(manifest.checksum(i) for i in inputs)])
-
-    pending = [m for m in members if force or not manifest.is_done(m.stage, key(m), m.folder(build_dir))]
-    for member in members:
-        if member not in pending:
-            console.print(f"[dim]{member.stage}: up to date, skipped[/dim]")
+    stages = [member_stage(m, recipe, layout) for m in members]
+    pending = [s for s in stages if not runner.is_done(s)]
+    for stage in stages:
+        if stage not in pending:
+            console.print(f"[dim]{stage.name}: up to date, skipped[/dim]")
     if pending and on.distributed:
         from distributed import as_completed, get_client
 
         with scheduler(on) as where:
             console.print(f"[bold]members[/bold] … {len(pending)} on {where}")
-            client = get_client()
-            started = time.perf_counter()
-            futures = {client.submit(train_member, m, recipe, build_dir, nominal, pure=False): m for m in pending}
+            client, started = get_client(), time.perf_counter()
+            futures = {client.submit(s.action, pure=False): s for s in pending}
             for future in as_completed(futures):
                 future.result()
-                member = futures[future]
-                manifest.record(member.stage, key(member), member.folder(build_dir), time.perf_counter() - started)
-                console.print(f"  {member.stage} done")
+                stage = futures[future]
+                runner.manifest.record(stage.name, runner.key(stage), stage.output, time.perf_counter() - started)
+                console.print(f"  {stage.name} done")
     else:
-        for i, member in enumerate(pending):
-            console.print(f"[bold]{member.stage}[/bold] … (member {i + 1} of {len(pending)} to fit)")
-            started = time.perf_counter()
-            with stage_monitor(member.stage):
-                train_member(member, recipe, build_dir, nominal)
-            manifest.record(member.stage, key(member), member.folder(build_dir), time.perf_counter() - started)
+        for i, stage in enumerate(pending):
+            console.print(f"({stage.name}: member {i + 1} of {len(pending)} to fit)")
+            runner.run(stage)
     return [m.stage for m in members]
 
 
-def cube_attributes(recipe: Recipe, recipe_text: str, stars: PhaseSpaceTable) -> dict:
-    """Global attributes required by CUBE_SPEC v1, plus provenance."""
+def member_stage(member: Member, recipe: Recipe, layout: BuildLayout) -> Stage:
+    """A member as one stage: fitted from the nominal stars (and flows, where shared), into its own folder."""
+    method = get_method(recipe.fields.method)
+    shared = ["stars", *layout.flow_stages(recipe), *(["collocation"] if method.trains_fields else [])]
+    inputs = tuple(shared if member.shares_flows(recipe) else ["stars"])
+    own = dump(recipe.ensemble.frame_errors) if member.kind == "frame" else member.shares_flows(recipe)
+    section = [dump(recipe.data), dump(recipe.density), dump(recipe.fields), own]
+    return Stage(member.stage, inputs, section, member.seed, member.folder(layout.root),
+                 lambda: train_member(member, recipe, layout.root))
+
+
+def cube_stage(
+    recipe: Recipe, recipe_text: str, method: Method, layout: BuildLayout, grid: Grid, stars: PhaseSpaceTable,
+    files: tuple[FitFiles, ...], member_stages: list[str], on: SchedulerSpec,
+) -> Stage:
+    """The cube: the method's blocks for every member, its own extra variables, then ρ_baryon and ρ_DM."""
+    seed = stage_seed(recipe.seed, "cube")
+    inputs = CubeInputs(recipe, grid, stars, files, seed)
+    kinds = ["seed", *(m.kind for m in plan_members(recipe))]
+
+    def evaluate() -> None:
+        attrs = cube_attributes(recipe, recipe_text, stars, layout)
+        ds = cube_dataset(method.cube_blocks(inputs), grid, attrs, member_kinds=kinds,
+                          fields=method.cube_variables(recipe.fields))
+        ds = method.finish_cube(ds, inputs)
+        if recipe.cube.baryon_model != "none" and "density" in ds:
+            ds = add_baryons(ds, grid, recipe.cube.baryon_model, recipe.cube.baryon_relative_error, seed)
+        write_cube(ds, layout.cube, on)
+
+    fitted = ["fields"] if method.trains_fields else layout.flow_stages(recipe)
+    section = [recipe.cube, *method.cube_sections(recipe), recipe_sha256(recipe_text)]
+    return Stage("cube", (*fitted, *member_stages), section, seed, layout.cube, evaluate)
+
+
+def finish(recipe: Recipe, layout: BuildLayout) -> dict[str, float] | None:
+    """Scores against a mock's truth, quicklooks and diagnostics of the cube on disk; returns the scores."""
+    scores = truth = None
+    if recipe.data.source == "plummer":
+        truth = plummer_truth(recipe.data)  # once: with `data.observation` it caches a Monte Carlo ⟨S⟩
+        scores = score_against_truth(layout.cube, truth)
+        layout.scores.write_text(json.dumps(scores, indent=2))
+    write_quicklooks(xr.open_zarr(layout.cube), layout.root, layout.quicklook_stem, truth)
+    if recipe.diagnostics.enabled:
+        console.print("[bold]diagnostics[/bold] …")
+        checks = recipe.diagnostics
+        run_diagnostics(xr.open_zarr(layout.cube), layout.diagnostics, layout.root, n_velocities=checks.velocities,
+                        mcmc_steps=checks.mcmc_steps, seed=stage_seed(recipe.seed, "cube"), name=recipe.entry_name)
+    return scores
+
+
+def publish(recipe: Recipe, layout: BuildLayout, replace: bool) -> Path | str:
+    """Copy the cube (and its quicklooks and diagnostics) to the catalog's store and add its entry."""
+    console.print("[bold]publish[/bold] …")
+    written = xr.open_zarr(layout.cube)  # the cube stage may have been skipped: describe what is on disk
+    metadata = {**entry_metadata(written), "recipe_name": recipe.name}
+    store = recipe.publish.store
+    published = publish_cube(recipe.publish.catalog, recipe.entry_name, layout.cube, metadata, replace, store)
+    target = store or Path(published).parent
+    copy_quicklooks(layout.root, layout.quicklook_stem, target, recipe.entry_name)
+    if recipe.diagnostics.enabled:
+        copy_to_url(layout.diagnostics, join(str(target), f"{recipe.entry_name}.diagnostics"))
+    return published
+
+
+def cube_attributes(recipe: Recipe, recipe_text: str, stars: PhaseSpaceTable, layout: BuildLayout) -> dict:
+    """Global attributes required by CUBE_SPEC v1, plus provenance (and Ω_p where the fields fitted one)."""
     import dask
     import equinox
     import flowjax
     import jax
-    import xarray
     import zarr
 
-    versions = {m.__name__: m.__version__ for m in (jax, equinox, flowjax, xarray, zarr, dask, np)}
+    versions = {m.__name__: m.__version__ for m in (jax, equinox, flowjax, xr, zarr, dask, np)}
     frame = recipe.data.frame
-    return {
+    attrs = {
         "dpotcube_cube_version": CUBE_VERSION,
         "dpotcube_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -287,6 +245,11 @@ def cube_attributes(recipe: Recipe, recipe_text: str, stars: PhaseSpaceTable) ->
         "frame": "astropy Galactocentric",
         "software_versions": json.dumps({**versions, "python": platform.python_version()}),
     }
+    if layout.fields.is_file():
+        pattern_speed = load_fields(layout.fields).pattern_speed
+        if pattern_speed is not None:
+            attrs["pattern_speed_kms_per_kpc"] = float(pattern_speed)
+    return attrs
 
 
 def entry_metadata(cube: xr.Dataset) -> dict:
@@ -307,54 +270,3 @@ def entry_metadata(cube: xr.Dataset) -> dict:
         "recipe_sha256": attrs["recipe_sha256"],
     }
 
-
-def _dump(section: object) -> object:
-    if hasattr(section, "model_dump"):
-        return section.model_dump(mode="json")
-    if isinstance(section, list):
-        return [_dump(s) for s in section]
-    return section
-
-
-def _hash(parts: list) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _checksum(path: Path) -> str:
-    """SHA-256 of a file, or of every file (name and bytes) under a directory."""
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
-        with open(file, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-class _Manifest:
-    """`manifest.json`: per stage, the key it was run with and its output's checksum."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.stages: dict[str, dict] = json.loads(path.read_text()) if path.exists() else {}
-
-    def is_done(self, stage: str, key: str, output: Path) -> bool:
-        entry = self.stages.get(stage)
-        return bool(entry) and entry["key"] == key and output.exists() and _checksum(output) == entry["checksum"]
-
-    def checksum(self, stage: str) -> str:
-        if stage not in self.stages:
-            raise BuildError(f"Stage `{stage}` has not run in {self.path.parent}; run `dpotcube build` without skipping it.")
-        return self.stages[stage]["checksum"]
-
-    def record(self, stage: str, key: str, output: Path, seconds: float) -> None:
-        self.stages[stage] = {
-            "key": key,
-            "checksum": _checksum(output),
-            "finished": datetime.now(timezone.utc).isoformat(),
-            "seconds": round(seconds, 2),
-        }
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.stages, indent=2))
-        tmp.replace(self.path)

@@ -339,7 +339,8 @@ class NetSpec(_Section):
     )
 
 
-Method = Literal["vanilla", "selection", "conditional", "pointwise"]
+MethodName = Literal["vanilla", "selection", "conditional", "pointwise"]
+"""The registered CBE methods (`dpotcube.methods`); what each needs of a recipe is checked by the method itself."""
 
 
 class PointwiseSpec(_Section):
@@ -375,7 +376,7 @@ class PointwiseSpec(_Section):
 class FieldsSpec(_Section):
     """Neural fields trained on the collisionless Boltzmann equation (SCIENCE.md, methods 1–3)."""
 
-    method: Method = Field(
+    method: MethodName = Field(
         "conditional",
         description="`vanilla`: Φ from flows for n(x) and p(v|x) (needs `density.position`); `selection`: Φ and a "
         "dust/selection efficiency ε(x) in (0, 1] from flows of the observed n(x) and p(v|x) (needs "
@@ -536,23 +537,12 @@ class Recipe(_Section):
         return self
 
     @model_validator(mode="after")
-    def _flows_for_method(self) -> Recipe:
-        method, position = self.fields.method, self.density.position
-        if method in ("vanilla", "selection", "pointwise") and position is None:
-            raise ValueError(
-                f"`fields.method: {method}` needs the n(x) flow: add a `density.position:` section "
-                "(e.g. `position: {flow_layers: 6, nn_width: 64}`), or use `fields.method: conditional`"
-            )
-        margin = self.density.collocation.edge_margin_kpc
+    def _edge_margin_inside_volume(self) -> Recipe:
+        margin, position = self.density.collocation.edge_margin_kpc, self.density.position
         if position is not None and position.support == "ball" and margin >= self.data.volume_radius_kpc:
             raise ValueError(
                 f"`density.collocation.edge_margin_kpc` (={margin}) leaves no volume inside "
                 f"`data.volume_radius_kpc` (={self.data.volume_radius_kpc}): make it smaller"
-            )
-        if method == "selection" and position.selection_weights:
-            raise ValueError(
-                "`fields.method: selection` learns ε(x) from the observed density: set "
-                "`density.position.selection_weights: false` (weights 1/S are for `vanilla`)"
             )
         return self
 

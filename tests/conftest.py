@@ -79,11 +79,13 @@ def exact_collocation(truth: PlummerTruth, positions: np.ndarray, velocities_per
 def exact_fields(truth, stars):
     """Conditional fields trained on exact Plummer gradients: the solver without flow error."""
     from dpotcube.fields.train import train_fields
+    from dpotcube.methods import get_method
 
     positions = stars.positions[np.random.default_rng(1).choice(len(stars), 8192, replace=False)]
     points = exact_collocation(truth, positions, velocities_per_position=4, seed=2)
     spec = FieldsSpec(potential={"width": 64, "depth": 3}, log_density={"width": 64, "depth": 3}, steps=2500)
-    model, hyper, history = train_fields(points, stars.observer, stars.volume_radius_kpc, len(stars), spec, seed=3)
+    model, hyper, history = train_fields(points, stars.observer, stars.volume_radius_kpc, len(stars), spec, seed=3,
+                                           method=get_method(spec.method))
     return model, hyper, history
 
 

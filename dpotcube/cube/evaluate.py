@@ -1,11 +1,9 @@
-"""Fields on the grid, member by member and block by block: one jitted function on fixed-size batches,
-each member's model loaded once per worker."""
+"""Fields on the grid through the one block evaluator (`blocks.py`): Φ networks, n(x) flows, baryon models."""
 
 from __future__ import annotations
 
 import functools
-import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import dask.array as da
@@ -20,44 +18,18 @@ from ..constants import G_KPC_KM2_S2_PER_MSUN, MSUN_PER_KPC3_TO_MSUN_PER_PC3
 from ..density.flows import DensityFlow, load_flow
 from ..fields.forward import value_grad_laplacian
 from ..fields.model import CBEFields, load_fields
+from .blocks import BATCH, in_padded_batches, member_blocks, on_worker
 from .grid import Grid
 
-POTENTIAL_FIELDS: dict[str, tuple[str, str]] = {
-    "potential": ("km2 s-2", "gravitational potential, zero at the reference point"),
-    "accel_x": ("km2 s-2 kpc-1", "acceleration -dPhi/dx"),
-    "accel_y": ("km2 s-2 kpc-1", "acceleration -dPhi/dy"),
-    "accel_z": ("km2 s-2 kpc-1", "acceleration -dPhi/dz"),
-    "density": ("solMass pc-3", "total mass density laplacian(Phi)/(4 pi G)"),
-}
-"""Variables every field method writes, in the order `evaluate_points` stacks them: (units, long_name)."""
-
-TRACER_DENSITY = ("kpc-3", "true (selection-corrected) tracer number density")
-EFFICIENCY = ("1", "learned selection/dust efficiency in (0, 1]")
-
-METHOD_FIELDS: dict[str, dict[str, tuple[str, str]]] = {
-    "conditional": {**POTENTIAL_FIELDS, "tracer_density": TRACER_DENSITY},
-    "selection": {**POTENTIAL_FIELDS, "efficiency": EFFICIENCY},
-    "vanilla": POTENTIAL_FIELDS,
-}
-"""What `evaluate_points` stacks for a model of each method (n and ε are the networks' own)."""
-
-FIELDS = METHOD_FIELDS["conditional"]
-
-BARYON_FIELDS: dict[str, tuple[str, str]] = {
-    "density_baryon": ("solMass pc-3", "baryonic mass density subtracted (model in attrs baryon_model, nominal parameters)"),
-    "density_dm": ("solMass pc-3", "dark-matter density: density minus the baryon model of the member's parameter draw"),
-}
-"""Variables written when the recipe names a baryon model: (units, long_name)."""
-
-BATCH = 1024
-"""Points per call of the jitted kernel: small enough to stay in cache, large enough to hide dispatch."""
+ExtraValues = Callable[[CBEFields, Float[Array, "n 3"]], list[Float[Array, " n"]]]
+"""A method's values after Φ, a and ρ (e.g. n or ε of its second network)."""
 
 
 @eqx.filter_jit
 def evaluate_points(
-    model: CBEFields, reference: Float[Array, "3"], points: Float[Array, "n 3"]
+    model: CBEFields, reference: Float[Array, "3"], points: Float[Array, "n 3"], extra: ExtraValues | None = None
 ) -> Float[Array, "f n"]:
-    """Φ − Φ(reference), a = −∇Φ, ρ = ∇²Φ/(4πG) in M☉ pc⁻³, then n or ε, in `METHOD_FIELDS[model.method]` order.
+    """Φ − Φ(reference), a = −∇Φ, ρ = ∇²Φ/(4πG) in M☉ pc⁻³, then `extra(model, points)` (the method's own).
 
     Φ, ∇Φ and ∇²Φ come from one forward-mode pass through the Φ network.
     """
@@ -65,71 +37,58 @@ def evaluate_points(
     phi = phi - model.potential(reference)
     rho = lap / (4 * jnp.pi * G_KPC_KM2_S2_PER_MSUN) * MSUN_PER_KPC3_TO_MSUN_PER_PC3
     values = [phi, -grad[:, 0], -grad[:, 1], -grad[:, 2], rho]
-    if model.method == "conditional":
-        values.append(jax.vmap(model.tracer_density)(points))
-    elif model.method == "selection":
-        values.append(jax.vmap(model.efficiency)(points))
+    if extra is not None:
+        values.extend(extra(model, points))
     return jnp.stack(values).astype(jnp.float32)
 
 
 def evaluate_block(
-    model: CBEFields, reference: Float[Array, "3"], points: Float[np.ndarray, "n 3"], batch: int = BATCH
+    model: CBEFields,
+    reference: Float[Array, "3"],
+    points: Float[np.ndarray, "n 3"],
+    extra: ExtraValues | None = None,
+    batch: int = BATCH,
 ) -> Float[np.ndarray, "f n"]:
-    """`evaluate_points` on `points` of shape `(n, 3)`, in calls of exactly `batch` points (the last one
-    padded), so that one compilation serves every block shape."""
-    n = len(points)
-    padded = np.concatenate([points, np.repeat(points[-1:], -n % batch, axis=0)]).astype(np.float32)
-    parts = [evaluate_points(model, reference, padded[i : i + batch]) for i in range(0, len(padded), batch)]
-    return np.concatenate([np.asarray(p) for p in parts], axis=1)[:, :n]
-
-
-_load_lock = threading.Lock()
+    """`evaluate_points` on `points` of shape `(n, 3)` in padded batches of `batch` points."""
+    return in_padded_batches(lambda part: evaluate_points(model, reference, part, extra), points, batch)
 
 
 def _model_on_worker(path: str, mtime_ns: int) -> CBEFields:
-    """The field model at `path`, loaded once per process: threads share it, each distributed worker loads it once."""
-    with _load_lock:  # two threads missing the cache together would both load
-        return _cached_model(path, mtime_ns)
+    """The field model at `path`, loaded once per process."""
+    return on_worker(_cached_model, path, mtime_ns)
 
 
-@functools.lru_cache(maxsize=64)  # more than the members of any one cube: none is loaded twice
+@functools.lru_cache(maxsize=64)
 def _cached_model(path: str, mtime_ns: int) -> CBEFields:
     return load_fields(Path(path))
 
 
-def field_blocks(
-    model_paths: Sequence[Path], grid: Grid, reference: np.ndarray, method: str = "conditional"
-) -> da.Array:
-    """Lazy array `(member, len(METHOD_FIELDS[method]), nx, ny, nz)` float32 of the saved field models at
-    `model_paths` (all of `method`).
+def _stamped(paths: Sequence[Path]) -> tuple[tuple[str, int], ...]:
+    return tuple((str(Path(p).resolve()), Path(p).stat().st_mtime_ns) for p in paths)
 
-    One task per member and grid chunk: chunks of one member, every field, one grid chunk.
-    """
+
+def field_blocks(
+    model_paths: Sequence[Path], grid: Grid, reference: np.ndarray, n_fields: int = 5, extra: ExtraValues | None = None
+) -> da.Array:
+    """Lazy `(member, n_fields, nx, ny, nz)` float32 of the saved field models at `model_paths` (one per member):
+    Φ, a, ρ and `extra`'s values."""
     if isinstance(model_paths, (str, Path)) or len(model_paths) == 0:
         raise ValueError(f"`model_paths` must be a non-empty sequence of model files; got {model_paths!r}.")
-    members = [(str(Path(p).resolve()), Path(p).stat().st_mtime_ns) for p in model_paths]
     reference32 = np.asarray(reference, np.float32)
 
-    def block(block_info=None) -> np.ndarray:
-        info = block_info[None]
-        member = info["chunk-location"][0]
-        location = info["array-location"][2:]
-        points = grid.points(location)
-        values = evaluate_block(_model_on_worker(*members[member]), reference32, points)
-        return values.reshape(info["chunk-shape"])
+    def evaluate(member: tuple[str, int], points: np.ndarray) -> np.ndarray:
+        return evaluate_block(_model_on_worker(*member), reference32, points, extra)
 
-    chunks = ((1,) * len(members), (len(METHOD_FIELDS[method]),), *grid.chunks)
-    return da.map_blocks(block, chunks=chunks, dtype=np.float32, meta=np.empty((0,) * 5, np.float32))
+    return member_blocks(_stamped(model_paths), grid, n_fields, evaluate)
 
 
 @eqx.filter_jit
-def _flow_log_density(flow: DensityFlow, points: Float[Array, "n 3"]) -> Float[Array, "n"]:
+def _flow_log_density(flow: DensityFlow, points: Float[Array, "n 3"]) -> Float[Array, " n"]:
     return jax.vmap(flow.log_prob)(points)
 
 
-@functools.lru_cache(maxsize=64)
-def _cached_flow(path: str, mtime_ns: int) -> DensityFlow:
-    return load_flow(Path(path))
+def _load_flows(*members: tuple[str, int]) -> tuple[DensityFlow, ...]:
+    return tuple(load_flow(Path(path)) for path, _ in members)
 
 
 def flow_density_blocks(flow_paths: Sequence[Path], grid: Grid, total: float) -> da.Array:
@@ -137,22 +96,15 @@ def flow_density_blocks(flow_paths: Sequence[Path], grid: Grid, total: float) ->
 
     NaN outside the flows' support (ball-supported flows end at the volume's edge).
     """
-    flows = [(str(Path(p).resolve()), Path(p).stat().st_mtime_ns) for p in flow_paths]
 
-    def block(template: np.ndarray, block_info=None) -> np.ndarray:
-        points = grid.points(tuple(block_info[None]["array-location"]))
-        n = len(points)
-        padded = jnp.asarray(np.concatenate([points, np.repeat(points[-1:], -n % BATCH, axis=0)]), jnp.float32)
-        density = np.zeros(len(padded))
-        for member in flows:
-            with _load_lock:
-                flow = _cached_flow(*member)
-            log_p = [np.asarray(_flow_log_density(flow, padded[i : i + BATCH])) for i in range(0, len(padded), BATCH)]
-            density += np.exp(np.concatenate(log_p))
-        return (total * density[:n] / len(flows)).astype(np.float32).reshape(template.shape)
+    def evaluate(member: tuple[tuple[str, int], ...], points: np.ndarray) -> np.ndarray:
+        flows = on_worker(_load_flows, *member)
+        density = np.zeros(len(points))
+        for flow in flows:
+            density += np.exp(in_padded_batches(lambda part: _flow_log_density(flow, jnp.asarray(part)), points))
+        return (total * density / len(flows)).astype(np.float32)[None]
 
-    template = da.empty(grid.shape, chunks=grid.chunks, dtype=np.float32)
-    return da.map_blocks(block, template, dtype=np.float32)
+    return member_blocks([_stamped(flow_paths)], grid, 1, evaluate)[0, 0]
 
 
 def member_baryon_parameters(
@@ -163,7 +115,7 @@ def member_baryon_parameters(
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _baryon_density(name: str, params: Float[Array, "p"], points: Float[Array, "n 3"]) -> Float[Array, "n"]:
+def _baryon_density(name: str, params: Float[Array, " p"], points: Float[Array, "n 3"]) -> Float[Array, " n"]:
     return BARYON_MODELS[name].density_baryon(points, params).astype(jnp.float32)
 
 
@@ -172,13 +124,10 @@ def baryon_blocks(name: str, parameters: Float[np.ndarray, "m p"], grid: Grid) -
 
     One task per member and grid chunk; the model is looked up by name, so workers compile it once.
     """
-    parameters = np.asarray(parameters, np.float32)
+    rows = [tuple(float(p) for p in row) for row in np.asarray(parameters, np.float32)]
 
-    def block(template: np.ndarray, block_info=None) -> np.ndarray:
-        (m, _), *location = block_info[None]["array-location"]
-        points = grid.points(tuple(location)).astype(np.float32)
-        return np.asarray(_baryon_density(name, parameters[m], points)).reshape(template.shape)
+    def evaluate(row: tuple[float, ...], points: np.ndarray) -> np.ndarray:
+        params = np.asarray(row, np.float32)
+        return np.asarray(_baryon_density(name, params, points.astype(np.float32)))[None]
 
-    chunks = ((1,) * len(parameters), *grid.chunks)
-    template = da.empty((len(parameters), *grid.shape), chunks=chunks, dtype=np.float32)
-    return da.map_blocks(block, template, dtype=np.float32)
+    return member_blocks(rows, grid, 1, evaluate)[:, 0]

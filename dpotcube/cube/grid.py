@@ -16,9 +16,9 @@ from ..recipe import CubeSpec
 class Grid:
     """Axis-aligned grid: 1-D coordinates `x`, `y`, `z` in kpc, chunked `chunk` points per axis."""
 
-    x: Float[np.ndarray, "nx"]
-    y: Float[np.ndarray, "ny"]
-    z: Float[np.ndarray, "nz"]
+    x: Float[np.ndarray, " nx"]
+    y: Float[np.ndarray, " ny"]
+    z: Float[np.ndarray, " nz"]
     observer: Float[np.ndarray, "3"]
     volume_radius_kpc: float
     chunk: int

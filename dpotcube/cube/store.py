@@ -17,9 +17,10 @@ from dask.callbacks import Callback
 
 from ..baryons import BARYON_MODELS
 from ..progress import progress_bar
-from .evaluate import BARYON_FIELDS, FIELDS, TRACER_DENSITY, baryon_blocks, member_baryon_parameters
+from .evaluate import baryon_blocks, member_baryon_parameters
 from .grid import Grid
 from .scheduler import SchedulerSpec, scheduler
+from .variables import BARYON_VARIABLES, TRACER_DENSITY, CubeVariables
 
 COMPRESSORS = "auto"
 """Zarr v3 compressors of every variable ("auto": Zarr's default, zstd)."""
@@ -33,13 +34,13 @@ def cube_dataset(
     grid: Grid,
     attrs: dict,
     member_kinds: Sequence[str],
-    fields: dict[str, tuple[str, str]] = FIELDS,
+    fields: CubeVariables,
 ) -> xr.Dataset:
     """Dataset with dims `(member, x, y, z)` following CUBE_SPEC v1.
 
     `blocks`: lazy array `(member, len(fields), nx, ny, nz)` from `field_blocks` (or a method's own
     blocks, e.g. `pointwise_blocks`); `member_kinds`: one of `MEMBER_KINDS` per member; `fields`: the
-    method's variables in block order, name → (units, long_name) (default: the `conditional` method's).
+    method's variables in block order, name → (units, long_name) (`Method.cube_variables`).
     """
     if blocks.shape[1] != len(fields):
         raise ValueError(f"`blocks` holds {blocks.shape[1]} fields but `fields` names {len(fields)}: {list(fields)}.")
@@ -78,7 +79,7 @@ def add_baryons(ds: xr.Dataset, grid: Grid, model_name: str, relative_error: flo
     model = BARYON_MODELS[model_name]
     params = member_baryon_parameters(model, ds.sizes["member"], relative_error, seed)
     rho_b = baryon_blocks(model_name, params, grid)
-    (units_b, long_b), (units_dm, long_dm) = BARYON_FIELDS["density_baryon"], BARYON_FIELDS["density_dm"]
+    (units_b, long_b), (units_dm, long_dm) = BARYON_VARIABLES["density_baryon"], BARYON_VARIABLES["density_dm"]
     density = ds["density"]
     out = ds.assign(
         density_baryon=xr.Variable(("x", "y", "z"), rho_b[0], {"units": units_b, "long_name": long_b}),

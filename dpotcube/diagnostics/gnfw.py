@@ -47,7 +47,7 @@ class GNFWPriors:
     beta_width: float = 2.0
     beta_range: tuple[float, float] = (0.0, 3.0)
 
-    def log_prior(self, theta: Float[np.ndarray, "w 3"]) -> Float[np.ndarray, "w"]:
+    def log_prior(self, theta: Float[np.ndarray, "w 3"]) -> Float[np.ndarray, " w"]:
         rho0, rs, beta = theta.T
         inside = (
             (rho0 > self.rho0_range[0]) & (rho0 <= self.rho0_range[1]) & (rs > self.rs_range[0])
@@ -68,9 +68,9 @@ PUBLISHED_PRIORS = GNFWPriors()
 
 
 def log_posterior(
-    theta: Float[np.ndarray, "w 3"], r: Float[np.ndarray, "n"], rho: Float[np.ndarray, "n"],
-    sigma: Float[np.ndarray, "n"], priors: GNFWPriors = PUBLISHED_PRIORS,
-) -> Float[np.ndarray, "w"]:
+    theta: Float[np.ndarray, "w 3"], r: Float[np.ndarray, " n"], rho: Float[np.ndarray, " n"],
+    sigma: Float[np.ndarray, " n"], priors: GNFWPriors = PUBLISHED_PRIORS,
+) -> Float[np.ndarray, " w"]:
     theta = np.atleast_2d(theta)
     lp = priors.log_prior(theta)
     ok = np.isfinite(lp)
@@ -82,7 +82,7 @@ def log_posterior(
 
 
 def fit_gnfw(
-    r: Float[np.ndarray, "n"], rho: Float[np.ndarray, "n"], sigma: Float[np.ndarray, "n"],
+    r: Float[np.ndarray, " n"], rho: Float[np.ndarray, " n"], sigma: Float[np.ndarray, " n"],
     priors: GNFWPriors = PUBLISHED_PRIORS, n_walkers: int = 32, n_steps: int = 8000, burn: int = 2000, seed: int = 0,
 ) -> dict:
     """Posterior of (ρ₀, r_s, β) given ρ(r) ± σ: medians, 16–84%, the maximum-posterior sample, and draws."""

@@ -24,6 +24,8 @@ from ..density.ensemble import Combine, FlowEnsemble
 from ..density.flows import DensityFlow, load_flow
 from ..errors import DpotcubeError
 from ..fields.model import CBEFields, load_fields
+from ..methods import FieldMethod, get_method
+from ..plan.layout import BuildLayout
 from ..sources.mocks import PlummerTruth, draw_velocities
 
 
@@ -70,7 +72,7 @@ class BuildGradients:
     def grad_log_n(self, x: Float[Array, "n 3"]) -> Float[Array, "n 3"]:
         x = jnp.asarray(x, jnp.float32)
         from_flows = jnp.zeros_like(x) if self.position is None else self.position.grad_log_n(x)
-        return from_flows if self.fields is None else _grad_log_n(self.fields, x, from_flows)
+        return from_flows if self.fields is None else _grad_log_n(get_method(self.fields.method), self.fields, x, from_flows)
 
     def grad_log_p(self, x: Float[Array, "n 3"], v: Float[Array, "n 3"]) -> tuple[Float[Array, "n 3"], Float[Array, "n 3"]]:
         return self.velocity.grad_log_p(jnp.asarray(x, jnp.float32), jnp.asarray(v, jnp.float32))
@@ -97,16 +99,17 @@ def _draw(flow: DensityFlow, key: PRNGKeyArray, c: Float[Array, "n 3"]) -> Float
 
 
 @eqx.filter_jit
-def _grad_log_n(model: CBEFields, x: Float[Array, "n 3"], from_flows: Float[Array, "n 3"]) -> Float[Array, "n 3"]:
-    return jax.vmap(model.grad_log_n)(x, from_flows)
+def _grad_log_n(
+    method: FieldMethod, model: CBEFields, x: Float[Array, "n 3"], from_flows: Float[Array, "n 3"]
+) -> Float[Array, "n 3"]:
+    return jax.vmap(method.grad_log_n, in_axes=(None, 0, 0))(model, x, from_flows)
 
 
 def build_gradients(build_dir: Path, combine: Combine = "median") -> tuple[BuildGradients | None, str]:
     """The build folder's density model, or None and a note saying what is missing and how to get it."""
     build_dir = Path(build_dir)
-    velocity = sorted((build_dir / "flows").glob("velocity_flow_*.eqx"), key=_member_index)
-    position = sorted((build_dir / "flows").glob("position_flow_*.eqx"), key=_member_index)
-    fields = build_dir / "fields.eqx"
+    layout = BuildLayout(build_dir)
+    velocity, position, fields = layout.flows_on_disk("velocity"), layout.flows_on_disk("position"), layout.fields
     if not velocity:
         return None, f"{build_dir} has no p(v|x) flows (flows/velocity_flow_k.eqx)"
     if not fields.is_file() and not position:
@@ -117,12 +120,12 @@ def build_gradients(build_dir: Path, combine: Combine = "median") -> tuple[Build
         flows = FlowEnsemble(tuple(load_flow(p) for p in position), combine) if position else None
     except DpotcubeError as exc:
         return None, f"the density model in {build_dir} cannot be loaded ({exc})"
-    if model is not None and model.method != "conditional" and flows is None:
+    needs_flows = model is None or get_method(model.method).needs_position_flow
+    if model is not None and needs_flows and flows is None:
         return None, f"{build_dir}: the `{model.method}` fields need the n(x) flows (flows/position_flow_k.eqx)"
     origin = f"the `{model.method}` fields (fields.eqx)" if model is not None else f"{len(position)} n(x) flow(s)"
     description = f"build {build_dir}: {len(velocity)} p(v|x) flow(s) ({combine}), ∇ ln n from {origin}"
-    return BuildGradients(ensemble, model, flows if model is None or model.method != "conditional" else None,
-                          description), description
+    return BuildGradients(ensemble, model, flows if needs_flows else None, description), description
 
 
 def ensemble_combine(attrs: dict) -> Combine:
@@ -141,7 +144,3 @@ def is_build_folder(folder: Path) -> bool:
         return path.is_file() and isinstance(json.loads(path.read_text()), dict)
     except (OSError, ValueError):
         return False
-
-
-def _member_index(path: Path) -> int:
-    return int(path.stem.rsplit("_", 1)[-1])

@@ -27,7 +27,7 @@ class Kernel:
     n_log2: int = 13
     seed: int = 0
 
-    def offsets(self) -> tuple[Float[np.ndarray, "k 3"], Float[np.ndarray, "k"]]:
+    def offsets(self) -> tuple[Float[np.ndarray, "k 3"], Float[np.ndarray, " k"]]:
         return kernel_offsets(self.h, self.cut, self.n_log2, self.seed)
 
     def describe(self) -> dict:
@@ -36,7 +36,7 @@ class Kernel:
 
 def kernel_average(
     ds: xr.Dataset, names: list[str], centres: Float[np.ndarray, "c 3"], kernel: Kernel = Kernel()
-) -> tuple[dict[str, Float[np.ndarray, "m c"]], Float[np.ndarray, "c"]]:
+) -> tuple[dict[str, Float[np.ndarray, "m c"]], Float[np.ndarray, " c"]]:
     """(ρ ∗ K)(c) of every variable in `names` at each centre, shape `(members, c)`, and whether each
     centre's kernel lay wholly inside the volume (where it did not, the value is NaN)."""
     offsets, weights = kernel.offsets()
@@ -51,7 +51,7 @@ def kernel_average(
     return out, complete
 
 
-def fits_in_volume(ds: xr.Dataset, centres: Float[np.ndarray, "c 3"], kernel: Kernel = Kernel()) -> Float[np.ndarray, "c"]:
+def fits_in_volume(ds: xr.Dataset, centres: Float[np.ndarray, "c 3"], kernel: Kernel = Kernel()) -> Float[np.ndarray, " c"]:
     """Whether each centre's kernel (with the interpolation stencil) lies inside the volume sphere and the grid.
 
     Checked on 1,000 points of the kernel's boundary ellipsoid (where the largest distances lie), only

@@ -31,7 +31,7 @@ DENSITIES = ("density", "density_dm", "density_baryon")
 
 def arc_candidates(
     ds: xr.Dataset, dphis: tuple[float, ...] = PUBLISHED_DPHI, step_kpc: float = 0.05
-) -> tuple[Float[np.ndarray, "c 3"], Float[np.ndarray, "c"], Float[np.ndarray, "c"]]:
+) -> tuple[Float[np.ndarray, "c 3"], Float[np.ndarray, " c"], Float[np.ndarray, " c"]]:
     """Candidate centres (kpc) on the polar arcs r = r⊙, with their `dphi` and `s`, nearest the observer first."""
     o = observer_kpc(ds)
     r_sun = float(np.linalg.norm(o))
@@ -50,13 +50,13 @@ def arc_candidates(
 def density_errors(
     values: Float[np.ndarray, "m c"], floor_relative: float = ERROR_FLOOR_RELATIVE,
     floor_absolute: float = ERROR_FLOOR_ABSOLUTE,
-) -> Float[np.ndarray, "c"]:
+) -> Float[np.ndarray, " c"]:
     """σ per point: the members' half 16–84% range, floored (see the module docstring)."""
     median = np.nanmedian(values, axis=0)
     return np.maximum.reduce([spread(values), floor_relative * np.abs(median), np.full_like(median, floor_absolute)])
 
 
-def weighted_mean(values: Float[np.ndarray, "m c"], sigma: Float[np.ndarray, "c"]) -> dict:
+def weighted_mean(values: Float[np.ndarray, "m c"], sigma: Float[np.ndarray, " c"]) -> dict:
     """Inverse-variance weighted mean over points per member; its summaries, statistical error and χ²_ν."""
     w = 1 / sigma**2
     per_member = values @ w / w.sum()

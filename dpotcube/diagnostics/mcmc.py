@@ -14,7 +14,7 @@ from jaxtyping import Float
 
 
 def sample_stretch(
-    log_prob: Callable[[Float[np.ndarray, "w d"]], Float[np.ndarray, "w"]],
+    log_prob: Callable[[Float[np.ndarray, "w d"]], Float[np.ndarray, " w"]],
     start: Float[np.ndarray, "w d"],
     n_steps: int,
     seed: int = 0,

@@ -25,7 +25,7 @@ def dlnf_dt_samples(
     n_velocities: int = 1_000_000,
     seed: int = 0,
     chunk: int = 65_536,
-) -> tuple[dict[str, Float[np.ndarray, "n"]], Float[np.ndarray, "n"]]:
+) -> tuple[dict[str, Float[np.ndarray, " n"]], Float[np.ndarray, " n"]]:
     """∂ ln f/∂t (km s⁻¹ kpc⁻¹) for each named acceleration (km² s⁻² kpc⁻¹) at the same velocity draws,
     and the streaming term v·∇ₓ ln f at those draws."""
     position = np.asarray(position, np.float64)
@@ -52,7 +52,7 @@ def residual_at_sun(
     accelerations: dict[str, Float[np.ndarray, "3"]],
     n_velocities: int = 1_000_000,
     seed: int = 0,
-) -> tuple[dict, dict[str, Float[np.ndarray, "n"]]]:
+) -> tuple[dict, dict[str, Float[np.ndarray, " n"]]]:
     """Summaries of ∂ ln f/∂t per acceleration (JSON-ready), and the samples themselves (for the histogram)."""
     samples, streaming = dlnf_dt_samples(source, position, accelerations, n_velocities, seed)
     scale = float(np.sqrt(np.mean(streaming**2)))

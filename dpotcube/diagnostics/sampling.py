@@ -35,7 +35,7 @@ def qmc_ball(radius: float, n_log2: int = 12, seed: int = 0) -> Float[np.ndarray
 
 def kernel_offsets(
     h: tuple[float, float, float] = KERNEL_H_KPC, cut: float = KERNEL_CUT, n_log2: int = 13, seed: int = 0
-) -> tuple[Float[np.ndarray, "n 3"], Float[np.ndarray, "n"]]:
+) -> tuple[Float[np.ndarray, "n 3"], Float[np.ndarray, " n"]]:
     """Offsets (kpc) and normalised weights of the truncated Gaussian kernel K ∝ exp(−|x/h|²/2), |x/h| < `cut`.
 
     Scrambled-Sobol points uniform in the box |x/h|∞ < `cut`, kept inside the ellipsoid (about 52%
@@ -50,7 +50,7 @@ def kernel_offsets(
 
 def sample_fields(
     ds: xr.Dataset, names: list[str], points: Float[np.ndarray, "n 3"]
-) -> tuple[dict[str, Float[np.ndarray, "m n"]], Float[np.ndarray, "n"]]:
+) -> tuple[dict[str, Float[np.ndarray, "m n"]], Float[np.ndarray, " n"]]:
     """Variables `names` interpolated trilinearly at `points` (kpc), each of shape `(members, n)` in float64.
 
     Fields without a member dim are repeated over members. Also returns the boolean validity of each

@@ -55,14 +55,14 @@ def value_grad_laplacian(
     return out_scale * z[0], out_scale * d[:3, 0], out_scale * d[3, 0]
 
 
-def _linear(layer, u: Float[Array, "n_in"]) -> Float[Array, "n_out"]:
+def _linear(layer, u: Float[Array, " n_in"]) -> Float[Array, " n_out"]:
     z = layer.weight @ u
     return z if layer.bias is None else z + layer.bias
 
 
 def _activate(
-    sigma: Callable[[Array], Array], z: Float[Array, "n"], d: Float[Array, "4 n"]
-) -> tuple[Float[Array, "n"], Float[Array, "4 n"]]:
+    sigma: Callable[[Array], Array], z: Float[Array, " n"], d: Float[Array, "4 n"]
+) -> tuple[Float[Array, " n"], Float[Array, "4 n"]]:
     """σ(z) and the derivative rows of σ(z) from those of z."""
     s, ds, d2s = jax.vmap(lambda t: _derivatives(sigma, t))(z)
     grad, lap = d[:3], d[3]

@@ -7,17 +7,17 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 
-def mean_squared(residual: Float[Array, "n"], scale: float) -> Float[Array, ""]:
+def mean_squared(residual: Float[Array, " n"], scale: float) -> Float[Array, ""]:
     """⟨(r / scale)²⟩: the MSE form (ClearPotential)."""
     return jnp.mean((residual / scale) ** 2)
 
 
-def mean_asinh(residual: Float[Array, "n"], scale: float) -> Float[Array, ""]:
+def mean_asinh(residual: Float[Array, " n"], scale: float) -> Float[Array, ""]:
     """⟨asinh(|r| / scale)⟩: the Deep Potential form, quadratic for small and logarithmic for large residuals."""
     return jnp.mean(jnp.arcsinh(jnp.abs(residual) / scale))
 
 
-def negative_density_penalty(laplacian_phi: Float[Array, "n"], scale: float, form: str = "mse") -> Float[Array, ""]:
+def negative_density_penalty(laplacian_phi: Float[Array, " n"], scale: float, form: str = "mse") -> Float[Array, ""]:
     """⟨max(0, −∇²Φ) / scale⟩ (or its asinh with `form="asinh"`): penalises negative mass density."""
     negative = jnp.maximum(0.0, -laplacian_phi) / scale
     return jnp.mean(jnp.arcsinh(negative) if form == "asinh" else negative)
@@ -28,7 +28,7 @@ RESIDUAL_LOSSES = {"mse": mean_squared, "asinh": mean_asinh}
 
 
 def position_log_likelihood(
-    log_n_at_stars: Float[Array, "n"], log_n_uniform: Float[Array, "m"]
+    log_n_at_stars: Float[Array, " n"], log_n_uniform: Float[Array, " m"]
 ) -> Float[Array, ""]:
     """Unbinned negative log-likelihood of star positions under n ∝ exp(ln n) in the volume.
 

@@ -24,8 +24,8 @@ PATTERN_SPEED_UNIT = 50.0
 class CBEFields(eqx.Module):
     """Φ(x) in km² s⁻²; n(x) = exp(ln n_φ(x) + log_norm) in kpc⁻³; ε(x) in (0, 1]; Ω_p in km s⁻¹ kpc⁻¹.
 
-    `method` decides which spatial gradient of ln n enters the CBE (`grad_log_n`). Networks a method does
-    not use are None, as is `pattern_speed_raw` when Ω_p is not fitted.
+    `method` names the method that trained it (`dpotcube.methods`, which also says how ∇ ln n enters its
+    CBE). Networks a method does not use are None, as is `pattern_speed_raw` when Ω_p is not fitted.
     """
 
     potential: ScalarField
@@ -48,18 +48,6 @@ class CBEFields(eqx.Module):
     def pattern_speed(self) -> Float[Array, ""] | None:
         """Ω_p, positive in the sense of Galactic rotation (clockwise seen from +z in astropy's frame)."""
         return None if self.pattern_speed_raw is None else PATTERN_SPEED_UNIT * self.pattern_speed_raw
-
-    def grad_log_n(self, x: Float[Array, "3"], grad_log_n_flow: Float[Array, "3"]) -> Float[Array, "3"]:
-        """∇ ln n of the true tracers as the method models it.
-
-        `vanilla`: the n(x) flow's gradient; `selection`: the observed density's flow gradient minus
-        ∇ ln ε (eq. 2); `conditional`: the ln n network's gradient (eq. 3).
-        """
-        if self.method == "conditional":
-            return jax.grad(self.log_density)(x)
-        if self.method == "selection":
-            return grad_log_n_flow - jax.grad(self.log_efficiency)(x)
-        return grad_log_n_flow
 
 
 def fields_skeleton(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -14,25 +16,35 @@ from ..errors import BuildError
 from ..geometry import uniform_in_ball
 from ..progress import progress_bar
 from ..recipe import FieldsSpec
-from .cbe import cbe_residual
-from .losses import RESIDUAL_LOSSES, negative_density_penalty, position_log_likelihood
+from .losses import RESIDUAL_LOSSES, negative_density_penalty
 from .model import CBEFields, fields_skeleton
 from .nets import laplacian
 
-_STEPS_PER_CALL = 50  # steps fused into one jitted scan between progress updates
 
-_NETWORKS = {"conditional": "log_density", "selection": "efficiency", "vanilla": None}
-"""The second network each method learns beside Φ (its recipe key under `fields`)."""
+class FieldMethod(Protocol):
+    """What training asks of a CBE method (`dpotcube.methods.base.FieldMethod` provides it)."""
+
+    name: str
+    second_network: str | None
+    networks_label: str
+
+    def residual(self, model: CBEFields, x, v, grad_x_log_p, grad_v_log_p, grad_log_n_flow): ...
+
+    def extra_loss(self, model: CBEFields, spec: FieldsSpec, x, uniform): ...
+
+    def check_collocation(self, has_grad_log_n: bool) -> str | None: ...
+
+_STEPS_PER_CALL = 50  # steps fused into one jitted scan between progress updates
 
 
 def fields_hyperparameters(
-    points: CollocationPoints, observer: np.ndarray, volume_radius_kpc: float, spec: FieldsSpec
+    points: CollocationPoints, observer: np.ndarray, volume_radius_kpc: float, spec: FieldsSpec, method: FieldMethod
 ) -> dict:
     """Arguments of `fields_skeleton`: standardization from the volume, Φ scaled by ⟨v²⟩."""
     common = {"loc": tuple(float(c) for c in observer), "length_scale": float(volume_radius_kpc)}
     phi_scale = float(np.mean(np.sum(points.v.astype(np.float64) ** 2, axis=1)))
-    hyper = {"method": spec.method, "potential": {**spec.potential.model_dump(), **common, "out_scale": phi_scale}}
-    second = _NETWORKS[spec.method]
+    hyper = {"method": method.name, "potential": {**spec.potential.model_dump(), **common, "out_scale": phi_scale}}
+    second = method.second_network
     if second is not None:
         hyper[second] = {**getattr(spec, second).model_dump(), **common, "out_scale": 1.0}
     if spec.pattern_speed:
@@ -47,20 +59,19 @@ def train_fields(
     n_tracers: int,
     spec: FieldsSpec,
     seed: int,
+    method: FieldMethod,
 ) -> tuple[CBEFields, dict, dict[str, list[float]]]:
-    """Fit the networks of `spec.method` to the CBE residual plus the negative-density penalty (and, for
-    `selection`, λ_ε⟨(ln ε)²⟩).
+    """Fit the networks of `method` to its CBE residual plus the negative-density penalty and its own loss
+    terms (e.g. λ_ε⟨(ln ε)²⟩ for `selection`).
 
-    Returns the model (for `conditional`, n normalised to `n_tracers` inside the volume), its
+    Returns the model (with a ln n network: n normalised to `n_tracers` inside the volume), its
     hyperparameters for saving, and the loss history sampled every `_STEPS_PER_CALL` steps (with Ω_p
     where fitted).
     """
-    if spec.method != "conditional" and points.grad_log_n is None:
-        raise BuildError(
-            f"`fields.method: {spec.method}` needs ∇ ln n at the collocation points, but they were drawn without "
-            "an n(x) flow: add `density.position:` to the recipe."
-        )
-    hyper = fields_hyperparameters(points, observer, volume_radius_kpc, spec)
+    problem = method.check_collocation(points.grad_log_n is not None)
+    if problem is not None:
+        raise BuildError(problem)
+    hyper = fields_hyperparameters(points, observer, volume_radius_kpc, spec, method)
     key_init, key_train = jr.split(jr.key(seed))
     model = fields_skeleton(**hyper, key=key_init)
     x, v = jnp.asarray(points.x), jnp.asarray(points.v)
@@ -81,16 +92,12 @@ def train_fields(
 
     def loss_fn(params, idx, lap_idx, uniform):
         m = eqx.combine(params, static)
-        r = jax.vmap(cbe_residual, in_axes=(None, 0, 0, 0, 0, 0))(m, x[idx], v[idx], gx[idx], gv[idx], gn[idx])
+        r = jax.vmap(method.residual, in_axes=(None, 0, 0, 0, 0, 0))(m, x[idx], v[idx], gx[idx], gv[idx], gn[idx])
         lap = jax.vmap(laplacian, in_axes=(None, 0))(m.potential, x[lap_idx])
         loss = residual_loss(r, residual_scale)
         loss = loss + spec.positivity_weight * negative_density_penalty(lap, laplacian_scale, spec.loss)
-        if spec.method == "selection":
-            loss = loss + spec.efficiency_weight * jnp.mean(jax.vmap(m.log_efficiency)(x[idx]) ** 2)
-        if spec.method == "conditional" and spec.density_tie_weight > 0:  # collocation positions are star positions
-            tie = position_log_likelihood(jax.vmap(m.log_density)(x[idx]), jax.vmap(m.log_density)(uniform))
-            loss = loss + spec.density_tie_weight * tie
-        return loss
+        extra = method.extra_loss(m, spec, x[idx], uniform)
+        return loss if extra is None else loss + extra
 
     @jax.jit
     def run_steps(params, opt_state, key):
@@ -109,9 +116,8 @@ def train_fields(
 
     history: dict[str, list[float]] = {"loss": [], **({"pattern_speed": []} if spec.pattern_speed else {})}
     n_calls = -(-spec.steps // _STEPS_PER_CALL)
-    label = {"conditional": "Φ, ln n", "selection": "Φ, ε", "vanilla": "Φ"}[spec.method]
     with progress_bar() as bar:
-        task = bar.add_task(f"fields {label} ({spec.method})", total=n_calls * _STEPS_PER_CALL, status="")
+        task = bar.add_task(f"fields {method.networks_label} ({method.name})", total=n_calls * _STEPS_PER_CALL, status="")
         for call_key in jr.split(key_train, n_calls):
             params, opt_state, loss = run_steps(params, opt_state, call_key)
             history["loss"].append(float(loss))

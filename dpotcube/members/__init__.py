@@ -2,9 +2,9 @@
 
 from .plan import KINDS, Member, MemberKind, plan_members
 from .resample import bootstrap_stars, noisy_stars, perturbed_frame, require_errors, stars_in_frame
-from .train import MemberFiles, NominalFiles, member_files, member_stars, train_member
+from .train import member_files, member_stars, train_member
 
 __all__ = [
-    "KINDS", "Member", "MemberFiles", "MemberKind", "NominalFiles", "bootstrap_stars", "member_files", "member_stars",
+    "KINDS", "Member", "MemberKind", "bootstrap_stars", "member_files", "member_stars",
     "noisy_stars", "perturbed_frame", "plan_members", "require_errors", "stars_in_frame", "train_member",
 ]

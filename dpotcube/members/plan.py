@@ -1,4 +1,4 @@
-"""Which members an ensemble has, in cube order, and the seed and folder of each."""
+"""Which members an ensemble has, in cube order, and the seeds and folder of each."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ..methods import get_method
+from ..plan.layout import BuildLayout
+from ..plan.seeds import MEMBER_KINDS, member_seed, stage_seed
 from ..recipe import Recipe
 
 MemberKind = Literal["seed", "bootstrap", "noise", "frame"]
-KINDS: tuple[MemberKind, ...] = ("seed", "bootstrap", "noise", "frame")
+KINDS: tuple[MemberKind, ...] = MEMBER_KINDS
 
 
 @dataclass(frozen=True)
@@ -27,21 +30,24 @@ class Member:
     @property
     def seed(self) -> int:
         """Base seed of the member's random draws; depends only on (recipe seed, kind, index)."""
-        return 1_000_003 * (1 + KINDS.index(self.kind)) + 10_007 * self.index + 1000 * self.recipe_seed
+        return member_seed(self.recipe_seed, self.kind, self.index)
+
+    def stage_seeds(self) -> dict[str, int]:
+        """Seeds of the member's fit stages (`plan.fit.fit_stages`)."""
+        return {stage: stage_seed(self.recipe_seed, stage, self.kind, self.index) for stage in ("flow", "collocation", "fields")}
 
     def folder(self, build_dir: Path) -> Path:
-        return build_dir / "members" / f"{self.kind}_{self.index}"
+        return BuildLayout(Path(build_dir)).member_folder(self.kind, self.index)
 
     def shares_flows(self, recipe: Recipe) -> bool:
-        """A seed member on the nominal flows (pointwise has no network seed: its seed members refit flows)."""
-        return self.kind == "seed" and recipe.ensemble.share_flows and recipe.fields.method != "pointwise"
+        """A seed member on the nominal flows (a method without networks has no network seed: its seed members refit flows)."""
+        method = get_method(recipe.fields.method)
+        return self.kind == "seed" and recipe.ensemble.share_flows and method.shares_flows_between_seeds()
 
 
 def plan_members(recipe: Recipe) -> list[Member]:
     """Every member after the nominal one, in cube order: seed 1.., bootstrap 0.., noise 0.., frame 0.."""
     spec = recipe.ensemble
-    counts = {"seed": spec.seed - 1, "bootstrap": spec.bootstrap, "noise": spec.noise, "frame": spec.frame}
-    first = {"seed": 1}
-    return [
-        Member(kind, first.get(kind, 0) + i, recipe.seed) for kind in KINDS for i in range(counts[kind])
-    ]
+    counts = (spec.seed - 1, spec.bootstrap, spec.noise, spec.frame)
+    first = (1, 0, 0, 0)
+    return [Member(kind, start + i, recipe.seed) for kind, count, start in zip(KINDS, counts, first) for i in range(count)]

@@ -1,35 +1,17 @@
-"""Fit one ensemble member into its own folder: its stars, flows, collocation points and fields."""
+"""Fit one ensemble member into its own folder: its stars, then the one fit sequence (`plan.fit`)."""
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
+from ..methods import FitFiles, get_method
+from ..plan.fit import fit_stages
+from ..plan.layout import BuildLayout
 from ..recipe import Recipe
 from ..sources import PhaseSpaceTable
-from ..stages import collocate_file, fit_fields_file, fit_flow_file, flow_seeds
 from .plan import Member
 from .resample import bootstrap_stars, noisy_stars, perturbed_frame, stars_in_frame
-
-
-@dataclass(frozen=True)
-class NominalFiles:
-    """The nominal build's files that members start from or share."""
-
-    stars: Path
-    velocity: tuple[Path, ...]
-    position: tuple[Path, ...]
-    collocation: Path
-
-
-@dataclass(frozen=True)
-class MemberFiles:
-    """What a finished member folder holds; `fields` is None for `pointwise`, flows are the nominal's when shared."""
-
-    velocity: tuple[Path, ...]
-    position: tuple[Path, ...]
-    fields: Path | None
 
 
 def member_stars(member: Member, recipe: Recipe, stars: PhaseSpaceTable) -> PhaseSpaceTable:
@@ -44,22 +26,15 @@ def member_stars(member: Member, recipe: Recipe, stars: PhaseSpaceTable) -> Phas
     return stars
 
 
-def member_files(member: Member, recipe: Recipe, build_dir: Path, nominal: NominalFiles) -> MemberFiles:
-    """Where `member`'s flows and fields are (or will be) once it has run."""
-    return _files_in(member.folder(build_dir), member, recipe, nominal)
+def member_files(member: Member, recipe: Recipe, build_dir: Path, folder: Path | None = None) -> FitFiles:
+    """Where `member`'s models are (or will be) once it has run: in its folder (or `folder`), flows shared with
+    the nominal build where the member shares them."""
+    nominal = BuildLayout(Path(build_dir))
+    shared = nominal if member.shares_flows(recipe) else None
+    return BuildLayout(folder or member.folder(build_dir)).fit_files(recipe, get_method(recipe.fields.method), shared)
 
 
-def _files_in(folder: Path, member: Member, recipe: Recipe, nominal: NominalFiles) -> MemberFiles:
-    if member.shares_flows(recipe):
-        velocity, position = nominal.velocity, nominal.position
-    else:
-        velocity = tuple(folder / "flows" / p.name for p in nominal.velocity)
-        position = tuple(folder / "flows" / p.name for p in nominal.position)
-    fields = None if recipe.fields.method == "pointwise" else folder / "fields.eqx"
-    return MemberFiles(velocity, position, fields)
-
-
-def train_member(member: Member, recipe: Recipe, build_dir: Path, nominal: NominalFiles) -> Path:
+def train_member(member: Member, recipe: Recipe, build_dir: Path) -> Path:
     """Fit `member` into `build_dir/members/<kind>_<index>/` and return that folder.
 
     Written to a `.partial` folder first and renamed when complete, so a killed member leaves no
@@ -69,20 +44,13 @@ def train_member(member: Member, recipe: Recipe, build_dir: Path, nominal: Nomin
     work = folder.with_name(folder.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    stars = member_stars(member, recipe, PhaseSpaceTable.load(nominal.stars))
-    density, seed = recipe.density, member.seed
-    files = _files_in(work, member, recipe, nominal)
-    velocity, position, collocation = files.velocity, files.position, nominal.collocation
-    if not member.shares_flows(recipe):
-        for kind, spec, paths in (("velocity", density.velocity, velocity), ("position", density.position, position)):
-            for k, path in enumerate(paths):
-                flow_seed, split_seed = flow_seeds(seed, k, kind, density.ensemble.resplit)
-                fit_flow_file(f"{member.stage} {path.stem}", kind, spec, flow_seed, split_seed, stars, path)
-        collocation = work / "collocation.npz"
-        if recipe.fields.method != "pointwise":
-            collocate_file(density, stars, velocity, position, seed + 2, collocation)
-    if recipe.fields.method != "pointwise":
-        fit_fields_file(collocation, stars, recipe.fields, seed + 3, work / "fields.eqx")
+    stars = member_stars(member, recipe, PhaseSpaceTable.load(BuildLayout(Path(build_dir)).stars))
+    files = member_files(member, recipe, build_dir, folder=work)
+    method = get_method(recipe.fields.method)
+    shared = member.shares_flows(recipe)
+    for stage in fit_stages(recipe, method, stars, files, member.stage_seeds(), fit_flows=not shared,
+                            label=f"{member.stage} "):
+        stage.action()
     shutil.rmtree(folder, ignore_errors=True)
     work.rename(folder)
     return folder

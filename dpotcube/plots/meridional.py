@@ -37,8 +37,8 @@ def meridional_acceleration_figure(ds: xr.Dataset) -> Figure:
 
 
 def _binned_mean(
-    R: Float[np.ndarray, "n"], z: Float[np.ndarray, "n"], values: Float[np.ndarray, "n"],
-    R_edges: Float[np.ndarray, "a"], z_edges: Float[np.ndarray, "b"],
+    R: Float[np.ndarray, " n"], z: Float[np.ndarray, " n"], values: Float[np.ndarray, " n"],
+    R_edges: Float[np.ndarray, " a"], z_edges: Float[np.ndarray, " b"],
 ) -> Float[np.ndarray, "a-1 b-1"]:
     """Mean of `values` in each (R, z) bin; NaN where a bin holds no finite value."""
     finite = np.isfinite(values)
@@ -49,7 +49,7 @@ def _binned_mean(
         return np.where(count > 0, total / count, np.nan)
 
 
-def _edges(values: Float[np.ndarray, "n"], width: float) -> Float[np.ndarray, "m"]:
+def _edges(values: Float[np.ndarray, " n"], width: float) -> Float[np.ndarray, " m"]:
     """Bin edges `width` apart, centred on values from min(values) on, covering every value."""
     n = int(np.ceil((values.max() - values.min()) / width + 1e-9)) + 1
     return values.min() - width / 2 + width * np.arange(n + 1)

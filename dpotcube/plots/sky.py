@@ -56,7 +56,7 @@ def efficiency_sky_figure(
 
 
 def galactic_to_galactocentric(
-    ds: xr.Dataset, l_deg: Float[np.ndarray, "n"], b_deg: Float[np.ndarray, "n"], distance_kpc: float
+    ds: xr.Dataset, l_deg: Float[np.ndarray, " n"], b_deg: Float[np.ndarray, " n"], distance_kpc: float
 ) -> Float[np.ndarray, "n 3"]:
     """Galactocentric positions (kpc) of the directions (l, b) at `distance_kpc` from the Sun, shape `(n, 3)`."""
     frame = galactocentric_frame(FrameSpec(

@@ -21,7 +21,7 @@ def accelerations(model: AccelerationModel, points: Float[Array, "p 3"]) -> Floa
 
 
 @eqx.filter_jit
-def divergences(model: AccelerationModel, points: Float[Array, "p 3"]) -> Float[Array, "p"]:
+def divergences(model: AccelerationModel, points: Float[Array, "p 3"]) -> Float[Array, " p"]:
     """∇·a at each of `points` (km² s⁻² kpc⁻²), by forward-mode autodiff of the whole estimator.
 
     The velocities move with x (the same QMC quantiles at every x), so this is the derivative of the

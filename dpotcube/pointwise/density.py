@@ -17,7 +17,7 @@ def smoothed_density(
     observer: Float[np.ndarray, "3"],
     volume_radius_kpc: float,
     batch: int,
-) -> Float[np.ndarray, "n"]:
+) -> Float[np.ndarray, " n"]:
     """(ρ∗K) in M☉ pc⁻³ at `centres`, from ∇·a at `centres + offsets` (`kernel_offsets`, distributed as K).
 
     ∇·a is evaluated only at kernel points inside the tracer volume, and the kernel is renormalised

@@ -33,7 +33,7 @@ def in_volume(
     return np.linalg.norm(np.asarray(points) - np.asarray(observer), axis=-1) < radius_kpc
 
 
-def kernel_average(values: Float[np.ndarray, "m n"], inside: Bool[np.ndarray, "m n"]) -> Float[np.ndarray, "m"]:
+def kernel_average(values: Float[np.ndarray, "m n"], inside: Bool[np.ndarray, "m n"]) -> Float[np.ndarray, " m"]:
     """Kernel average of `values` at m centres × n kernel points, renormalised over the in-volume points.
 
     Points outside the tracer volume carry no data and are left out, so near the edge the average is

@@ -20,7 +20,7 @@ from .qmc import QMC, qmc_uniform, unit_vectors
 from .solve import least_squares_acceleration
 
 
-def plummer_speed_fractions(u: Float[np.ndarray, "k"]) -> Float[np.ndarray, "k"]:
+def plummer_speed_fractions(u: Float[np.ndarray, " k"]) -> Float[np.ndarray, " k"]:
     """q = v/v_esc of the Plummer DF at quantiles `u` (exact inverse CDF)."""
     return np.sqrt(betaincinv(1.5, 4.5, u))
 
@@ -29,7 +29,7 @@ class PlummerPointwise(eqx.Module):
     """a(x) by least squares over K QMC velocities from the exact Plummer p(v|x), with exact ∇ ln f."""
 
     truth: PlummerTruth = eqx.field(static=True)
-    speed_fractions: Float[Array, "k"]
+    speed_fractions: Float[Array, " k"]
     directions: Float[Array, "k 3"]
     max_speed_kms: float = eqx.field(static=True)
 

@@ -10,7 +10,7 @@ def least_squares_acceleration(
     v: Float[Array, "k 3"],
     grad_x_log_f: Float[Array, "k 3"],
     grad_v_log_f: Float[Array, "k 3"],
-    weights: Float[Array, "k"],
+    weights: Float[Array, " k"],
 ) -> Float[Array, "3"]:
     """a minimising Σ_k w_k (v_k·∇ₓ ln f_k + a·∇ᵥ ln f_k)², in km² s⁻² kpc⁻¹.
 

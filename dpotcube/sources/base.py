@@ -13,6 +13,7 @@ from jaxtyping import Float
 from .astrometry import pack_covariance, unpack_covariance
 
 _COLUMNS = ["x", "y", "z", "vx", "vy", "vz"]
+_SELECTION = "selection"  # the column of S(x) in a saved table
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,14 @@ class PhaseSpaceTable:
     data_source: str
     meta: dict = field(default_factory=dict)
     covariances: Float[np.ndarray, "n 6 6"] | None = None
-    selection: Float[np.ndarray, "n"] | None = None
+    selection: Float[np.ndarray, " n"] | None = None
 
     def __len__(self) -> int:
         return len(self.positions)
+
+    def inverse_selection_weights(self, max_weight: float) -> Float[np.ndarray, " n"]:
+        """1/S per star, clipped at `max_weight` (recipes that ask for them are checked to carry S)."""
+        return np.minimum(1 / self.selection, max_weight)
 
     def save(self, path: Path) -> None:
         """Write as Parquet, with the volume and provenance in the file's key-value metadata."""
@@ -43,7 +48,7 @@ class PhaseSpaceTable:
         if self.covariances is not None:
             frame = pd.concat([frame, pd.DataFrame(pack_covariance(self.covariances))], axis=1)
         if self.selection is not None:
-            frame["selection"] = self.selection
+            frame[_SELECTION] = self.selection
         header = {
             "observer": self.observer.tolist(),
             "volume_radius_kpc": self.volume_radius_kpc,
@@ -67,5 +72,5 @@ class PhaseSpaceTable:
             data_source=header["data_source"],
             meta=header["meta"],
             covariances=unpack_covariance(packed) if packed else None,
-            selection=frame["selection"].to_numpy(np.float64) if "selection" in frame.columns else None,
+            selection=frame[_SELECTION].to_numpy(np.float64) if _SELECTION in frame.columns else None,
         )

@@ -37,9 +37,9 @@ class DustField:
     mean_extinction_mag_per_kpc: float
     log_sigma: float
     wave_vectors: Float[np.ndarray, "m 3"]
-    phases: Float[np.ndarray, "m"]
-    nodes: Float[np.ndarray, "q"]
-    weights: Float[np.ndarray, "q"]
+    phases: Float[np.ndarray, " m"]
+    nodes: Float[np.ndarray, " q"]
+    weights: Float[np.ndarray, " q"]
 
     @classmethod
     def from_seed(
@@ -118,7 +118,7 @@ def fast_cos(angle: Float[Array, "..."]) -> Float[Array, "..."]:
 _COS_TAYLOR = tuple((-1) ** n / math.factorial(2 * n) for n in range(10))
 
 
-def correlation(field: DustField, separation_kpc: Float[np.ndarray, "r"]) -> Float[np.ndarray, "r"]:
+def correlation(field: DustField, separation_kpc: Float[np.ndarray, " r"]) -> Float[np.ndarray, " r"]:
     """Direction-averaged correlation ⟨δ(x) δ(x + r)⟩ / σ² of this realisation: (1/N) Σ_j sin(k_j r)/(k_j r)."""
     k = np.linalg.norm(field.wave_vectors, axis=1)
     return np.mean(np.sinc(np.outer(separation_kpc, k) / np.pi), axis=1)

@@ -203,7 +203,7 @@ def sample_plummer(
 
 def sample_observed_plummer(
     truth: PlummerTruth, seed: int
-) -> tuple[Float[np.ndarray, "n 3"], Float[np.ndarray, "n 3"], Float[np.ndarray, "n"], int]:
+) -> tuple[Float[np.ndarray, "n 3"], Float[np.ndarray, "n 3"], Float[np.ndarray, " n"], int]:
     """Draw true stars in the volume and keep each with probability S(x) until `truth.n_stars` are kept.
 
     Returns positions, velocities, S at each kept star, and the number of true stars drawn (up to and including

@@ -9,8 +9,14 @@ from jaxtyping import Float
 
 from ..errors import DataError
 from ..recipe import DataSpec
-from .astrometry import CORRELATIONS, ERRORS, OBSERVABLES, galactocentric_covariance, observable_covariance
-from .astrometry import to_galactocentric
+from .astrometry import (
+    CORRELATIONS,
+    ERRORS,
+    OBSERVABLES,
+    galactocentric_covariance,
+    observable_covariance,
+    to_galactocentric,
+)
 from .cuts import CutReport, lim_cuts
 
 

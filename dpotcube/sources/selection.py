@@ -84,7 +84,7 @@ class SelectionTruth:
 
 def selection_of(
     truth: SelectionTruth, x: Float[np.ndarray, "n 3"], chunk: int | None = None, kind: str = "selection"
-) -> Float[np.ndarray, "n"]:
+) -> Float[np.ndarray, " n"]:
     """S(x) (or `kind` = `log_selection`, `extinction`) for many points, in jitted chunks of `chunk`, as numpy."""
     fn = _jitted(truth, kind)
     x = np.asarray(x, np.float64).reshape(-1, 3)

@@ -1,0 +1,112 @@
+"""The one fit sequence of a cube member — its flows, collocation points and fields — as declared stages.
+
+The nominal build runs each stage through the manifest runner; an ensemble member runs the same stages in
+its own folder and is recorded as one stage (`members/`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..density.collocation import CollocationPoints, draw_collocation
+from ..density.ensemble import FlowEnsemble
+from ..density.flows import fit_flow, load_flow, save_flow
+from ..fields.model import save_fields
+from ..fields.train import train_fields
+from ..methods import FieldMethod, FitFiles, Method
+from ..recipe import DensitySpec, FieldsSpec, FlowSpec, Recipe
+from ..sources import PhaseSpaceTable
+from .layout import BuildLayout
+from .seeds import flow_seeds
+from .stages import Stage
+
+
+def fit_stages(
+    recipe: Recipe,
+    method: Method,
+    stars: PhaseSpaceTable,
+    files: FitFiles,
+    seeds: dict[str, int],
+    fit_flows: bool = True,
+    label: str = "",
+) -> list[Stage]:
+    """The stages that fit one member into `files`: its flows (unless `fit_flows` is false: they are shared),
+    then, for a method that trains fields, collocation points and fields.
+
+    `seeds`: the member's seeds of stages `flow`, `collocation` and `fields` (`plan.seeds.stage_seed`);
+    `label` prefixes the progress bars (a member's name).
+    """
+    density, stages, flow_names = recipe.density, [], []
+    if fit_flows:
+        for kind, paths in (("velocity", files.velocity), ("position", files.position)):
+            spec = getattr(density, kind)
+            for k, path in enumerate(paths):
+                name = BuildLayout.flow_stage(kind, k)
+                init_seed, split_seed = flow_seeds(seeds["flow"], k, kind, density.ensemble.resplit)
+                fit = functools.partial(fit_flow_file, f"{label}{name}", kind, spec, init_seed, split_seed, stars, path)
+                stages.append(Stage(name, ("stars",), [spec, init_seed, split_seed], None, path, fit))
+                flow_names.append(name)
+    if not method.trains_fields:
+        return stages
+    if fit_flows:
+        collocate = functools.partial(collocate_file, density, stars, files.velocity, files.position,
+                                      seeds["collocation"], files.collocation)
+        section = [density.collocation, density.ensemble.combine]
+        stages.append(Stage("collocation", tuple(flow_names), section, seeds["collocation"], files.collocation,
+                            collocate))
+    fit = functools.partial(fit_fields_file, files.collocation, stars, recipe.fields, seeds["fields"], files.fields, method)
+    stages.append(Stage("fields", ("collocation",), recipe.fields, seeds["fields"], files.fields, fit))
+    return stages
+
+
+def fit_flow_file(
+    stage: str, kind: str, spec: FlowSpec, seed: int, split_seed: int, stars: PhaseSpaceTable, path: Path
+) -> None:
+    """Fit one flow of a density ensemble: p(v|x), or n(x) (weighted by 1/S when asked) with the ball's edge.
+
+    `stage` labels the progress bar; the loss history goes beside `path`.
+    """
+    if kind == "velocity":
+        flow, history = fit_flow(stars.velocities, spec, seed, conditions=stars.positions, split_seed=split_seed,
+                                 label=f"p(v|x) {stage}")
+    else:
+        ball = (stars.observer, stars.volume_radius_kpc) if spec.support == "ball" else None
+        weights = stars.inverse_selection_weights(spec.max_weight) if spec.selection_weights else None
+        flow, history = fit_flow(stars.positions, spec, seed, weights=weights, ball=ball, split_seed=split_seed,
+                                 label=f"n(x) {stage}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_flow(path, flow, spec)
+    BuildLayout.history(path).write_text(json.dumps(history))
+
+
+def flow_ensemble(paths: Sequence[Path], density: DensitySpec) -> FlowEnsemble | None:
+    return FlowEnsemble(tuple(load_flow(p) for p in paths), density.ensemble.combine) if paths else None
+
+
+def collocate_file(
+    density: DensitySpec, stars: PhaseSpaceTable, velocity: Sequence[Path], position: Sequence[Path], seed: int,
+    path: Path,
+) -> None:
+    """Draw the collocation points from the flows in `velocity` (and `position`) and save them to `path`."""
+    inner_ball = None
+    if density.position is not None and density.position.support == "ball":
+        inner_ball = (stars.observer, stars.volume_radius_kpc - density.collocation.edge_margin_kpc)
+    points = draw_collocation(
+        flow_ensemble(velocity, density), stars.positions, density.collocation, seed,
+        flow_ensemble(position, density), inner_ball,
+    )
+    points.save(path)
+
+
+def fit_fields_file(
+    points: Path, stars: PhaseSpaceTable, spec: FieldsSpec, seed: int, path: Path, method: FieldMethod
+) -> None:
+    """Train `method`'s networks on the collocation points in `points`; save them and their loss history."""
+    model, hyper, history = train_fields(
+        CollocationPoints.load(points), stars.observer, stars.volume_radius_kpc, len(stars), spec, seed, method
+    )
+    save_fields(path, model, hyper)
+    BuildLayout.history(path).write_text(json.dumps(history))
