@@ -80,11 +80,17 @@ def cube_grid(edge: int, chunk: int = CHUNK):
 
 def write_members(paths: Sequence[Path], grid, store: Path) -> None:
     """The cube stage as `dpotcube build` runs it, for the members at `paths`."""
-    from dpotcube.cube.evaluate import field_blocks
     from dpotcube.cube.store import cube_dataset, write_cube
+    from dpotcube.methods import CubeInputs, FitFiles, get_method
+    from dpotcube.recipe import FieldsSpec, recipe_from_dict
+    from dpotcube.sources import PhaseSpaceTable
 
-    blocks = field_blocks(paths, grid, np.asarray(OBSERVER))
-    write_cube(cube_dataset(blocks, grid, {"method": "conditional"}, ["seed"] * len(paths)), store)
+    method = get_method("conditional")
+    members = tuple(FitFiles((), (), None, p) for p in paths)
+    stars = PhaseSpaceTable(np.zeros((0, 3)), np.zeros((0, 3)), np.asarray(OBSERVER), HALF_WIDTH_KPC, "benchmark")
+    blocks = method.cube_blocks(CubeInputs(recipe_from_dict({"name": "b"}), grid, stars, members, 0))
+    fields = method.cube_variables(FieldsSpec())
+    write_cube(cube_dataset(blocks, grid, {"method": "conditional"}, ["seed"] * len(paths), fields), store)
 
 
 def best_seconds(variants: dict[str, Callable[[], object]], repeats: int) -> tuple[dict[str, float], dict[str, float]]:
@@ -149,6 +155,7 @@ def kernel_before_after(net: dict = NET, n_points: int = LAPLACIAN_POINTS, repea
     from dpotcube.cube.evaluate import BATCH, evaluate_points
     from dpotcube.fields.model import load_fields
     from dpotcube.fields.nets import laplacian_jacfwd
+    from dpotcube.methods import get_method
 
     @eqx.filter_jit
     def before(model, reference, points):
@@ -167,8 +174,13 @@ def kernel_before_after(net: dict = NET, n_points: int = LAPLACIAN_POINTS, repea
     def run(kernel) -> np.ndarray:
         return np.concatenate([np.asarray(kernel(model, reference, x[i : i + BATCH])) for i in range(0, n_points, BATCH)], 1)
 
-    values = {"after": run(evaluate_points), "before": run(before)}
-    seconds, _ = best_seconds({"after": lambda: run(evaluate_points), "before": lambda: run(before)}, repeats)
+    extra = get_method("conditional").extra_values
+
+    def after(model, reference, points):
+        return evaluate_points(model, reference, points, extra)
+
+    values = {"after": run(after), "before": run(before)}
+    seconds, _ = best_seconds({"after": lambda: run(after), "before": lambda: run(before)}, repeats)
     diff = np.abs(values["after"] - values["before"]).max(axis=1) / np.abs(values["before"]).max(axis=1)
     return {
         "net": net,
@@ -184,7 +196,9 @@ def pipeline_throughput(
 ) -> dict:
     """(b): the cube stage into Zarr against the bare kernel on the same points, both warm."""
     from dpotcube.cube.evaluate import BATCH, _model_on_worker, evaluate_points
+    from dpotcube.methods import get_method
 
+    extra = get_method("conditional").extra_values
     paths = fresh_models(folder / "models", members, net)
     grid = cube_grid(edge)
     write_members(paths, cube_grid(CHUNK), folder / "warm.zarr")  # compiles and loads every model once
@@ -196,7 +210,7 @@ def pipeline_throughput(
     def kernel(threads: int) -> None:
         calls = [(m, i) for m in models for i in range(0, len(points), BATCH)]
         with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-            list(pool.map(lambda c: np.asarray(evaluate_points(c[0], reference, points[c[1] : c[1] + BATCH])), calls))
+            list(pool.map(lambda c: np.asarray(evaluate_points(c[0], reference, points[c[1] : c[1] + BATCH], extra)), calls))
 
     def pipeline() -> None:
         store = folder / "cube.zarr"

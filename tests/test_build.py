@@ -20,6 +20,7 @@ from dpotcube.constants import CUBE_VERSION
 from dpotcube.diagnostics import FILES
 
 from .conftest import REPO
+from .helpers import invoke_build, run_build
 
 REQUIRED_ATTRS = [
     "dpotcube_cube_version", "dpotcube_version", "created", "method", "recipe", "recipe_sha256", "data_source",
@@ -30,18 +31,6 @@ UNITS = {
     "potential": "km2 s-2", "accel_x": "km2 s-2 kpc-1", "accel_y": "km2 s-2 kpc-1", "accel_z": "km2 s-2 kpc-1",
     "density": "solMass pc-3", "tracer_density": "kpc-3", "density_dm": "solMass pc-3",
 }
-
-
-def invoke_build(tmp_path: Path, recipe: Path, catalog: Path, *extra: str):
-    args = ["build", str(recipe), "--out", str(tmp_path / "build"), "--set", f"publish.catalog={catalog}", *extra]
-    return CliRunner().invoke(app, args)
-
-
-def run_build(tmp_path: Path, recipe: Path, *extra: str):
-    catalog = tmp_path / "catalog" / "catalog.yaml"
-    result = invoke_build(tmp_path, recipe, catalog, *extra)
-    assert result.exit_code == 0, result.output
-    return catalog, result
 
 
 def write_table_recipe(tmp_path: Path, table_path: Path) -> Path:

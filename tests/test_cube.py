@@ -4,12 +4,22 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from dpotcube.cube import blocks as cube_blocks
 from dpotcube.cube.evaluate import field_blocks
 from dpotcube.cube.grid import make_grid
 from dpotcube.cube.store import cube_dataset, write_cube
 from dpotcube.fields.model import save_fields
-from dpotcube.recipe import CubeSpec
+from dpotcube.methods import METHODS
+from dpotcube.recipe import CubeSpec, FieldsSpec
 from dpotcube.truth import score_against_truth
+
+CONDITIONAL = METHODS["conditional"]
+VARIABLES = CONDITIONAL.cube_variables(FieldsSpec())
+
+
+def conditional_blocks(paths, grid, observer):
+    """Blocks of saved `conditional` field models: Φ, a, ρ and n."""
+    return field_blocks(paths, grid, observer, len(VARIABLES), CONDITIONAL.extra_values)
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +29,8 @@ def exact_cube(exact_fields, stars, tmp_path_factory):
     save_fields(tmp / "fields.eqx", model, hyper)
     grid = make_grid(CubeSpec(spacing_kpc=0.3, chunk=8), stars.observer, stars.volume_radius_kpc)
     attrs = {"observer_position_kpc": list(stars.observer), "method": "conditional", "n_tracers": len(stars)}
-    write_cube(cube_dataset(field_blocks([tmp / "fields.eqx"], grid, stars.observer), grid, attrs, ["seed"]), tmp / "cube.zarr")
+    blocks = conditional_blocks([tmp / "fields.eqx"], grid, stars.observer)
+    write_cube(cube_dataset(blocks, grid, attrs, ["seed"], VARIABLES), tmp / "cube.zarr")
     return tmp / "cube.zarr"
 
 
@@ -42,7 +53,7 @@ def two_member_cube(two_models, stars, path, on=None):
 
     paths, kinds, _ = two_models
     grid = make_grid(CubeSpec(spacing_kpc=0.3, chunk=8), stars.observer, stars.volume_radius_kpc)
-    ds = cube_dataset(field_blocks(paths, grid, stars.observer), grid, {"method": "conditional"}, kinds)
+    ds = cube_dataset(conditional_blocks(paths, grid, stars.observer), grid, {"method": "conditional"}, kinds, VARIABLES)
     write_cube(ds, path, on or SchedulerSpec())
     return path
 
@@ -86,11 +97,9 @@ def test_members_are_evaluated_into_their_own_chunks(two_models, stars, tmp_path
     """M models → dims (member, x, y, z), one member per chunk, each member's values from its own model."""
     import jax
 
-    from dpotcube.cube.evaluate import _cached_model
-
-    _cached_model.cache_clear()
+    cube_blocks._cached.cache_clear()
     ds = xr.open_zarr(two_member_cube(two_models, stars, tmp_path / "cube.zarr"))
-    assert _cached_model.cache_info().misses == 2, "each model is loaded once"
+    assert cube_blocks._cached.cache_info().misses == 2, "each model is loaded once"
     assert ds.potential.dims == ("member", "x", "y", "z") and ds.potential.data.chunks[0] == (1, 1)
     assert list(ds.member.values) == [0, 1] and list(ds.member_kind.values) == ["seed", "bootstrap"]
     assert ds.in_volume.dims == ("x", "y", "z")
@@ -105,8 +114,8 @@ def test_members_are_evaluated_into_their_own_chunks(two_models, stars, tmp_path
 def test_member_kinds_must_match_and_be_known(two_models, stars):
     paths, _, _ = two_models
     grid = make_grid(CubeSpec(spacing_kpc=1.0, chunk=8), stars.observer, stars.volume_radius_kpc)
-    blocks = field_blocks(paths, grid, stars.observer)
+    blocks = conditional_blocks(paths, grid, stars.observer)
     with pytest.raises(ValueError, match="one kind per member"):
-        cube_dataset(blocks, grid, {}, ["seed"])
+        cube_dataset(blocks, grid, {}, ["seed"], VARIABLES)
     with pytest.raises(ValueError, match="must be among"):
-        cube_dataset(blocks, grid, {}, ["seed", "jackknife"])
+        cube_dataset(blocks, grid, {}, ["seed", "jackknife"], VARIABLES)

@@ -20,7 +20,7 @@ from dpotcube.truth import calibrated_coverage, coverage_against_truth
 
 from .conftest import REPO
 from .handmade import OBSERVER
-from .test_build import invoke_build, run_build
+from .helpers import invoke_build, run_build
 
 NO_DIAGNOSTICS = ("--set", "diagnostics.enabled=false")
 

@@ -55,11 +55,10 @@ def evaluate_block(
 
 def _model_on_worker(path: str, mtime_ns: int) -> CBEFields:
     """The field model at `path`, loaded once per process."""
-    return on_worker(_cached_model, path, mtime_ns)
+    return on_worker(_load_model, path, mtime_ns)
 
 
-@functools.lru_cache(maxsize=64)
-def _cached_model(path: str, mtime_ns: int) -> CBEFields:
+def _load_model(path: str, mtime_ns: int) -> CBEFields:
     return load_fields(Path(path))
 
 

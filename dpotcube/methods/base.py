@@ -65,6 +65,9 @@ class Method(ABC):
     """The network trained beside Φ, as its `fields` recipe key and `CBEFields` attribute (`log_density`, `efficiency`)."""
     networks_label: ClassVar[str] = "Φ"
     """What the fields progress bar says is being trained."""
+    exact_tolerance: ClassVar[tuple[float, float | None]]
+    """(median |Δa|/|a|, median |Δρ|/ρ) the method reaches on the Plummer mock from exact gradients at the
+    contract suite's small budget (tests/test_method_contract.py); None: ρ is checked elsewhere."""
 
     def check(self, recipe: Recipe) -> None:
         """Refuse a recipe this method cannot run, with the key to change (called by `validate` and `build`)."""

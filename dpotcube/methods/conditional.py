@@ -18,6 +18,7 @@ class Conditional(FieldMethod):
     name = "conditional"
     second_network = "log_density"
     networks_label = "Φ, ln n"
+    exact_tolerance = (0.05, 0.35)
 
     def grad_log_n(self, model: CBEFields, x: Float[Array, "3"], grad_log_n_flow: Float[Array, "3"]) -> Float[Array, "3"]:
         return jax.grad(model.log_density)(x)

@@ -21,6 +21,7 @@ class Selection(FieldMethod):
     needs_position_flow = True
     second_network = "efficiency"
     networks_label = "Φ, ε"
+    exact_tolerance = (0.06, 0.40)
 
     def check(self, recipe: Recipe) -> None:
         super().check(recipe)

@@ -13,6 +13,7 @@ class Vanilla(FieldMethod):
 
     name = "vanilla"
     needs_position_flow = True
+    exact_tolerance = (0.03, 0.30)
 
     def finish_cube(self, ds: xr.Dataset, inputs: CubeInputs) -> xr.Dataset:
         """With 1/S-weighted n(x) flows, their density is the true tracers': written as `tracer_density`."""
