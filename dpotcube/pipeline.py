@@ -26,7 +26,6 @@ from .cube.grid import Grid, make_grid
 from .cube.scheduler import SchedulerSpec, scheduler
 from .cube.store import add_baryons, cube_dataset, write_cube
 from .diagnostics import run_diagnostics
-from .fields.model import load_fields
 from .frames import solar_position_kpc
 from .members import Member, member_files, plan_members, require_errors, train_member
 from .methods import CubeInputs, FitFiles, Method, get_method
@@ -153,7 +152,7 @@ def run_members(members: list[Member], recipe: Recipe, layout: BuildLayout, runn
 def member_stage(member: Member, recipe: Recipe, layout: BuildLayout) -> Stage:
     """A member as one stage: fitted from the nominal stars (and flows, where shared), into its own folder."""
     method = get_method(recipe.fields.method)
-    shared = ["stars", *layout.flow_stages(recipe), *(["collocation"] if method.trains_fields else [])]
+    shared = ["stars", *layout.flow_stages(recipe, method), *(["collocation"] if method.uses_collocation else [])]
     inputs = tuple(shared if member.shares_flows(recipe) else ["stars"])
     own = dump(recipe.ensemble.frame_errors) if member.kind == "frame" else member.shares_flows(recipe)
     section = [dump(recipe.data), dump(recipe.density), dump(recipe.fields), own]
@@ -168,10 +167,11 @@ def cube_stage(
     """The cube: the method's blocks for every member, its own extra variables, then ρ_baryon and ρ_DM."""
     seed = stage_seed(recipe.seed, "cube")
     inputs = CubeInputs(recipe, grid, stars, files, seed)
-    kinds = ["seed", *(m.kind for m in plan_members(recipe))]
+    kinds = ["seed", *(m.kind for m in plan_members(recipe)), *method.extra_member_kinds(recipe)]
 
     def evaluate() -> None:
-        attrs = cube_attributes(recipe, recipe_text, stars, layout)
+        attrs = cube_attributes(recipe, recipe_text, stars, method.fitted_pattern_speed(layout.fields)
+                                if method.fits_fields else None)
         ds = cube_dataset(method.cube_blocks(inputs), grid, attrs, member_kinds=kinds,
                           fields=method.cube_variables(recipe.fields))
         ds = method.finish_cube(ds, inputs)
@@ -179,7 +179,7 @@ def cube_stage(
             ds = add_baryons(ds, grid, recipe.cube.baryon_model, recipe.cube.baryon_relative_error, seed)
         write_cube(ds, layout.cube, on)
 
-    fitted = ["fields"] if method.trains_fields else layout.flow_stages(recipe)
+    fitted = ["fields"] if method.fits_fields else layout.flow_stages(recipe, method)
     section = [recipe.cube, *method.cube_sections(recipe), recipe_sha256(recipe_text)]
     return Stage("cube", (*fitted, *member_stages), section, seed, layout.cube, evaluate)
 
@@ -214,7 +214,7 @@ def publish(recipe: Recipe, layout: BuildLayout, replace: bool) -> Path | str:
     return published
 
 
-def cube_attributes(recipe: Recipe, recipe_text: str, stars: PhaseSpaceTable, layout: BuildLayout) -> dict:
+def cube_attributes(recipe: Recipe, recipe_text: str, stars: PhaseSpaceTable, pattern_speed: float | None) -> dict:
     """Global attributes required by CUBE_SPEC v1, plus provenance (and Ω_p where the fields fitted one)."""
     import dask
     import equinox
@@ -245,10 +245,8 @@ def cube_attributes(recipe: Recipe, recipe_text: str, stars: PhaseSpaceTable, la
         "frame": "astropy Galactocentric",
         "software_versions": json.dumps({**versions, "python": platform.python_version()}),
     }
-    if layout.fields.is_file():
-        pattern_speed = load_fields(layout.fields).pattern_speed
-        if pattern_speed is not None:
-            attrs["pattern_speed_kms_per_kpc"] = float(pattern_speed)
+    if pattern_speed is not None:
+        attrs["pattern_speed_kms_per_kpc"] = pattern_speed
     return attrs
 
 

@@ -50,4 +50,5 @@ def test_every_method_is_abstract_or_final_and_declares_itself():
     for name, method in METHODS.items():
         assert isinstance(method, Method) and method.name == name
         assert len(method.exact_tolerance) == 2
-        assert method.trains_fields == isinstance(method, FieldMethod)
+        assert method.uses_collocation == isinstance(method, FieldMethod)
+        assert not method.uses_collocation or (method.fits_flows and method.fits_fields)

@@ -117,7 +117,7 @@ def test_recovers_the_mock_from_exact_gradients(case):
 def _cube_inputs(method: Method, exact: ExactCase, tmp_path, velocity_flow_fit, position_flow_fit) -> CubeInputs:
     """A small cube's inputs: the case's fields (saved), or briefly fitted flows for a method without fields."""
     recipe = exact.recipe.model_copy(update={"cube": CubeSpec(spacing_kpc=1.0, chunk=4, baryon_model="none")})
-    if method.trains_fields:
+    if method.uses_collocation:
         save_fields(tmp_path / "fields.eqx", exact.model, exact.hyperparameters)
         files = FitFiles((), (), None, tmp_path / "fields.eqx")
     else:
@@ -141,7 +141,7 @@ def test_cube_block_holds_the_promised_variables_and_equals_direct_evaluation(
     assert blocks.shape == (1, len(variables), *inputs.grid.shape) and blocks.dtype == np.float32
     values = blocks[0].compute().reshape(len(variables), -1)
     points = inputs.grid.points(tuple((0, n) for n in inputs.grid.shape))
-    if method.trains_fields:
+    if method.uses_collocation:
         model = load_fields(inputs.members[0].fields)
         direct = evaluate_points(model, jnp.asarray(exact.stars.observer, jnp.float32),
                                  jnp.asarray(points, jnp.float32), method.extra_values)
@@ -160,7 +160,7 @@ def test_cube_block_holds_the_promised_variables_and_equals_direct_evaluation(
 
 def test_saved_model_round_trips(case, tmp_path):
     method, exact = case
-    if not method.trains_fields:
+    if not method.uses_collocation:
         pytest.skip(f"`{method.name}` trains no model of its own: its flows are checked by the density-model contract")
     save_fields(tmp_path / "f.eqx", exact.model, exact.hyperparameters)
     loaded = load_fields(tmp_path / "f.eqx")
@@ -174,7 +174,7 @@ def test_saved_model_round_trips(case, tmp_path):
 def test_density_unit_is_msun_per_pc3(case):
     """ρ in the cube is ∇²Φ/(4πG) in M☉ pc⁻³: the conversion a unit slip would break."""
     method, exact = case
-    if not method.trains_fields:
+    if not method.uses_collocation:
         pytest.skip("no Φ network")
     x = jnp.asarray(exact.x[:1024])
     cube_rho = np.asarray(evaluate_points(exact.model, x[0], x)[4])

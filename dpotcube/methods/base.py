@@ -7,6 +7,7 @@ Every method is one module beside this one and one line in `methods/__init__.py`
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +22,11 @@ from ..cube.evaluate import field_blocks, flow_density_blocks
 from ..cube.grid import Grid
 from ..cube.store import add_flow_tracer_density
 from ..cube.variables import POTENTIAL_VARIABLES, CubeVariables
+from ..density.collocation import CollocationPoints
 from ..errors import RecipeError
 from ..fields.cbe import rotation_term, stationary_residual
-from ..fields.model import CBEFields
+from ..fields.model import CBEFields, load_fields, save_fields
+from ..fields.train import train_fields
 from ..recipe import FieldsSpec, Recipe
 from ..sources import PhaseSpaceTable
 
@@ -59,8 +62,12 @@ class Method(ABC):
     """The recipe's `fields.method` value."""
     needs_position_flow: ClassVar[bool] = False
     """The method reads an n(x) flow (`density.position`)."""
-    trains_fields: ClassVar[bool] = True
-    """The method trains field networks on collocation points (stages `collocation` and `fields`)."""
+    fits_flows: ClassVar[bool] = True
+    """The method reads density models fitted to the stars (stages `velocity_flow_k`, `position_flow_k`)."""
+    uses_collocation: ClassVar[bool] = False
+    """The method trains on collocation points drawn from the flows (stage `collocation`)."""
+    fits_fields: ClassVar[bool] = False
+    """The method fits a model of Φ of its own (stage `fields`, file `fields.eqx`; `fit_fields`)."""
     second_network: ClassVar[str | None] = None
     """The network trained beside Φ, as its `fields` recipe key and `CBEFields` attribute (`log_density`, `efficiency`)."""
     networks_label: ClassVar[str] = "Φ"
@@ -95,11 +102,37 @@ class Method(ABC):
 
     def shares_flows_between_seeds(self) -> bool:
         """Seed members may reuse the nominal flows: their seed then varies the fields' networks."""
-        return self.trains_fields
+        return self.uses_collocation
+
+    def fit_fields(self, recipe: Recipe, stars: PhaseSpaceTable, files: FitFiles, seed: int) -> None:
+        """Fit the method's model of Φ into `files.fields` (methods with `fits_fields`)."""
+        raise NotImplementedError(f"`{self.name}` fits no model of its own.")
+
+    def fitted_pattern_speed(self, fields: Path) -> float | None:
+        """Ω_p (Galactic-rotation sense, km s⁻¹ kpc⁻¹) of the model saved at `fields`, where it fitted one."""
+        return None
+
+    def extra_member_kinds(self, recipe: Recipe) -> list[str]:
+        """Cube members the method adds after the fitted ones (e.g. posterior draws), by kind."""
+        return []
 
 
 class FieldMethod(Method):
     """A method that trains Φ (and maybe a second network) on the CBE residual at collocation points."""
+
+    uses_collocation = True
+    fits_fields = True
+
+    def fit_fields(self, recipe: Recipe, stars: PhaseSpaceTable, files: FitFiles, seed: int) -> None:
+        """Train the networks on the collocation points in `files.collocation`; save them and their loss history."""
+        model, hyper, history = train_fields(CollocationPoints.load(files.collocation), stars.observer,
+                                             stars.volume_radius_kpc, len(stars), recipe.fields, seed, self)
+        save_fields(files.fields, model, hyper)
+        files.fields.with_name(f"{files.fields.stem}_history.json").write_text(json.dumps(history))
+
+    def fitted_pattern_speed(self, fields: Path) -> float | None:
+        speed = load_fields(fields).pattern_speed
+        return None if speed is None else float(speed)
 
     def grad_log_n(self, model: CBEFields, x: Float[Array, "3"], grad_log_n_flow: Float[Array, "3"]) -> Float[Array, "3"]:
         """∇ ln n of the true tracers as the method models it (default: the n(x) flow's gradient)."""

@@ -16,7 +16,6 @@ class Pointwise(Method):
 
     name = "pointwise"
     needs_position_flow = True
-    trains_fields = False
     exact_tolerance = (1e-3, None)  # ρ is the kernel-smoothed estimate: tests/test_pointwise.py checks it against the kernel-averaged truth
 
     def cube_variables(self, fields: FieldsSpec) -> CubeVariables:

@@ -11,13 +11,11 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..density.collocation import CollocationPoints, draw_collocation
+from ..density.collocation import draw_collocation
 from ..density.ensemble import FlowEnsemble
 from ..density.flows import fit_flow, load_flow, save_flow
-from ..fields.model import save_fields
-from ..fields.train import train_fields
-from ..methods import FieldMethod, FitFiles, Method
-from ..recipe import DensitySpec, FieldsSpec, FlowSpec, Recipe
+from ..methods import FitFiles, Method
+from ..recipe import DensitySpec, FlowSpec, Recipe
 from ..sources import PhaseSpaceTable
 from .layout import BuildLayout
 from .seeds import flow_seeds
@@ -40,7 +38,7 @@ def fit_stages(
     `label` prefixes the progress bars (a member's name).
     """
     density, stages, flow_names = recipe.density, [], []
-    if fit_flows:
+    if fit_flows and method.fits_flows:
         for kind, paths in (("velocity", files.velocity), ("position", files.position)):
             spec = getattr(density, kind)
             for k, path in enumerate(paths):
@@ -49,16 +47,16 @@ def fit_stages(
                 fit = functools.partial(fit_flow_file, f"{label}{name}", kind, spec, init_seed, split_seed, stars, path)
                 stages.append(Stage(name, ("stars",), [spec, init_seed, split_seed], None, path, fit))
                 flow_names.append(name)
-    if not method.trains_fields:
-        return stages
-    if fit_flows:
+    if method.uses_collocation and fit_flows:
         collocate = functools.partial(collocate_file, density, stars, files.velocity, files.position,
                                       seeds["collocation"], files.collocation)
         section = [density.collocation, density.ensemble.combine]
         stages.append(Stage("collocation", tuple(flow_names), section, seeds["collocation"], files.collocation,
                             collocate))
-    fit = functools.partial(fit_fields_file, files.collocation, stars, recipe.fields, seeds["fields"], files.fields, method)
-    stages.append(Stage("fields", ("collocation",), recipe.fields, seeds["fields"], files.fields, fit))
+    if method.fits_fields:
+        fit = functools.partial(method.fit_fields, recipe, stars, files, seeds["fields"])
+        inputs = ("collocation",) if method.uses_collocation else ("stars",)
+        stages.append(Stage("fields", inputs, recipe.fields, seeds["fields"], files.fields, fit))
     return stages
 
 
@@ -99,14 +97,3 @@ def collocate_file(
         flow_ensemble(position, density), inner_ball,
     )
     points.save(path)
-
-
-def fit_fields_file(
-    points: Path, stars: PhaseSpaceTable, spec: FieldsSpec, seed: int, path: Path, method: FieldMethod
-) -> None:
-    """Train `method`'s networks on the collocation points in `points`; save them and their loss history."""
-    model, hyper, history = train_fields(
-        CollocationPoints.load(points), stars.observer, stars.volume_radius_kpc, len(stars), spec, seed, method
-    )
-    save_fields(path, model, hyper)
-    BuildLayout.history(path).write_text(json.dumps(history))

@@ -76,8 +76,10 @@ class BuildLayout:
         return sorted(found, key=lambda path: int(path.stem.rsplit("_", 1)[-1]))
 
     @classmethod
-    def flow_stages(cls, recipe: Recipe) -> list[str]:
-        """The flow stages of a build of `recipe`: p(v|x) flows, then n(x) flows."""
+    def flow_stages(cls, recipe: Recipe, method: Method) -> list[str]:
+        """The flow stages of a build of `recipe` by `method`: p(v|x) flows, then n(x) flows (none if it fits none)."""
+        if not method.fits_flows:
+            return []
         counts = cls._flow_counts(recipe)
         return [cls.flow_stage(kind, k) for kind in FLOW_KINDS for k in range(counts[kind])]
 
@@ -89,8 +91,8 @@ class BuildLayout:
     def fit_files(self, recipe: Recipe, method: Method, flows_from: BuildLayout | None = None) -> FitFiles:
         """Where a member fitted in this folder keeps its models; `flows_from` another folder's flows when shared."""
         flows, counts = flows_from or self, self._flow_counts(recipe)
+        if not method.fits_flows:
+            counts = dict.fromkeys(counts, 0)
         velocity, position = (tuple(flows.flow(kind, k) for k in range(counts[kind])) for kind in FLOW_KINDS)
-        if not method.trains_fields:
-            return FitFiles(velocity, position, None, None)
-        collocation = (flows_from or self).collocation
-        return FitFiles(velocity, position, collocation, self.fields)
+        collocation = flows.collocation if method.uses_collocation else None
+        return FitFiles(velocity, position, collocation, self.fields if method.fits_fields else None)
