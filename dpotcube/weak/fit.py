@@ -1,0 +1,113 @@
+"""`fit_weak`: stars → `WeakPotential`, in two passes over the stars (system; noise at a first solution)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..sources.base import PhaseSpaceTable
+from .basis import degrees, multi_indices, tensor_basis
+from .model import WeakPotential
+from .moments import Unknowns, accumulate_covariance, accumulate_design
+from .solve import Posterior, best_prior, posterior, whiten
+from .spec import WeakSpec
+from .testfunctions import make_test_functions
+
+SCALES = np.logspace(1, 7, 25)
+"""Prior scales τ (km² s⁻²) tried by `prior: evidence`."""
+DECAYS = np.linspace(0.1, 0.9, 17)
+"""Per-degree decays q tried by `prior: evidence`."""
+PATTERN_PRIOR_STD = 1e3
+"""Prior standard deviation of Ω (km s⁻¹ kpc⁻¹): effectively flat."""
+
+
+def star_weights(stars: PhaseSpaceTable, spec: WeakSpec) -> np.ndarray:
+    """1/S per star when the selection is known and not fitted, else ones; shape `(n,)`."""
+    if stars.selection is None or spec.unknown_selection_degree:
+        return np.ones(len(stars))
+    return 1.0 / np.maximum(np.asarray(stars.selection, np.float64), spec.min_selection)
+
+
+def fit_weak(stars: PhaseSpaceTable, spec: WeakSpec, seed: int = 0) -> WeakPotential:
+    """Φ (and Ω_p, ln ε when asked) from the weak CBE; see `fit_weak_report` for the fit's diagnostics.
+
+    `seed` is unused by the fit itself (it is deterministic); it is kept for the methods' common signature.
+    """
+    return fit_weak_report(stars, spec, seed)[0]
+
+
+def fit_weak_report(stars: PhaseSpaceTable, spec: WeakSpec, seed: int = 0) -> tuple[WeakPotential, dict]:
+    """`fit_weak` and a dict of diagnostics: sizes, prior (τ, q), χ²/K, evidence, seconds per pass."""
+    del seed
+    started = time.perf_counter()
+    x, v = np.asarray(stars.positions, np.float64), np.asarray(stars.velocities, np.float64)
+    radius, observer = float(stars.volume_radius_kpc), np.asarray(stars.observer, np.float64)
+    w = star_weights(stars, spec)
+    tf = make_test_functions(spec, observer, radius, v)
+    unknowns = Unknowns(spec.potential_degree, spec.pattern_speed, spec.unknown_selection_degree)
+    design, rhs, outer = accumulate_design(tf, unknowns, radius, x, v, w, spec.chunk_size)
+    first_pass = time.perf_counter() - started
+
+    deg = degrees(spec.potential_degree, False)
+    n_phi = len(deg)
+    extra_var = []
+    if spec.pattern_speed:
+        extra_var.append(PATTERN_PRIOR_STD**2)
+    if spec.unknown_selection_degree:
+        sel_deg = degrees(spec.unknown_selection_degree, False)
+        extra_var.extend((spec.selection_prior_std * spec.prior_decay ** (sel_deg - 1.0)) ** 2)
+    extra_var = np.asarray(extra_var, np.float64)
+
+    def solve(cov: np.ndarray) -> tuple[Posterior, float, float]:
+        white = whiten(design, rhs, cov)
+        if spec.prior == "fixed":
+            var = np.concatenate([spec.prior_scale_kms2**2 * spec.prior_decay ** (2.0 * deg), extra_var])
+            return posterior(white, var), spec.prior_scale_kms2, spec.prior_decay
+        return best_prior(white, deg, extra_var, SCALES, DECAYS)
+
+    first, _, _ = solve(outer)  # noise of the right-hand side alone: a first solution
+    omega, sel = _extras(first.mean, n_phi, spec)
+    grad_phi = _grad_phi(first.mean[:n_phi], x, observer, radius, spec.potential_degree)
+    grad_log_eps = (
+        tensor_basis(x, observer, radius, spec.unknown_selection_degree, False)[1] @ sel
+        if spec.unknown_selection_degree else np.zeros_like(x)
+    )
+    cov = accumulate_covariance(tf, unknowns, radius, x, v, w, spec.chunk_size, grad_phi, omega, grad_log_eps)
+    post, tau, q = solve(cov)
+    omega, sel = _extras(post.mean, n_phi, spec)
+    cov_phi = post.covariance[:n_phi, :n_phi]
+    factor = np.linalg.cholesky(cov_phi + 1e-12 * np.max(np.diag(cov_phi)) * np.eye(n_phi))
+    pattern = np.full(2, np.nan)
+    if spec.pattern_speed:  # Ω_p = −Ω: positive in the sense of Galactic rotation
+        pattern = np.array([-omega, np.sqrt(post.covariance[n_phi, n_phi])])
+    model = WeakPotential(
+        coefficients=post.mean[:n_phi], covariance_factor=factor, observer=observer, pattern_speed=pattern,
+        selection_coefficients=sel, radius_kpc=radius, degree=spec.potential_degree,
+        selection_degree=spec.unknown_selection_degree,
+    )
+    report = {
+        "n_stars": len(x), "n_test_functions": int(len(rhs)), "n_unknowns": int(design.shape[1]),
+        "n_potential_coefficients": n_phi, "prior_scale_kms2": tau, "prior_decay": q,
+        "chi2_per_test_function": post.chi2 / len(rhs), "log_evidence": post.log_evidence,
+        "first_pass_s": round(first_pass, 2), "total_s": round(time.perf_counter() - started, 2),
+    }
+    return model, report
+
+
+def _extras(q: np.ndarray, n_phi: int, spec: WeakSpec) -> tuple[float, np.ndarray]:
+    """Ω (astropy sense) and ln ε's coefficients from the unknowns vector."""
+    i = n_phi
+    omega = 0.0
+    if spec.pattern_speed:
+        omega, i = float(q[i]), i + 1
+    n_sel = len(multi_indices(spec.unknown_selection_degree, False)) if spec.unknown_selection_degree else 0
+    return omega, np.asarray(q[i : i + n_sel], np.float64)
+
+
+def _grad_phi(theta: np.ndarray, x: np.ndarray, observer: np.ndarray, radius: float, degree: int) -> np.ndarray:
+    """∇Φ at the stars `(n, 3)`, in chunks."""
+    out = np.empty_like(x)
+    for lo in range(0, len(x), 65_536):
+        out[lo : lo + 65_536] = tensor_basis(x[lo : lo + 65_536], observer, radius, degree, False)[1] @ theta
+    return out
