@@ -25,8 +25,8 @@ from .variables import BARYON_VARIABLES, TRACER_DENSITY, CubeVariables
 COMPRESSORS = "auto"
 """Zarr v3 compressors of every variable ("auto": Zarr's default, zstd)."""
 
-MEMBER_KINDS = ("seed", "bootstrap", "noise", "frame")
-"""What may vary between ensemble members (CUBE_SPEC v1)."""
+MEMBER_KINDS = ("seed", "bootstrap", "noise", "frame", "posterior")
+"""What may vary between ensemble members (CUBE_SPEC v1; `posterior`: a draw from a linear fit's posterior)."""
 
 
 def cube_dataset(

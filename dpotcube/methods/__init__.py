@@ -12,8 +12,9 @@ from .conditional import Conditional
 from .pointwise import Pointwise
 from .selection import Selection
 from .vanilla import Vanilla
+from .weak import Weak
 
-_ALL: tuple[Method, ...] = (Vanilla(), Selection(), Conditional(), Pointwise())
+_ALL: tuple[Method, ...] = (Vanilla(), Selection(), Conditional(), Pointwise(), Weak())
 METHODS: dict[str, Method] = {method.name: method for method in _ALL}
 """Every method, by its `fields.method` name."""
 
