@@ -41,7 +41,7 @@ CASES = {  # name: (stars, epochs per flow, members, batch size); fewer stars, s
 def run_case(n_stars: int, epochs: int, members: int, batch_size: int = 2048, seed: int = 0) -> dict:
     """Fit and score one case; returns errors per gradient and wall times per flow kind."""
     from dpotcube.density.ensemble import FlowEnsemble
-    from dpotcube.density.flows import fit_flow
+    from dpotcube.density.maf import fit_flow
     from dpotcube.recipe import DataSpec, FlowSpec, PositionFlowSpec
     from dpotcube.sources.load import plummer_truth
     from dpotcube.sources.mocks import sample_plummer

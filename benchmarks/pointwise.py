@@ -37,7 +37,8 @@ def timed(fn, *args):
 
 
 def flows(stars, epochs: int, folder: Path):
-    from dpotcube.density.flows import fit_flow, load_flow, save_flow
+    from dpotcube.density.maf import fit_flow
+    from dpotcube.density.registry import load_density, save_density
     from dpotcube.recipe import FlowSpec, PositionFlowSpec
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -51,9 +52,9 @@ def flows(stars, epochs: int, folder: Path):
                 flow, _ = fit_flow(stars.velocities, spec, seed=0, conditions=stars.positions, label="p(v|x)")
             else:
                 flow, _ = fit_flow(stars.positions, spec, seed=0, ball=(stars.observer, stars.volume_radius_kpc), label="n(x)")
-            save_flow(path, flow, spec)
+            save_density(path, flow, spec)
             seconds[kind] = round(time.perf_counter() - started, 1)
-        out[kind] = load_flow(path)
+        out[kind] = load_density(path)
     return out, seconds
 
 

@@ -19,3 +19,7 @@ class BuildError(DpotcubeError):
 
 class CatalogError(DpotcubeError):
     """The Intake catalog cannot be read or updated."""
+
+
+class TrainingError(BuildError):
+    """A training stage diverged (a non-finite loss or metric); the message names the stage, the step and the key."""

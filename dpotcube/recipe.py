@@ -252,7 +252,12 @@ class CollocationSpec(_Section):
 
 
 class FlowSpec(_Section):
-    """One normalizing flow: a masked autoregressive flow with affine transformers."""
+    """One normalizing flow: a masked autoregressive flow with affine transformers (`type: maf`)."""
+
+    type: Literal["maf"] = Field(
+        "maf", description="The density model (`dpotcube.density.registry`): `maf`, a flowjax masked autoregressive "
+        "flow. Further models add their own `type` value and section keys."
+    )
 
     flow_layers: int = Field(6, gt=0, description="Masked autoregressive layers.")
     nn_width: int = Field(128, gt=0, description="Width of each layer's conditioner network.")

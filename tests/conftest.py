@@ -52,7 +52,7 @@ def stars(data_spec):
 @pytest.fixture(scope="session")
 def velocity_flow_fit(stars):
     """p(v|x) fitted on the mock with `FLOW_VELOCITY`: (flow, history)."""
-    from dpotcube.density.flows import fit_flow
+    from dpotcube.density.maf import fit_flow
 
     return fit_flow(stars.velocities, FLOW_VELOCITY, seed=0, conditions=stars.positions)
 
@@ -60,7 +60,7 @@ def velocity_flow_fit(stars):
 @pytest.fixture(scope="session")
 def position_flow_fit(stars):
     """n(x) fitted on the mock with `FLOW_POSITION` (ball support): (flow, history)."""
-    from dpotcube.density.flows import fit_flow
+    from dpotcube.density.maf import fit_flow
 
     return fit_flow(stars.positions, FLOW_POSITION, seed=0, ball=(stars.observer, stars.volume_radius_kpc))
 

@@ -6,10 +6,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dpotcube.activations import ACTIVATIONS, gint
 from dpotcube.constants import G_KPC_KM2_S2_PER_MSUN as G
 from dpotcube.fields.forward import value_grad_laplacian
 from dpotcube.fields.model import load_fields, save_fields
-from dpotcube.fields.nets import ACTIVATIONS, ScalarField, gint, laplacian, laplacian_jacfwd
+from dpotcube.fields.nets import ScalarField, laplacian, laplacian_jacfwd
 
 
 def test_gint_is_smooth_and_monotone():

@@ -13,9 +13,11 @@ from flowjax.distributions import Normal
 from flowjax.flows import masked_autoregressive_flow
 
 from dpotcube.density.ball import ball_to_space, space_to_ball
+from dpotcube.density.base import grad_log_n, grad_log_p
 from dpotcube.density.collocation import CollocationPoints, draw_collocation
 from dpotcube.density.ensemble import FlowEnsemble, combine_members
-from dpotcube.density.flows import fit_flow, flow_skeleton, grad_log_n, grad_log_p, load_flow, save_flow
+from dpotcube.density.maf import fit_flow, flow_skeleton
+from dpotcube.density.registry import load_density, save_density
 from dpotcube.recipe import Activation, CollocationSpec
 
 from .conftest import FLOW_POSITION as POSITION
@@ -123,7 +125,7 @@ def test_smoothness_probe_catches_a_kinked_flow(stars):
 
 @pytest.mark.parametrize("activation", typing.get_args(Activation))
 def test_every_recipe_activation_builds_a_flow_with_finite_gradients(activation):
-    model = flow_skeleton(2, 8, 1, activation, conditional=True, key=jr.key(1))
+    model = flow_skeleton(2, 8, 1, activation, conditioned=True, key=jr.key(1))
     gx, gv = grad_log_p(model, jnp.array([[0.2, -0.1, 0.3]]), jnp.array([[0.5, 0.1, -0.4]]))
     assert np.all(np.isfinite(gx)) and np.all(np.isfinite(gv)) and np.any(gx != 0)
 
@@ -167,15 +169,15 @@ def test_ensemble_of_flows_combines_their_gradients(flow, stars):
 @pytest.mark.parametrize("kind", ["velocity", "position"])
 def test_flow_save_load_round_trip(kind, flow, position_flow, tmp_path):
     model = (flow if kind == "velocity" else position_flow)[0]
-    save_flow(tmp_path / "flow.eqx", model, VELOCITY if kind == "velocity" else POSITION)
-    loaded = load_flow(tmp_path / "flow.eqx")
+    save_density(tmp_path / "flow.eqx", model, VELOCITY if kind == "velocity" else POSITION)
+    loaded = load_density(tmp_path / "flow.eqx")
     x = jnp.array([[-8.0, 0.3, 0.1], [-6.5, -1.0, 0.9]])
     v = jnp.array([[30.0, -50.0, 10.0], [-120.0, 20.0, 55.0]])
     if kind == "velocity":
         np.testing.assert_array_equal(grad_log_p(loaded, x, v), grad_log_p(model, x, v))
     else:
         np.testing.assert_array_equal(grad_log_n(loaded, x), grad_log_n(model, x))
-        assert loaded.ball and float(loaded.radius) == float(model.radius)
+        assert loaded.support is not None and float(loaded.support.radius) == float(model.support.radius)
 
 
 def test_collocation_shapes_and_round_trip(flow, position_flow, stars, tmp_path):

@@ -22,7 +22,7 @@ from dpotcube.constants import G_KPC_KM2_S2_PER_MSUN as G
 from dpotcube.constants import MSUN_PER_KPC3_TO_MSUN_PER_PC3
 from dpotcube.cube.evaluate import evaluate_points
 from dpotcube.cube.grid import make_grid
-from dpotcube.density.flows import save_flow
+from dpotcube.density.registry import save_density
 from dpotcube.fields.model import load_fields, save_fields
 from dpotcube.fields.nets import laplacian
 from dpotcube.fields.train import train_fields
@@ -100,8 +100,8 @@ def _pointwise_case(velocity_flow_fit, position_flow_fit) -> ExactCase:
     recipe = recipe_from_dict({"name": "c", "fields": {"method": "pointwise"}, "density": {"position": {}}})
 
     def save(folder: Path, recipe):
-        save_flow(folder / "v.eqx", velocity_flow_fit[0], FLOW_VELOCITY)
-        save_flow(folder / "n.eqx", position_flow_fit[0], FLOW_POSITION)
+        save_density(folder / "v.eqx", velocity_flow_fit[0], FLOW_VELOCITY)
+        save_density(folder / "n.eqx", position_flow_fit[0], FLOW_POSITION)
         pointwise = recipe.fields.pointwise.model_copy(update={"n_velocities": 16, "density": False})
         recipe = recipe.model_copy(update={"fields": recipe.fields.model_copy(update={"pointwise": pointwise})})
         return recipe, FitFiles((folder / "v.eqx",), (folder / "n.eqx",), None, None)

@@ -12,7 +12,8 @@ from scipy.stats import chi2, ks_2samp
 
 from dpotcube.cube.grid import make_grid
 from dpotcube.cube.store import cube_dataset, write_cube
-from dpotcube.density.flows import flow_skeleton, save_flow
+from dpotcube.density.maf import flow_skeleton
+from dpotcube.density.registry import save_density
 from dpotcube.pointwise import (
     PlummerMember,
     PointwiseFiles,
@@ -201,8 +202,8 @@ def test_cube_blocks_match_the_direct_function(truth, stars, tmp_path):
 def test_saved_flows_make_the_same_member(fitted, stars, tmp_path):
     """A `PointwiseFiles` member (flows saved, loaded on the worker) gives the a of the in-memory flows."""
     paths = tmp_path / "v.eqx", tmp_path / "n.eqx"
-    save_flow(paths[0], fitted[0], FLOW_VELOCITY)
-    save_flow(paths[1], fitted[1], FLOW_POSITION)
+    save_density(paths[0], fitted[0], FLOW_VELOCITY)
+    save_density(paths[1], fitted[1], FLOW_POSITION)
     spec = PointwiseSpec(n_velocities=128, batch=32)
     loaded = PointwiseFiles((paths[0],), (paths[1],)).model(spec, seed=0)
     direct = pointwise_flows([fitted[0]], [fitted[1]], qmc_normals(128, "sobol", 0), 600.0)

@@ -15,7 +15,8 @@ from jaxtyping import Array, Float
 
 from ..baryons import BARYON_MODELS, BaryonModel
 from ..constants import G_KPC_KM2_S2_PER_MSUN, MSUN_PER_KPC3_TO_MSUN_PER_PC3
-from ..density.flows import DensityFlow, load_flow
+from ..density.base import DensityModel
+from ..density.registry import load_density
 from ..fields.forward import value_grad_laplacian
 from ..fields.model import CBEFields, load_fields
 from .blocks import BATCH, in_padded_batches, member_blocks, on_worker
@@ -82,12 +83,12 @@ def field_blocks(
 
 
 @eqx.filter_jit
-def _flow_log_density(flow: DensityFlow, points: Float[Array, "n 3"]) -> Float[Array, " n"]:
+def _flow_log_density(flow: DensityModel, points: Float[Array, "n 3"]) -> Float[Array, " n"]:
     return jax.vmap(flow.log_prob)(points)
 
 
-def _load_flows(*members: tuple[str, int]) -> tuple[DensityFlow, ...]:
-    return tuple(load_flow(Path(path)) for path, _ in members)
+def _load_flows(*members: tuple[str, int]) -> tuple[DensityModel, ...]:
+    return tuple(load_density(Path(path)) for path, _ in members)
 
 
 def flow_density_blocks(flow_paths: Sequence[Path], grid: Grid, total: float) -> da.Array:

@@ -9,6 +9,7 @@ near the sphere the density in z falls off like the flow's Gaussian base, e^{−
 from __future__ import annotations
 
 import jax.numpy as jnp
+from flowjax.bijections import AbstractBijection
 from jax.scipy.special import erf, erfinv
 from jaxtyping import Array, Float
 
@@ -37,3 +38,22 @@ def space_to_ball(z: Float[Array, "... 3"], centre: Float[Array, "3"], radius: F
     safe = jnp.where(s > 1e-6, s, 1.0)
     r_over_s = jnp.where(s > 1e-6, erf(safe / jnp.sqrt(2.0)) / safe, jnp.sqrt(2 / jnp.pi))
     return centre + radius * z * r_over_s
+
+
+class BallToSpace(AbstractBijection):
+    """The map above as a flowjax bijection: `transform` takes a point of the ball to R³ (z = g(x)), `inverse` back.
+
+    A density model with ball support evaluates ln p(x) = ln p_flow(g(x)) + ln |det ∂g/∂x|.
+    """
+
+    centre: Float[Array, "3"]
+    radius: Float[Array, ""]
+    shape: tuple[int, ...] = (3,)
+    cond_shape: None = None
+
+    def transform_and_log_det(self, x: Float[Array, "3"], condition=None) -> tuple[Float[Array, "3"], Float[Array, ""]]:
+        return ball_to_space(x, self.centre, self.radius)
+
+    def inverse_and_log_det(self, y: Float[Array, "3"], condition=None) -> tuple[Float[Array, "3"], Float[Array, ""]]:
+        x = space_to_ball(y, self.centre, self.radius)
+        return x, -ball_to_space(x, self.centre, self.radius)[1]

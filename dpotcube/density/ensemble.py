@@ -10,7 +10,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .flows import DensityFlow, grad_log_n, grad_log_p
+from .base import DensityModel, grad_log_n, grad_log_p
 
 Combine = Literal["median", "robust_mean"]
 
@@ -38,7 +38,7 @@ def combine_members(values: Float[Array, "k n 3"], how: Combine) -> Float[Array,
 class FlowEnsemble:
     """K flows of one kind (all conditional, or all unconditional)."""
 
-    members: tuple[DensityFlow, ...]
+    members: tuple[DensityModel, ...]
     combine: Combine = "median"
 
     def __len__(self) -> int:

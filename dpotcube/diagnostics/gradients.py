@@ -20,8 +20,9 @@ import numpy as np
 import yaml
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ..density.base import DensityModel
 from ..density.ensemble import Combine, FlowEnsemble
-from ..density.flows import DensityFlow, load_flow
+from ..density.registry import load_density
 from ..errors import DpotcubeError
 from ..fields.model import CBEFields, load_fields
 from ..methods import FieldMethod, get_method
@@ -94,7 +95,7 @@ class BuildGradients:
 
 
 @eqx.filter_jit
-def _draw(flow: DensityFlow, key: PRNGKeyArray, c: Float[Array, "n 3"]) -> Float[Array, "n 3"]:
+def _draw(flow: DensityModel, key: PRNGKeyArray, c: Float[Array, "n 3"]) -> Float[Array, "n 3"]:
     return flow.sample(key, c.shape[0], c)
 
 
@@ -115,9 +116,9 @@ def build_gradients(build_dir: Path, combine: Combine = "median") -> tuple[Build
     if not fields.is_file() and not position:
         return None, f"{build_dir} has neither fields.eqx (the ln n network) nor n(x) flows (flows/position_flow_k.eqx)"
     try:
-        ensemble = FlowEnsemble(tuple(load_flow(p) for p in velocity), combine)
+        ensemble = FlowEnsemble(tuple(load_density(p) for p in velocity), combine)
         model = load_fields(fields) if fields.is_file() else None
-        flows = FlowEnsemble(tuple(load_flow(p) for p in position), combine) if position else None
+        flows = FlowEnsemble(tuple(load_density(p) for p in position), combine) if position else None
     except DpotcubeError as exc:
         return None, f"the density model in {build_dir} cannot be loaded ({exc})"
     needs_flows = model is None or get_method(model.method).needs_position_flow

@@ -6,19 +6,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-from jax.scipy.special import erf
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ..activations import ACTIVATIONS
 from .bodies import ResidualMLP
 from .forward import value_grad_laplacian
-
-
-def gint(x: Array) -> Array:
-    """GINT(x) = (e^{−x²/2} − 1)/√(2π) + ½ x (1 + erf(x/√2)): smooth and monotone (ClearPotential)."""
-    return (jnp.exp(-0.5 * x**2) - 1) / jnp.sqrt(2 * jnp.pi) + 0.5 * x * (1 + erf(x / jnp.sqrt(2.0)))
-
-
-ACTIVATIONS = {"silu": jax.nn.silu, "gelu": jax.nn.gelu, "tanh": jnp.tanh, "gint": gint}
 
 
 class ScalarField(eqx.Module):
@@ -56,10 +48,6 @@ class ScalarField(eqx.Module):
     def __call__(self, x: Float[Array, "3"]) -> Float[Array, ""]:
         u = (x - jax.lax.stop_gradient(self.loc)) / self.length_scale
         return self.out_scale * self.body(u)
-
-
-def gradient(field: ScalarField, x: Float[Array, "3"]) -> Float[Array, "3"]:
-    return jax.grad(field)(x)
 
 
 def laplacian(field: ScalarField, x: Float[Array, "3"]) -> Float[Array, ""]:

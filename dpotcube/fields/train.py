@@ -14,8 +14,8 @@ import optax
 from ..density.collocation import CollocationPoints
 from ..errors import BuildError
 from ..geometry import uniform_in_ball
-from ..progress import progress_bar
 from ..recipe import FieldsSpec
+from ..training import train_loop
 from .losses import RESIDUAL_LOSSES, negative_density_penalty
 from .model import CBEFields, fields_skeleton
 from .nets import laplacian
@@ -114,18 +114,21 @@ def train_fields(
         (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), jr.split(key, _STEPS_PER_CALL))
         return params, opt_state, losses.mean()
 
-    history: dict[str, list[float]] = {"loss": [], **({"pattern_speed": []} if spec.pattern_speed else {})}
+    def run_call(params, opt_state, key):
+        params, opt_state, loss = run_steps(params, opt_state, key)
+        metrics = {"loss": loss}
+        if spec.pattern_speed:
+            metrics["pattern_speed"] = eqx.combine(params, static).pattern_speed
+        return params, opt_state, metrics
+
+    def status(metrics: dict[str, float], _) -> str:
+        speed = f", Ω_p {metrics['pattern_speed']:.2f} km/s/kpc" if "pattern_speed" in metrics else ""
+        return f"loss {metrics['loss']:.4g}{speed}"
+
     n_calls = -(-spec.steps // _STEPS_PER_CALL)
-    with progress_bar() as bar:
-        task = bar.add_task(f"fields {method.networks_label} ({method.name})", total=n_calls * _STEPS_PER_CALL, status="")
-        for call_key in jr.split(key_train, n_calls):
-            params, opt_state, loss = run_steps(params, opt_state, call_key)
-            history["loss"].append(float(loss))
-            status = f"loss {history['loss'][-1]:.4g}"
-            if spec.pattern_speed:
-                history["pattern_speed"].append(float(eqx.combine(params, static).pattern_speed))
-                status += f", Ω_p {history['pattern_speed'][-1]:.2f} km/s/kpc"
-            bar.update(task, advance=_STEPS_PER_CALL, status=status)
+    params, history = train_loop(run_call, params, opt_state, jr.split(key_train, n_calls),
+                                 f"fields {method.networks_label} ({method.name})", _STEPS_PER_CALL, status,
+                                 fix="`fields.learning_rate`")
     model = eqx.combine(params, static)
     if model.log_density is not None:
         log_norm = _log_normalisation(model, observer, volume_radius_kpc, n_tracers, seed)

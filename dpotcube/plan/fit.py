@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..density.collocation import draw_collocation
 from ..density.ensemble import FlowEnsemble
-from ..density.flows import fit_flow, load_flow, save_flow
+from ..density.registry import fit_density, load_density, save_density
 from ..methods import FitFiles, Method
 from ..recipe import DensitySpec, FlowSpec, Recipe
 from ..sources import PhaseSpaceTable
@@ -68,20 +68,20 @@ def fit_flow_file(
     `stage` labels the progress bar; the loss history goes beside `path`.
     """
     if kind == "velocity":
-        flow, history = fit_flow(stars.velocities, spec, seed, conditions=stars.positions, split_seed=split_seed,
+        flow, history = fit_density(stars.velocities, spec, seed, conditions=stars.positions, split_seed=split_seed,
                                  label=f"p(v|x) {stage}")
     else:
         ball = (stars.observer, stars.volume_radius_kpc) if spec.support == "ball" else None
         weights = stars.inverse_selection_weights(spec.max_weight) if spec.selection_weights else None
-        flow, history = fit_flow(stars.positions, spec, seed, weights=weights, ball=ball, split_seed=split_seed,
+        flow, history = fit_density(stars.positions, spec, seed, weights=weights, ball=ball, split_seed=split_seed,
                                  label=f"n(x) {stage}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_flow(path, flow, spec)
+    save_density(path, flow, spec)
     BuildLayout.history(path).write_text(json.dumps(history))
 
 
 def flow_ensemble(paths: Sequence[Path], density: DensitySpec) -> FlowEnsemble | None:
-    return FlowEnsemble(tuple(load_flow(p) for p in paths), density.ensemble.combine) if paths else None
+    return FlowEnsemble(tuple(load_density(p) for p in paths), density.ensemble.combine) if paths else None
 
 
 def collocate_file(

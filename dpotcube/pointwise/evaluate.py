@@ -15,7 +15,7 @@ from jaxtyping import Float
 
 from ..cube.grid import Grid
 from ..density.ensemble import Combine
-from ..density.flows import load_flow
+from ..density.registry import load_density
 from ..recipe import PointwiseSpec
 from .batch import AccelerationModel, accelerations, in_batches
 from .density import smoothed_density
@@ -66,7 +66,7 @@ class PointwiseFiles:
 
     def model(self, spec: PointwiseSpec, seed: int) -> PointwiseFlows:
         normals = qmc_normals(spec.n_velocities, spec.qmc, seed)
-        velocity, position = [load_flow(p) for p in self.velocity], [load_flow(p) for p in self.position]
+        velocity, position = [load_density(p) for p in self.velocity], [load_density(p) for p in self.position]
         return pointwise_flows(velocity, position, normals, spec.max_speed_kms, self.combine)
 
 

@@ -1,4 +1,4 @@
-"""QMC normals → velocities through a conditional DensityFlow at a position; ensembles stacked for one vmap."""
+"""QMC normals → velocities through a conditional density model at a position; ensembles stacked for one vmap."""
 
 from __future__ import annotations
 
@@ -7,35 +7,25 @@ from collections.abc import Sequence
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import paramax
-from flowjax.distributions import Normal
 from jaxtyping import Array, Float
 
-from ..density.ball import space_to_ball
-from ..density.flows import DensityFlow
+from ..density.base import DensityModel
 
 
-def flow_velocities(flow: DensityFlow, normals: Float[Array, "k 3"], x: Float[Array, "3"]) -> Float[Array, "k 3"]:
-    """Velocities (km/s) of the conditional flow p(v|x) at `x` for base-space points `normals` (standard normal).
+def flow_velocities(flow: DensityModel, normals: Float[Array, "k 3"], x: Float[Array, "3"]) -> Float[Array, "k 3"]:
+    """Velocities (km/s) of the conditional density model p(v|x) at `x` for base-space points `normals`.
 
-    The flow's forward bijection maps its base distribution onto data space, so each QMC normal
-    becomes a draw from p(v|x) and the set keeps its low discrepancy. Velocities are a smooth
+    The model maps its standard-normal base space onto data space (`DensityModel.from_base`), so each
+    QMC normal becomes a draw from p(v|x) and the set keeps its low discrepancy. Velocities are a smooth
     function of `x` (the same normals everywhere), so a(x) built from them can be differentiated.
     """
     if not flow.conditional:
-        raise ValueError("`flow` must be a conditional flow p(v|x); got an unconditional one.")
-    inner = paramax.unwrap(flow.flow)
-    if not isinstance(inner.base_dist, Normal):
-        raise TypeError(f"Expected a flow with a Normal base distribution; got {type(inner.base_dist).__name__}.")
-    z = inner.base_dist.loc + inner.base_dist.scale * normals
-    c_std = (x - flow.cond_loc) / flow.cond_scale
-    y_std = jax.vmap(inner.bijection.transform, in_axes=(0, None))(z, c_std)
-    y = y_std * flow.scale + flow.loc
-    return space_to_ball(y, flow.centre, flow.radius) if flow.ball else y
+        raise ValueError("`flow` must be a conditional model p(v|x); got an unconditional one.")
+    return flow.from_base(normals, x)
 
 
-def stack_flows(flows: Sequence[DensityFlow]) -> DensityFlow:
-    """One DensityFlow whose array leaves carry a leading member axis, for `eqx.filter_vmap` over members.
+def stack_flows(flows: Sequence[DensityModel]) -> DensityModel:
+    """One DensityModel whose array leaves carry a leading member axis, for `eqx.filter_vmap` over members.
 
     All members must share hyperparameters (the same tree structure and array shapes).
     """

@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ..density.base import DensityModel
 from ..density.ensemble import Combine, combine_members
-from ..density.flows import DensityFlow
 from .flows import flow_velocities, stack_flows
 from .solve import least_squares_acceleration
 
@@ -26,8 +26,8 @@ class PointwiseFlows(eqx.Module):
     the position members, shared by every velocity member. Draws with |v| ≥ `max_speed_kms` are dropped.
     """
 
-    velocity: DensityFlow  # members stacked on a leading axis (`stack_flows`)
-    position: DensityFlow
+    velocity: DensityModel  # members stacked on a leading axis (`stack_flows`)
+    position: DensityModel
     normals: Float[Array, "k 3"]
     max_speed_kms: float = eqx.field(static=True)
     combine: Combine = eqx.field(static=True)
@@ -41,7 +41,7 @@ class PointwiseFlows(eqx.Module):
         """Each velocity member's least-squares a at `x`, km² s⁻² kpc⁻¹."""
         grad_n = self.grad_log_n(x)
 
-        def one(flow: DensityFlow) -> Float[Array, "3"]:
+        def one(flow: DensityModel) -> Float[Array, "3"]:
             v = flow_velocities(flow, self.normals, x)
             grad_v, grad_x = jax.vmap(jax.grad(flow.log_prob, argnums=(0, 1)), in_axes=(0, None))(v, x)
             keep = (jnp.linalg.norm(v, axis=1) < self.max_speed_kms).astype(v.dtype)
@@ -55,8 +55,8 @@ class PointwiseFlows(eqx.Module):
 
 
 def pointwise_flows(
-    velocity: Sequence[DensityFlow],
-    position: Sequence[DensityFlow],
+    velocity: Sequence[DensityModel],
+    position: Sequence[DensityModel],
     normals: Float[Array, "k 3"],
     max_speed_kms: float,
     combine: Combine = "median",

@@ -1,4 +1,4 @@
-"""Normalizing flows for n(x) (3-D) and p(v|x) (3-D given 3-D), behind one module and one fit.
+"""The masked autoregressive flow (`type: maf`): n(x) (3-D) and p(v|x) (3-D given 3-D) behind one module and one fit.
 
 Both are flowjax masked autoregressive flows with affine transformers and smooth activations on
 standardized variables: affine MAFs give ∇ ln p with continuous derivatives. flowjax's spline
@@ -7,8 +7,6 @@ the CBE differentiates the networks trained on these gradients, so neither is of
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -22,18 +20,18 @@ from flowjax.distributions import Normal
 from flowjax.flows import masked_autoregressive_flow
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ..fields.nets import ACTIVATIONS
-from ..progress import progress_bar
+from ..activations import ACTIVATIONS
 from ..recipe import FlowSpec
-from ..serialise import load_model, save_model
-from .ball import ball_to_space, space_to_ball
+from ..training import EarlyStopping, train_loop
+from .ball import BallToSpace
+from .base import DensityModel
 
 
-class DensityFlow(eqx.Module):
-    """ln p(y | c) in physical units: y (and c) standardized before a flowjax flow.
+class DensityFlow(DensityModel):
+    """ln p(y | c) in physical units: y (and c) standardized before a flowjax MAF.
 
-    Unconditional flows model n(x)/N (`c` is None). With `ball` support, y is first mapped from
-    the ball |y − centre| < radius onto R³ (see `ball.py`), so the density has an exact edge.
+    Unconditional flows model n(x)/N (`c` is None). With ball support, `support` (a flowjax bijection,
+    `ball.BallToSpace`) first maps the ball |y − centre| < radius onto R³, so the density has an exact edge.
     """
 
     flow: eqx.Module
@@ -41,16 +39,14 @@ class DensityFlow(eqx.Module):
     scale: Float[Array, "3"]
     cond_loc: Float[Array, "3"]
     cond_scale: Float[Array, "3"]
-    centre: Float[Array, "3"]
-    radius: Float[Array, ""]
+    support: BallToSpace | None
     conditional: bool = eqx.field(static=True)
-    ball: bool = eqx.field(static=True)
 
     def log_prob(self, y: Float[Array, "3"], c: Float[Array, "3"] | None = None) -> Float[Array, ""]:
         """ln p for one point: (km/s)⁻³ for p(v|x), kpc⁻³ for n(x)/N."""
         log_det = 0.0
-        if self.ball:
-            y, log_det = ball_to_space(y, self.centre, self.radius)
+        if self.support is not None:
+            y, log_det = self.support.transform_and_log_det(y)
         y_std = (y - self.loc) / self.scale
         c_std = None if c is None else (c - self.cond_loc) / self.cond_scale
         return self.flow.log_prob(y_std, c_std) - jnp.sum(jnp.log(self.scale)) + log_det
@@ -61,8 +57,17 @@ class DensityFlow(eqx.Module):
             y_std = self.flow.sample(key, condition=(c - self.cond_loc) / self.cond_scale)
         else:
             y_std = self.flow.sample(key, (n,))
-        y = y_std * self.scale + self.loc
-        return space_to_ball(y, self.centre, self.radius) if self.ball else y
+        return self._to_data(y_std * self.scale + self.loc)
+
+    def from_base(self, z: Float[Array, "k 3"], c: Float[Array, "3"] | None = None) -> Float[Array, "k 3"]:
+        inner = paramax.unwrap(self.flow)
+        u = inner.base_dist.loc + inner.base_dist.scale * z
+        c_std = None if c is None else (c - self.cond_loc) / self.cond_scale
+        y_std = jax.vmap(inner.bijection.transform, in_axes=(0, None))(u, c_std)
+        return self._to_data(y_std * self.scale + self.loc)
+
+    def _to_data(self, y: Float[Array, "n 3"]) -> Float[Array, "n 3"]:
+        return y if self.support is None else jax.vmap(self.support.inverse)(y)
 
 
 def flow_skeleton(
@@ -70,7 +75,7 @@ def flow_skeleton(
     nn_width: int,
     nn_depth: int,
     activation: str,
-    conditional: bool = True,
+    conditioned: bool = True,
     ball: bool = False,
     key: PRNGKeyArray | None = None,
 ) -> DensityFlow:
@@ -79,23 +84,25 @@ def flow_skeleton(
         jr.key(0) if key is None else key,
         base_dist=Normal(jnp.zeros(3)),
         transformer=Affine(),
-        cond_dim=3 if conditional else None,
+        cond_dim=3 if conditioned else None,
         flow_layers=flow_layers,
         nn_width=nn_width,
         nn_depth=nn_depth,
         nn_activation=ACTIVATIONS[activation],
     )
     zeros, ones = jnp.zeros(3), jnp.ones(3)
-    return DensityFlow(flow, zeros, ones, zeros, ones, zeros, jnp.ones(()), conditional, ball)
+    support = BallToSpace(zeros, jnp.ones(())) if ball else None
+    return DensityFlow(flow=flow, loc=zeros, scale=ones, cond_loc=zeros, cond_scale=ones, support=support,
+                       conditional=conditioned)
 
 
-def flow_hyperparameters(spec: FlowSpec, conditional: bool, ball: bool) -> dict:
+def flow_hyperparameters(spec: FlowSpec, conditioned: bool, ball: bool) -> dict:
     return {
         "flow_layers": spec.flow_layers,
         "nn_width": spec.nn_width,
         "nn_depth": spec.nn_depth,
         "activation": spec.activation,
-        "conditional": conditional,
+        "conditioned": conditioned,
         "ball": ball,
     }
 
@@ -124,9 +131,9 @@ def fit_flow(
     w = None if weights is None else jnp.asarray(weights / np.mean(weights), jnp.float32)
     model = flow_skeleton(**flow_hyperparameters(spec, c is not None, ball is not None), key=key_init)
     if ball is not None:
-        centre, radius = jnp.asarray(ball[0], jnp.float32), jnp.asarray(ball[1], jnp.float32)
-        model = eqx.tree_at(lambda m: (m.centre, m.radius), model, (centre, radius))
-        y = jax.vmap(lambda p: ball_to_space(p, centre, radius)[0])(y)  # the flow sees z = g(x)
+        support = BallToSpace(jnp.asarray(ball[0], jnp.float32), jnp.asarray(ball[1], jnp.float32))
+        model = eqx.tree_at(lambda m: m.support, model, support)
+        y = jax.vmap(support.transform)(y)  # the flow sees z = g(x)
     cond_stats = (model.cond_loc, model.cond_scale) if c is None else (c.mean(0), c.std(0))
     model = eqx.tree_at(lambda m: (m.loc, m.scale, m.cond_loc, m.cond_scale), model, (y.mean(0), y.std(0), *cond_stats))
     y_std = (y - model.loc) / model.scale
@@ -161,44 +168,13 @@ def fit_flow(
         (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), idx)
         return params, opt_state, losses.mean(), loss(params, val)
 
-    history: dict[str, list[float]] = {"train": [], "val": []}
-    best_params, best_val, stale = params, np.inf, 0
-    with progress_bar() as bar:
-        task = bar.add_task(label, total=spec.max_epochs, status="")
-        for epoch_key in jr.split(key_train, spec.max_epochs):
-            params, opt_state, train_loss, val_loss = run_epoch(params, opt_state, epoch_key)
-            history["train"].append(float(train_loss))
-            history["val"].append(float(val_loss))
-            if history["val"][-1] < best_val:
-                best_params, best_val, stale = params, history["val"][-1], 0
-            else:
-                stale += 1
-            bar.update(task, advance=1, status=f"val nll {history['val'][-1]:.4f}")
-            if stale >= spec.patience:
-                bar.update(task, status=f"early stop, best val nll {best_val:.4f}")
-                break
+    def run_call(params, opt_state, key):
+        params, opt_state, train_loss, val_loss = run_epoch(params, opt_state, key)
+        return params, opt_state, {"train": train_loss, "val": val_loss}
+
+    best_params, history = train_loop(
+        run_call, params, opt_state, jr.split(key_train, spec.max_epochs), label,
+        status=lambda metrics, _: f"val nll {metrics['val']:.4f}",
+        early_stopping=EarlyStopping("val", spec.patience), fix="the flow's `learning_rate`",
+    )
     return eqx.tree_at(lambda m: m.flow, model, eqx.combine(best_params, static)), history
-
-
-@eqx.filter_jit
-def grad_log_p(
-    flow: DensityFlow, x: Float[Array, "n 3"], v: Float[Array, "n 3"]
-) -> tuple[Float[Array, "n 3"], Float[Array, "n 3"]]:
-    """(∇ₓ ln p(v|x), ∇ᵥ ln p(v|x)) of a conditional flow at `n` points, in kpc⁻¹ and s/km."""
-    grad_v, grad_x = jax.vmap(jax.grad(flow.log_prob, argnums=(0, 1)))(v, x)
-    return grad_x, grad_v
-
-
-@eqx.filter_jit
-def grad_log_n(flow: DensityFlow, x: Float[Array, "n 3"]) -> Float[Array, "n 3"]:
-    """∇ ln n(x) of an unconditional flow at `n` points, in kpc⁻¹."""
-    return jax.vmap(jax.grad(flow.log_prob))(x)
-
-
-def save_flow(path: Path, flow: DensityFlow, spec: FlowSpec) -> None:
-    save_model(path, flow, "density_flow", flow_hyperparameters(spec, flow.conditional, flow.ball))
-
-
-def load_flow(path: Path) -> DensityFlow:
-    flow, _ = load_model(path, {"density_flow": flow_skeleton})
-    return flow
