@@ -39,6 +39,7 @@ from .paths import check_output_path
 from .plots import copy_quicklooks, write_quicklooks
 from .pointwise.evaluate import PointwiseFiles, pointwise_blocks, pointwise_fields
 from .progress import console
+from .published import publish_fields
 from .recipe import Recipe, recipe_sha256
 from .sources import PhaseSpaceTable, load_stars
 from .sources.gaia import fetch_gaia
@@ -198,6 +199,8 @@ def build(
     store = recipe.publish.store
     published = publish_cube(recipe.publish.catalog, recipe.entry_name, paths["cube"], metadata, replace, store)
     copy_quicklooks(build_dir, "quicklook", store or Path(published).parent, recipe.entry_name)
+    publish_fields(None if method == "pointwise" else [f.fields for f in files], kinds, written.attrs, build_dir,
+                   store or Path(published).parent, recipe.entry_name)
     if recipe.diagnostics.enabled:
         copy_to_url(build_dir / "diagnostics", join(str(store or Path(published).parent), f"{recipe.entry_name}.diagnostics"))
     return BuildResult(build_dir, paths["cube"], published, recipe.entry_name, scores)
