@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import uuid
@@ -12,13 +11,13 @@ from pathlib import Path
 
 import xarray as xr
 import yaml
+from filelock import FileLock
 from intake.readers.datatypes import Zarr
 from intake.readers.entry import Catalog
 from intake.readers.readers import XArrayDatasetReader
 
-from .cube.store import replace_directory
 from .errors import CatalogError
-from .stores import copy_to_url, is_url, join, store_exists
+from .stores import copy_to_url, is_url, join, replace_directory, store_exists
 
 CUBES_FOLDER = "cubes"
 
@@ -158,9 +157,5 @@ def _write_atomically(catalog: Catalog, path: Path) -> None:
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with FileLock(str(path.with_name(path.name + ".lock"))):  # portable (fcntl does not exist on Windows)
+        yield

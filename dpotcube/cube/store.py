@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import uuid
 import warnings
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from dask.callbacks import Callback
 
 from ..baryons import BARYON_MODELS
 from ..progress import progress_bar
+from ..stores import replace_directory
 from .evaluate import BARYON_FIELDS, FIELDS, TRACER_DENSITY, baryon_blocks, member_baryon_parameters
 from .grid import Grid
 from .scheduler import SchedulerSpec, scheduler
@@ -126,17 +126,6 @@ def write_cube(ds: xr.Dataset, path: Path, on: SchedulerSpec = SchedulerSpec()) 
         if on.distributed:
             bar.update(task, total=1, completed=1)
     replace_directory(partial, path)
-
-
-def replace_directory(new: Path, target: Path) -> None:
-    """Move directory `new` to `target`, replacing any old one with two renames."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
-        target.rename(old)
-        new.rename(target)
-        shutil.rmtree(old)
-    else:
-        new.rename(target)
 
 
 def _zarr_chunks(var: xr.DataArray) -> tuple[int, ...]:

@@ -1,0 +1,249 @@
+"""A released cube used as a downstream astronomer would: query at sky positions, the published Φ network,
+orbits through galpy and gala, the command line; on the session's tiny build."""
+
+import json
+import subprocess
+import sys
+import warnings
+
+import astropy.units as u
+import numpy as np
+import pytest
+import xarray as xr
+from astropy.coordinates import Galactic, SkyCoord
+
+import dpotcube
+from dpotcube.lookup import OutsideVolumeWarning, SingleMemberWarning
+
+from .conftest import REPO
+
+INTERPOLATION_TOLERANCE = 0.01
+"""Grid interpolation error allowed, as a fraction of a field's range in the volume (docs/query.md: the tiny
+recipe's 0.5 kpc grid measures 0.3% for Φ, 0.1% for a, 0.4% for ρ)."""
+
+
+@pytest.fixture(scope="module")
+def released(tiny_build):
+    _, catalog, _ = tiny_build
+    ds = dpotcube.open_cube("tiny", catalog=catalog)
+    return catalog, ds, dpotcube.potential("tiny", catalog=catalog)
+
+
+def _inside(ds, n, fraction=0.8, seed=0):
+    rng = np.random.default_rng(seed)
+    d = rng.normal(size=(n, 3))
+    radius = fraction * ds.attrs["volume_radius_kpc"]
+    d *= radius * rng.uniform(size=(n, 1)) ** (1 / 3) / np.linalg.norm(d, axis=1, keepdims=True)
+    return np.asarray(ds.attrs["observer_position_kpc"]) + d
+
+
+def _quiet_query(*args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SingleMemberWarning)
+        return dpotcube.query(*args, **kwargs)
+
+
+def test_query_at_grid_points_returns_the_grid(released):
+    _, ds, _ = released
+    X, Y, Z = np.meshgrid(ds.x[1:-1], ds.y[1:-1], ds.z[1:-1], indexing="ij")
+    points = np.stack([X.ravel(), Y.ravel(), Z.ravel()], axis=-1)
+    keep = ds.in_volume.compute().sel(x=xr.DataArray(points[:, 0]), y=xr.DataArray(points[:, 1]), z=xr.DataArray(points[:, 2]))
+    points = points[keep.values][:50]
+    got = _quiet_query(ds, points * u.kpc, interval="members")
+    want = ds.potential.isel(member=0).sel(x=xr.DataArray(points[:, 0]), y=xr.DataArray(points[:, 1]),
+                                           z=xr.DataArray(points[:, 2]))
+    ok = np.isfinite(got.potential.values[0])  # NaN at nodes next to the volume's edge: all 8 corners must be inside
+    assert ok.sum() > 10
+    np.testing.assert_allclose(got.potential.values[0][ok], want.values[ok], rtol=1e-5, atol=1e-3)
+
+
+def test_query_agrees_with_the_network_within_the_interpolation_error(released):
+    _, ds, pot = released
+    x = _inside(ds, 300)
+    got = _quiet_query(ds, x * u.kpc)
+    phi, grad, lap = pot.evaluate(x)
+    density = pot.density(x)
+    ok = got.in_volume.values
+    assert ok.mean() > 0.8
+    for name, exact in (("potential", phi), ("accel_x", -grad[:, 0]), ("accel_z", -grad[:, 2]), ("density", density)):
+        error = np.abs(got[name].values[ok] - exact[ok])
+        assert error.max() < INTERPOLATION_TOLERANCE * np.ptp(exact[ok]), name
+    assert got.potential.attrs["units"] == "km2 s-2"
+
+
+def test_query_by_skycoord_in_any_frame(released):
+    _, ds, _ = released
+    icrs = SkyCoord(ra=[10.0, 120.0, 250.0] * u.deg, dec=[41.0, -5.0, 20.0] * u.deg, distance=[0.5, 1.0, 6.0] * u.kpc)
+    with pytest.warns(OutsideVolumeWarning, match="1 of 3 points"):
+        by_icrs = _quiet_query(ds, icrs)
+    with pytest.warns(OutsideVolumeWarning):
+        by_galactic = _quiet_query(ds, icrs.transform_to(Galactic()))
+    xr.testing.assert_allclose(by_icrs, by_galactic)
+    assert list(by_icrs.in_volume.values) == [True, True, False]
+    assert np.isnan(by_icrs.density.values[2])
+    # the Sun's own position: the observer
+    sun = SkyCoord(l=0 * u.deg, b=0 * u.deg, distance=1e-6 * u.kpc, frame="galactic")
+    at_sun = _quiet_query(ds, sun)
+    np.testing.assert_allclose([at_sun[c].values[0] for c in "xyz"], ds.attrs["observer_position_kpc"], atol=1e-5)
+    with pytest.raises(dpotcube.errors.DataError, match="no distances"):
+        dpotcube.query(ds, SkyCoord(ra=[1] * u.deg, dec=[2] * u.deg))
+
+
+def test_query_quantities_are_masked_outside_and_one_member_warns(released):
+    _, ds, _ = released
+    points = np.array([ds.attrs["observer_position_kpc"], [0.0, 0.0, 0.0]]) * u.kpc
+    with pytest.warns(SingleMemberWarning), pytest.warns(OutsideVolumeWarning, match="1 of 2"):
+        out = dpotcube.query(ds, points, quantities=["potential", "accel_x"], output="quantity")
+    assert set(out) == {"potential", "potential_p16", "potential_p84", "accel_x", "accel_x_p16", "accel_x_p84"}
+    assert out["accel_x"].unit == u.Unit("km2 s-2 kpc-1")
+    assert list(out["potential"].mask) == [False, True]
+    assert abs(out["potential"][0].unmasked.value) < 1.0  # Φ = 0 at the reference point, the observer
+    via_accessor = ds.dpot.query(points[:1], quantities="density", interval="members")
+    assert via_accessor.density.dims == ("member", "points")
+
+
+def test_published_fields_spec_and_exact_network(released, tiny_build):
+    catalog, ds, pot = released
+    spec = json.loads((catalog.parent / "cubes" / "tiny.fields" / "spec.json").read_text())
+    assert spec["units"]["potential"] == "km2 s-2" and spec["method"] == "conditional"
+    assert [m["kind"] for m in spec["members"]] == list(ds.member_kind.values)
+    assert spec["architecture"]["potential"]["width"] == 16
+    # exact inside: the cube's grid values are the network's, in float32
+    grid = ds.isel(member=0).where(ds.in_volume).to_dataframe()[["potential", "accel_x", "density"]].dropna()
+    points = np.array(grid.index.to_list())[::7]
+    phi, grad, _ = pot.evaluate(points)
+    np.testing.assert_allclose(phi, grid.potential.values[::7], atol=1e-4 * np.ptp(grid.potential))
+    np.testing.assert_allclose(-grad[:, 0], grid.accel_x.values[::7], atol=1e-4 * np.ptp(grid.accel_x))
+    np.testing.assert_allclose(pot.density(points), grid.density.values[::7], atol=1e-3 * np.ptp(grid.density))
+    assert set(pot.region(points)) == {0}
+    # a JAX function: autodiff of the call equals the vectorised gradient
+    import jax
+
+    np.testing.assert_allclose(np.asarray(jax.grad(pot)(np.float32(points[0]))), grad[0], rtol=1e-3)
+
+
+def test_extension_is_continuous_and_never_nan(released):
+    _, ds, pot = released
+    o = np.asarray(pot.observer)
+    direction = np.array([0.3, -0.8, 0.52]) / np.linalg.norm([0.3, -0.8, 0.52])
+    s = np.linspace(0.5, 20.0, 2000)
+    phi, grad, lap = pot.evaluate(o + np.outer(s * pot.radius, direction))
+    assert np.isfinite(phi).all() and np.isfinite(grad).all() and np.isfinite(lap).all()
+    assert set(np.unique(pot.region(o + np.outer(s * pot.radius, direction)))) == {0, 1, 2}
+    from dpotcube.learned import BLEND_WIDTH
+
+    for edge in (1.0, 1.0 + BLEND_WIDTH):  # Φ, ∇Φ and ∇²Φ continuous across both edges of the blending shell
+        eps = 1e-7
+        two = o + np.outer(np.array([edge - eps, edge + eps]) * pot.radius, direction)
+        phi, grad, lap = pot.evaluate(two)
+        assert abs(phi[1] - phi[0]) < 1e-3 and np.abs(grad[1] - grad[0]).max() < 1e-3
+        assert abs(lap[1] - lap[0]) < 1e-3 * (1 + abs(lap[0]))
+    far = np.array([[50.0, 40.0, -30.0]])
+    np.testing.assert_allclose(pot.potential(far), pot.extension(far[0]), rtol=1e-6)  # region 2: the extension only
+
+
+def test_galpy_and_gala_forces_equal_the_network_and_each_other(released):
+    from galpy.potential import (
+        evaluateDensities,
+        evaluatephitorques,
+        evaluatePotentials,
+        evaluateRforces,
+        evaluatezforces,
+    )
+
+    _, ds, pot = released
+    rng = np.random.default_rng(3)
+    x = np.concatenate([_inside(ds, 20), rng.uniform(-30, 30, size=(10, 3))])  # inside and far outside
+    phi, grad, lap = pot.evaluate(x)
+    a = -grad
+    galpy_pot, gala_pot = dpotcube.to_galpy(pot), dpotcube.to_gala(pot)
+    # galpy's frame is left-handed: x_galpy = −x
+    R, phi_g = np.hypot(x[:, 0], x[:, 1]), np.arctan2(x[:, 1], -x[:, 0])
+    kw = {"phi": phi_g * u.rad, "quantity": True}
+    accel = u.km**2 / u.s**2 / u.kpc
+    f_R = evaluateRforces(galpy_pot, R * u.kpc, x[:, 2] * u.kpc, **kw).to_value(accel)
+    f_z = evaluatezforces(galpy_pot, R * u.kpc, x[:, 2] * u.kpc, **kw).to_value(accel)
+    torque = evaluatephitorques(galpy_pot, R * u.kpc, x[:, 2] * u.kpc, **kw).to_value(u.km**2 / u.s**2)
+    a_galpy = np.stack([-(f_R * np.cos(phi_g) - torque / R * np.sin(phi_g)),
+                        f_R * np.sin(phi_g) + torque / R * np.cos(phi_g), f_z], axis=-1)
+    np.testing.assert_allclose(a_galpy, a, rtol=1e-8, atol=1e-8 * np.abs(a).max())
+    phi_galpy = evaluatePotentials(galpy_pot, R * u.kpc, x[:, 2] * u.kpc, **kw).to_value(u.km**2 / u.s**2)
+    np.testing.assert_allclose(phi_galpy, phi, rtol=1e-8, atol=1e-6)
+    rho_galpy = evaluateDensities(galpy_pot, R * u.kpc, x[:, 2] * u.kpc, **kw).to_value(u.Msun / u.pc**3)
+    np.testing.assert_allclose(rho_galpy, pot.density(x), rtol=1e-6, atol=1e-12)
+
+    a_gala = gala_pot.acceleration(x.T * u.kpc).to_value(accel).T
+    np.testing.assert_allclose(a_gala, a, rtol=1e-8, atol=1e-8 * np.abs(a).max())
+    np.testing.assert_allclose(a_gala, a_galpy, rtol=1e-8, atol=1e-8 * np.abs(a).max())
+    np.testing.assert_allclose(gala_pot.energy(x.T * u.kpc).to_value(u.km**2 / u.s**2), phi, rtol=1e-8, atol=1e-6)
+    rho_gala = gala_pot.density(x.T * u.kpc).to_value(u.Msun / u.pc**3)
+    np.testing.assert_allclose(rho_gala, pot.density(x), rtol=1e-6, atol=1e-12)
+
+
+def test_suns_orbit_conserves_energy_in_galpy_and_gala(released):
+    import gala.dynamics as gd
+    import gala.integrate as gi
+    import gala.potential as gp
+    from galpy.orbit import Orbit
+
+    _, ds, pot = released
+    x0, v0 = np.asarray(pot.observer), np.asarray(ds.attrs["galcen_v_sun_kms"])
+    galpy_pot = dpotcube.to_galpy(pot)
+    o = Orbit([np.hypot(x0[0], x0[1]) * u.kpc, -v0[0] * u.km / u.s, v0[1] * u.km / u.s, x0[2] * u.kpc,
+               v0[2] * u.km / u.s, np.arctan2(x0[1], -x0[0]) * u.rad], ro=galpy_pot._ro, vo=galpy_pot._vo)
+    ts = np.linspace(0, 0.2, 201) * u.Gyr
+    o.integrate(ts, galpy_pot, method="dop853")
+    energy = o.E(ts, pot=galpy_pot)
+    assert np.isfinite(energy).all() and np.max(np.abs(energy / energy[0] - 1)) < 1e-6
+
+    w0 = gd.PhaseSpacePosition(pos=x0 * u.kpc, vel=v0 * u.km / u.s)
+    orbit = gp.Hamiltonian(dpotcube.to_gala(pot)).integrate_orbit(w0, dt=1 * u.Myr, n_steps=200,
+                                                                  Integrator=gi.DOPRI853Integrator)
+    e = orbit.energy().value
+    assert np.isfinite(e).all() and np.max(np.abs(e / e[0] - 1)) < 1e-6
+    xyz_galpy = np.stack([-o.x(ts), o.y(ts), o.z(ts)], axis=-1)
+    np.testing.assert_allclose(orbit.xyz.T.to_value(u.kpc), xyz_galpy, atol=1e-4)  # the same orbit
+
+
+def test_pointwise_cube_has_no_network():
+    ds = xr.Dataset(attrs={"method": "pointwise"})
+    with pytest.raises(dpotcube.errors.DataError, match="pointwise"):
+        dpotcube.potential(ds)
+
+
+def test_query_command(released, tmp_path):
+    from typer.testing import CliRunner
+
+    from dpotcube.cli import app
+
+    catalog, _, _ = released
+    runner = CliRunner()
+    done = runner.invoke(app, ["query", "tiny", "--catalog", str(catalog), "--ra", "10", "--dec", "41",
+                               "--distance", "0.5", "-q", "potential"])
+    assert done.exit_code == 0, done.output
+    assert "potential_p16" in done.output and "km2 / s2" in done.output
+    table = tmp_path / "stars.csv"
+    table.write_text("ra,dec,distance\n10,41,0.5\n250,20,6.0\n")
+    out = tmp_path / "result.ecsv"
+    done = runner.invoke(app, ["query", "tiny", "--catalog", str(catalog), "--table", str(table), "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    assert "1 of 2 points" in " ".join(done.output.split())
+    from astropy.table import Table
+
+    rows = Table.read(out)
+    assert len(rows) == 2 and rows["density"].unit == u.Unit("solMass pc-3") and list(rows["in_volume"]) == [True, False]
+    assert runner.invoke(app, ["--version"]).output.strip() == f"dpotcube {dpotcube.__version__}"
+
+
+def test_reading_and_querying_do_not_import_jax(released):
+    catalog, _, _ = released
+    code = (
+        "import sys, warnings; warnings.simplefilter('ignore'); import astropy.units as u, dpotcube; "
+        f"ds = dpotcube.open_cube('tiny', catalog={str(catalog)!r}); "
+        "dpotcube.query(ds, [[-8.0, 0.0, 0.0]] * u.kpc); ds.dpot.vcirc(); ds.dpot.kz(); ds.dpot.surface_density(); "
+        "import dpotcube.cli; "
+        "print(sorted(m for m in sys.modules if m == 'jax' or m.startswith('jax.')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
