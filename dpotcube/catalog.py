@@ -17,6 +17,7 @@ from intake.readers.entry import Catalog
 from intake.readers.readers import XArrayDatasetReader
 
 from .errors import CatalogError
+from .release import entry_release_metadata
 from .stores import copy_to_url, is_url, join, replace_directory, store_exists
 
 CUBES_FOLDER = "cubes"
@@ -61,6 +62,7 @@ def publish_cube(
     Returns the store's path or URL.
     """
     catalog_path = Path(catalog_path)
+    metadata = {**entry_release_metadata(metadata), **metadata}  # description, licence, citation
     read_catalog(catalog_path)  # refuse a corrupt catalog before copying anything
     if store is not None:
         return _publish_to_url(catalog_path, entry, cube_path, metadata, replace, join(store, f"{entry}.zarr"))

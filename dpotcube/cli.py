@@ -163,12 +163,22 @@ def diagnose(
     out: Annotated[
         str | None, typer.Option("--out", help="Folder or fsspec URL (default: beside the cube, `<name>.diagnostics`).")
     ] = None,
-    velocities: Annotated[int, typer.Option("--velocities", min=1000, help="Velocity draws for ∂ ln f/∂t.")] = 1_000_000,
+    velocities: Annotated[
+        int | None, typer.Option("--velocities", min=1000, help="Velocity draws for ∂ ln f/∂t (default: the recipe's).")
+    ] = None,
+    mcmc_steps: Annotated[
+        int | None, typer.Option("--mcmc-steps", min=100, help="gNFW MCMC steps (default: the recipe's).")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed of every random draw (default: the one `dpotcube build` used, "
+                                 "so the numbers are the build's).")
+    ] = None,
     catalog: CatalogOpt = Path("catalog/catalog.yaml"),
 ) -> None:
     """The published diagnostics: a⊙, local ρ and ρ_DM, north–south symmetry, ∂ ln f/∂t at the Sun, a gNFW fit."""
     from .catalog import open_cube
     from .diagnostics import parse_acceleration, run_diagnostics
+    from .diagnostics_settings import build_diagnostics_settings
     from .diagnostics.gradients import is_build_folder
     from .errors import BuildError
     from .paths import check_output_path
@@ -192,7 +202,11 @@ def diagnose(
         check_output_path(Path(out.removeprefix("file://")), "diagnostics folder (--out)")
     observer = ds.attrs.get("observer_position_kpc")
     a = None if accel is None else parse_acceleration(accel, accel_units, accel_axes, observer)
-    result = run_diagnostics(ds, out, build, accel=a, n_velocities=velocities, name=stem)
+    settings = build_diagnostics_settings(ds.attrs)
+    result = run_diagnostics(ds, out, build, accel=a, name=stem,
+                             n_velocities=velocities if velocities is not None else settings["velocities"],
+                             mcmc_steps=mcmc_steps if mcmc_steps is not None else settings["mcmc_steps"],
+                             seed=seed if seed is not None else settings["seed"])
     for name in result["files"]:
         console.print(f"{out.rstrip('/')}/{name}", highlight=False, markup=False)
     for note in result["notes"]:

@@ -247,3 +247,48 @@ def test_reading_and_querying_do_not_import_jax(released):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
+
+
+def test_cf_attributes_and_catalog_release_metadata(released):
+    import cf_xarray  # noqa: F401  (registers ds.cf)
+
+    from dpotcube.catalog import list_entries
+
+    catalog, ds, _ = released
+    assert ds.attrs["Conventions"].startswith("CF-")
+    assert ds.cf.axes == {"X": ["x"], "Y": ["y"], "Z": ["z"]}
+    assert ds.cf["X"].name == "x" and ds.cf["Z"].attrs["positive"] == "up"
+    for name in [*ds.data_vars, *ds.coords]:
+        attrs = ds[name].attrs
+        assert "long_name" in attrs, name
+        if name not in ("member_kind",):
+            assert "units" in attrs, name
+    meta = list_entries(catalog)["tiny"]
+    assert meta["license"] == ds.attrs["license"] and "conditional" in meta["description"]
+    assert any("Kalda & Green" in c for c in meta["citation"]) and meta["recipe_sha256"] == ds.attrs["recipe_sha256"]
+    assert meta["created"] == ds.attrs["created"]
+
+
+def test_diagnose_gives_the_builds_numbers_by_default(tiny_build, tmp_path):
+    from typer.testing import CliRunner
+
+    from dpotcube.cli import app
+
+    root, catalog, _ = tiny_build
+    out = tmp_path / "again"
+    done = CliRunner().invoke(app, ["diagnose", "tiny", "--catalog", str(catalog), "--build", str(root / "build"),
+                                    "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    built = json.loads(next((root / "build" / "diagnostics").glob("*.json")).read_text())
+    again = json.loads(next(out.glob("*.json")).read_text())
+
+    def numbers(tree, path=""):
+        if isinstance(tree, dict):
+            return {k: v for key, value in tree.items() for k, v in numbers(value, f"{path}/{key}").items()}
+        if isinstance(tree, list):
+            return {k: v for i, value in enumerate(tree) for k, v in numbers(value, f"{path}/{i}").items()}
+        return {path: tree} if isinstance(tree, float) else {}
+
+    a, b = numbers(built), numbers(again)
+    assert a.keys() == b.keys() and len(a) > 100
+    np.testing.assert_allclose([b[k] for k in a], list(a.values()), rtol=1e-9)  # threads may sum in another order
