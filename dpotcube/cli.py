@@ -178,8 +178,8 @@ def diagnose(
     """The published diagnostics: a⊙, local ρ and ρ_DM, north–south symmetry, ∂ ln f/∂t at the Sun, a gNFW fit."""
     from .catalog import open_cube
     from .diagnostics import parse_acceleration, run_diagnostics
-    from .diagnostics_settings import build_diagnostics_settings
     from .diagnostics.gradients import is_build_folder
+    from .diagnostics_settings import build_diagnostics_settings
     from .errors import BuildError
     from .paths import check_output_path
     from .stores import check_url, is_url

@@ -292,3 +292,46 @@ def test_diagnose_gives_the_builds_numbers_by_default(tiny_build, tmp_path):
     a, b = numbers(built), numbers(again)
     assert a.keys() == b.keys() and len(a) > 100
     np.testing.assert_allclose([b[k] for k in a], list(a.values()), rtol=1e-9)  # threads may sum in another order
+
+
+@pytest.fixture()
+def http_catalog(tiny_build):
+    """The tiny build's catalog folder served by `python -m http.server` on 127.0.0.1: its base URL."""
+    import socket
+    import time
+    import urllib.request
+
+    _, catalog, _ = tiny_build
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory",
+                               str(catalog.parent)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{url}/catalog.yaml", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_released_catalog_opens_over_http(http_catalog, released):
+    import intake
+
+    _, local, local_pot = released
+    by_intake = intake.open_catalog(f"{http_catalog}/catalog.yaml")["tiny"].read()
+    by_url = dpotcube.open_cube(f"{http_catalog}/catalog.yaml#tiny")
+    assert by_url.potential.chunks is not None  # lazy: dask arrays, read chunk by chunk when sliced
+    piece = by_url.density.isel(member=0, x=slice(4, 8)).sel(z=0.0, method="nearest")
+    here = local.density.isel(member=0, x=slice(4, 8)).sel(z=0.0, method="nearest")
+    xr.testing.assert_identical(piece.compute(), here.compute())
+    xr.testing.assert_identical(by_intake.isel(x=5).compute(), local.isel(x=5).compute())
+    remote_pot = dpotcube.potential(by_url)  # the published fields, downloaded and checksum-verified
+    x = _inside(local, 5)
+    np.testing.assert_allclose(remote_pot.potential(x), local_pot.potential(x), rtol=1e-12)
