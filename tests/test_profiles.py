@@ -50,7 +50,7 @@ def test_kz_is_the_plummer_vertical_force(plummer_cube, truth):
     np.testing.assert_allclose(out.kz, want, rtol=1e-3, atol=1e-2)
     assert np.all(np.sign(out.kz.values[z > 0]) == -1)  # towards the plane
     np.testing.assert_allclose(out.kz_2piG, np.abs(want) / (2 * np.pi * G_KPC_KM2_S2_PER_MSUN) * 1e-6, rtol=1e-3,
-                               atol=1e-6)
+                               atol=1e-3)
 
 
 def test_surface_density_integrates_the_plummer_density(plummer_cube, truth):
