@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
 from ..constants import MSUN_PER_KPC3_TO_MSUN_PER_PC3, MSUN_PER_PC3_TO_GEV_PER_CM3
-from ..sources.mocks import PlummerTruth
 from ._common import DENSITY_UNITS, summarise, title_prefix
+
+if TYPE_CHECKING:  # JAX-based: imported for annotations only, so plotting never imports JAX
+    from ..sources.mocks import PlummerTruth
 
 DENSITIES = {"density": ("ρ total", "C0"), "density_dm": ("ρ_DM", "C3")}
 

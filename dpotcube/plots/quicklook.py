@@ -9,15 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import fsspec
 import xarray as xr
 import yaml
 from matplotlib.figure import Figure
 
-from ..baryons import MWPotential2014
 from ..errors import DpotcubeError
-from ..sources.mocks import PlummerTruth
 from .arcs import polar_arc_density_figure
 from .lines import north_south_figure
 from .meridional import meridional_acceleration_figure
@@ -25,6 +24,9 @@ from .midplane import midplane_potential_figure
 from .plane import plane_figure
 from .selection import selection_plane_figure
 from .sky import efficiency_sky_figure
+
+if TYPE_CHECKING:  # JAX-based: imported for annotations only, so plotting never imports JAX
+    from ..sources.mocks import PlummerTruth
 
 DPI = 90
 LOAD_BELOW_BYTES = 512 * 2**20
@@ -48,6 +50,8 @@ def _midplane(ds: xr.Dataset, truth: PlummerTruth | None) -> Figure | None:
     """Against the mock's truth for mocks, against galpy's MWPotential2014 (Bovy 2015) for real stars."""
     if truth is not None:
         return midplane_potential_figure(ds, truth.potential, "Plummer truth (mock)")
+    from ..baryons import MWPotential2014
+
     return midplane_potential_figure(ds, MWPotential2014.potential, "MWPotential2014 (Bovy 2015)")
 
 
