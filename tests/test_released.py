@@ -241,7 +241,7 @@ def test_reading_and_querying_do_not_import_jax(released):
         "import sys, warnings; warnings.simplefilter('ignore'); import astropy.units as u, dpotcube; "
         f"ds = dpotcube.open_cube('tiny', catalog={str(catalog)!r}); "
         "dpotcube.query(ds, [[-8.0, 0.0, 0.0]] * u.kpc); ds.dpot.vcirc(); ds.dpot.kz(); ds.dpot.surface_density(); "
-        "import dpotcube.cli; "
+        "import dpotcube.cli; from dpotcube.plots import plane_figure, vcirc_figure; plane_figure(ds); vcirc_figure(ds); "
         "print(sorted(m for m in sys.modules if m == 'jax' or m.startswith('jax.')))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)

@@ -59,7 +59,7 @@ def plane_figure(ds: xr.Dataset, truth: PlummerTruth | None = None) -> Figure:
             image = ax.pcolormesh(X, Y, shown, shading="nearest", cmap="RdBu_r", norm=ratio_norm(shown))
             fig.colorbar(image, ax=ax, label=label)
             finite = shown[np.isfinite(shown)]
-            span = f" (range {finite.min():.2g} to {finite.max():.2g})" if finite.size else ""
+            span = f"\n(range {finite.min():.2g} to {finite.max():.2g}, none clipped)" if finite.size else ""
             ax.set_title(label + span)
         for ax in axes[1][len(ratios):]:
             ax.axis("off")

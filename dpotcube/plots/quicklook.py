@@ -22,6 +22,7 @@ from .lines import north_south_figure
 from .meridional import meridional_acceleration_figure
 from .midplane import midplane_potential_figure
 from .plane import plane_figure
+from .profiles import kz_figure, surface_density_figure, vcirc_figure
 from .selection import selection_plane_figure
 from .sky import efficiency_sky_figure
 
@@ -63,6 +64,9 @@ QUICKLOOKS: tuple[Quicklook, ...] = (
     Quicklook("midplane-potential", _midplane),
     Quicklook("efficiency-sky", lambda ds, truth: efficiency_sky_figure(ds) if "efficiency" in ds else None),
     Quicklook("mock-selection", lambda ds, truth: selection_plane_figure(truth) if truth is not None else None),
+    Quicklook("vcirc", vcirc_figure),
+    Quicklook("kz", kz_figure),
+    Quicklook("surface-density", surface_density_figure),
 )
 
 
