@@ -138,5 +138,18 @@ def to_gala(entry, member: int = 0, catalog: str | Path = "catalog/catalog.yaml"
     return LearnedGalaPotential()
 
 
+def galpy_coordinates(x: np.ndarray, v: np.ndarray) -> list:
+    """[R, vR, vT, z, vz, φ] (astropy Quantities) in galpy's left-handed frame of a position `x` (kpc) and velocity
+    `v` (km/s) in astropy's Galactocentric frame, shapes `(3,)`: `galpy.orbit.Orbit(galpy_coordinates(x, v), ro=…, vo=…)`."""
+    x, v = np.asarray(x, np.float64), np.asarray(v, np.float64)
+    xg, yg, vxg, vyg = -x[0], x[1], -v[0], v[1]  # astropy → galpy: x flips
+    phi = np.arctan2(yg, xg)
+    R = np.hypot(xg, yg)
+    vR = (xg * vxg + yg * vyg) / R
+    vT = (xg * vyg - yg * vxg) / R
+    kpc, kms = u.kpc, u.km / u.s
+    return [R * kpc, vR * kms, vT * kms, x[2] * kpc, v[2] * kms, phi * u.rad]
+
+
 def _shaped(values: np.ndarray, shape: tuple[int, ...]):
     return values.reshape(shape) if shape else float(values[0])

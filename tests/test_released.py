@@ -189,14 +189,15 @@ def test_suns_orbit_conserves_energy_in_galpy_and_gala(released):
     _, ds, pot = released
     x0, v0 = np.asarray(pot.observer), np.asarray(ds.attrs["galcen_v_sun_kms"])
     galpy_pot = dpotcube.to_galpy(pot)
-    o = Orbit([np.hypot(x0[0], x0[1]) * u.kpc, -v0[0] * u.km / u.s, v0[1] * u.km / u.s, x0[2] * u.kpc,
-               v0[2] * u.km / u.s, np.arctan2(x0[1], -x0[0]) * u.rad], ro=galpy_pot._ro, vo=galpy_pot._vo)
+    from dpotcube.adapters import galpy_coordinates
+
+    o = Orbit(galpy_coordinates(x0 + [0.0, 0.3, 0.0], v0), ro=galpy_pot._ro, vo=galpy_pot._vo)  # off the x axis
     ts = np.linspace(0, 0.2, 201) * u.Gyr
     o.integrate(ts, galpy_pot, method="dop853")
     energy = o.E(ts, pot=galpy_pot)
     assert np.isfinite(energy).all() and np.max(np.abs(energy / energy[0] - 1)) < 1e-6
 
-    w0 = gd.PhaseSpacePosition(pos=x0 * u.kpc, vel=v0 * u.km / u.s)
+    w0 = gd.PhaseSpacePosition(pos=(x0 + [0.0, 0.3, 0.0]) * u.kpc, vel=v0 * u.km / u.s)
     orbit = gp.Hamiltonian(dpotcube.to_gala(pot)).integrate_orbit(w0, dt=1 * u.Myr, n_steps=200,
                                                                   Integrator=gi.DOPRI853Integrator)
     e = orbit.energy().value
