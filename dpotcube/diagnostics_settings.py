@@ -11,7 +11,6 @@ DEFAULTS = {"velocities": 1_000_000, "mcmc_steps": 8000, "seed": 0}
 
 def build_diagnostics_settings(attrs: dict) -> dict:
     """`velocities`, `mcmc_steps` (the recipe's `diagnostics:` section) and `seed` (the build's cube-stage seed)."""
-    from .pipeline import STAGES  # the build derives each stage's seed as recipe seed × 1000 + the stage's index
     from .recipe import recipe_from_dict
 
     try:
@@ -21,5 +20,16 @@ def build_diagnostics_settings(attrs: dict) -> dict:
     return {
         "velocities": recipe.diagnostics.velocities,
         "mcmc_steps": recipe.diagnostics.mcmc_steps,
-        "seed": recipe.seed * 1000 + STAGES.index("cube"),
+        "seed": _cube_stage_seed(recipe.seed),
     }
+
+
+def _cube_stage_seed(recipe_seed: int) -> int:
+    """The seed the build gives its cube stage (and the diagnostics run after it)."""
+    try:  # the build plan's one seed derivation, where it exists
+        from .plan import stage_seed
+    except ImportError:  # before dpotcube/plan: recipe seed × 1000 + the stage's index in pipeline.STAGES
+        from .pipeline import STAGES
+
+        return recipe_seed * 1000 + STAGES.index("cube")
+    return stage_seed(recipe_seed, "cube")
