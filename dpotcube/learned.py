@@ -176,11 +176,11 @@ def potential(entry, member: int = 0, catalog: str | Path = "catalog/catalog.yam
         location = str(entry).rstrip("/")
     else:
         ds = entry if isinstance(entry, xr.Dataset) else open_cube(entry, catalog=catalog)
-        if ds.attrs.get("method") == "pointwise":
+        if "potential" not in ds.data_vars:
             raise DataError(
-                "This cube was built with the `pointwise` method, which solves a at each grid point and has no Φ "
-                "network: there is no learned Φ to publish. Use the cube (`dpotcube.query`), or build with "
-                "`fields.method: conditional` (or `vanilla`, `selection`) for a Φ network."
+                f"This cube (method `{ds.attrs.get('method', '?')}`) has no `potential`: its method has no Φ network "
+                "(e.g. `pointwise`, which solves a at each grid point), so no learned Φ is published. Use the cube "
+                "(`dpotcube.query`), or build with a method that fits Φ (`conditional`, `vanilla`, `selection`)."
             )
         location = fields_location(ds)
     spec = read_spec(location)

@@ -3,6 +3,8 @@ CF-style attributes of its coordinates and variables."""
 
 from __future__ import annotations
 
+from .errors import DpotcubeError
+
 DATA_LICENSE = "CC-BY-4.0"
 """Licence of the published cubes and fields (the code is MIT)."""
 
@@ -31,7 +33,16 @@ COORDINATE_ATTRS: dict[str, dict[str, str]] = {
 
 
 def citations(method: str, pattern_speed: bool = False) -> list[str]:
-    return [*CITATIONS.get(method, []), *([PATTERN_SPEED_CITATION] if pattern_speed else [])]
+    """The papers behind `method` (a method plug-in's own `citations`, where the registry has one), plus the
+    pattern-speed paper when Ω_p was fitted."""
+    papers = CITATIONS.get(method, [])
+    try:  # the plug-in design: each method names its papers (dpotcube/methods, where it exists)
+        from . import methods  # type: ignore[attr-defined]
+
+        papers = list(getattr(methods.get_method(method), "citations", papers))
+    except (ImportError, AttributeError, KeyError, ValueError, DpotcubeError):
+        pass
+    return [*papers, *([PATTERN_SPEED_CITATION] if pattern_speed else [])]
 
 
 def cf_global_attrs(attrs: dict) -> dict:
