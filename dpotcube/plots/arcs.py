@@ -32,9 +32,10 @@ def polar_arc_density_figure(ds: xr.Dataset, truth: PlummerTruth | None = None) 
         if name not in arc:
             continue
         q = summarise(arc, name)
-        band = f"{label}: 16–84% over {n} member{'s' if n != 1 else ''}"
-        ax.fill_between(s, q.p16, q.p84, color=colour, alpha=0.3, linewidth=0, label=band)
-        ax.plot(s, q["median"], color=colour, label=f"{label}: median")
+        if n > 1:
+            band = f"{label}: 16–84% over {n} members"
+            ax.fill_between(s, q.p16, q.p84, color=colour, alpha=0.3, linewidth=0, label=band)
+        ax.plot(s, q["median"], color=colour, label=f"{label}: median" + ("" if n > 1 else " (one member: no range)"))
     if "density_baryon" in arc:
         model = str(ds.attrs.get("baryon_model", "model")).split(" (")[0]  # its name, without the long details
         ax.plot(s, arc.density_baryon.where(arc.in_volume), "C2--", label=f"ρ_baryon ({model}, nominal)")
