@@ -339,3 +339,20 @@ def test_released_catalog_opens_over_http(http_catalog, released):
     remote_pot = dpotcube.potential(by_url)  # the published fields, downloaded and checksum-verified
     x = _inside(local, 5)
     np.testing.assert_allclose(remote_pot.potential(x), local_pot.potential(x), rtol=1e-12)
+
+
+def test_extension_recovers_the_plummer_sphere_from_a_network_on_exact_gradients(exact_fields, truth, stars):
+    """The Plummer extension fitted to a Φ network trained on the mock's exact gradients (the shared `exact_fields`
+    fixture) is the mock's own sphere: M and b within 5%, and far outside the volume its force within 3%."""
+    from dpotcube.learned import LearnedPotential
+
+    model, _, _ = exact_fields
+    pot = LearnedPotential(model.potential, stars.observer, stars.observer, stars.volume_radius_kpc)
+    assert pot.extension.mass_msun == pytest.approx(truth.mass_msun, rel=0.05)
+    assert pot.extension.scale_radius_kpc == pytest.approx(truth.scale_radius_kpc, rel=0.05)
+    far = np.array([[-12.0, 0.0, 0.0], [5.0, 5.0, 5.0], [-20.0, 3.0, 1.0], [2.0, -1.0, 0.5]])
+    assert set(pot.region(far)) == {2}
+    a, a_true = pot.acceleration(far), np.asarray(truth.acceleration(far), np.float64)
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), np.linalg.norm(a_true, axis=1), rtol=0.03)
+    cosine = np.sum(a * a_true, axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(a_true, axis=1)
+    assert np.all(cosine > 0.999)
