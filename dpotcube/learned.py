@@ -7,7 +7,7 @@ only: region 2), and the quintic smootherstep in between (region 1), so Φ, ∇�
 everywhere. Φ_ext(x) = −G M / √(|x|² + b²) + C is a Plummer sphere about the Galactic centre whose
 M, b and C are fitted by least squares to the network's Φ and a at `EXTENSION_POINTS` points
 uniform in the volume: a monopole extension, right for the Plummer mock and a rough continuation for
-the Milky Way (docs/adapters.md). Φ is one smooth function, so its orbits conserve energy.
+the Milky Way (docs/released.md). Φ is one smooth function, so its orbits conserve energy.
 
 `Φ_net` is the published network minus its value at `potential_reference_point` (as in the cube).
 Evaluation runs in float64 (the float32 weights are widened), so orbit integrators see a smooth Φ.

@@ -18,7 +18,7 @@ from dpotcube.lookup import OutsideVolumeWarning, SingleMemberWarning
 from .conftest import REPO
 
 INTERPOLATION_TOLERANCE = 0.01
-"""Grid interpolation error allowed, as a fraction of a field's range in the volume (docs/query.md: the tiny
+"""Grid interpolation error allowed, as a fraction of a field's range in the volume (docs/released.md: the tiny
 recipe's 0.5 kpc grid measures 0.3% for Φ, 0.1% for a, 0.4% for ρ)."""
 
 
