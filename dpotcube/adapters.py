@@ -1,7 +1,7 @@
 """The learned Φ of a published entry as a galpy `Potential` and a gala potential, for orbit integration.
 
 Both evaluate `dpotcube.learned.LearnedPotential` (the network inside the volume, the fitted Plummer
-extension outside, blended smoothly: docs/adapters.md), vectorised over points, in float64.
+extension outside, blended smoothly: docs/released.md), vectorised over points, in float64.
 Frames: gala uses astropy's Galactocentric frame as the cubes do; galpy's frame is left-handed
 (the Sun at x = +R⊙, rotation towards +φ), x_galpy = −x_astropy, y and z the same.
 """

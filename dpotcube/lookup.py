@@ -1,7 +1,7 @@
 """Fields of a cube at arbitrary positions: a `SkyCoord` in any frame, or Galactocentric x, y, z.
 
 `query` interpolates the grid linearly (`curves.sample_along`), so it needs no JAX and no network; its
-error is the grid's interpolation error (docs/released.md states it for the built-in recipes). For the
+error is the grid's interpolation error (docs/released.md states it for the tiny recipe). For the
 exact network values inside the volume, use `dpotcube.potential(entry)`.
 """
 
