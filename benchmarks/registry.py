@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, str] = {
     "gradients": "benchmarks.gradients",
     "cube-throughput": "benchmarks.cube_throughput",
     "weak": "benchmarks.weak",
+    "startup": "benchmarks.startup",
 }
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 from jaxtyping import Float
 
-from . import curves
+from . import curves, profiles
 
 
 @xr.register_dataset_accessor("dpot")
@@ -68,6 +68,13 @@ class DpotAccessor:
     def summary(self, name: str) -> xr.Dataset:
         """`p16`, `median`, `p84` of variable `name` over members (use `summary["median"]`: `.median` is a method)."""
         var = self._ds[name]
+        if self._ds.sizes.get("member", 1) == 1:
+            import warnings
+
+            from .lookup import SingleMemberWarning
+
+            warnings.warn("The cube has one member: p16 = median = p84, which is no uncertainty.", SingleMemberWarning,
+                          stacklevel=2)
         if var.chunks:
             var = var.chunk({"member": -1})  # quantiles need all members of a chunk together
         q = var.quantile([0.16, 0.5, 0.84], dim="member").drop_vars("quantile")
@@ -97,6 +104,24 @@ class DpotAccessor:
 
         NaN outside the volume; see `curves.polar_arc`."""
         return curves.polar_arc(self._ds, dphi, r_kpc, s)
+
+    def query(self, coords, quantities=None, interval="16-84", output="dataset"):
+        """The fields at `coords` (a SkyCoord, or Galactocentric x, y, z Quantities): see `dpotcube.query`."""
+        from .lookup import query
+
+        return query(self._ds, coords, quantities=quantities, interval=interval, output=output)
+
+    def vcirc(self, R: Float[np.ndarray, " n"] | None = None, z_kpc: float = 0.0, dphi: float = 0.0) -> xr.Dataset:
+        """Circular velocity √(−R a_R) with its 16–84% range over members: see `profiles.vcirc`."""
+        return profiles.vcirc(self._ds, R, z_kpc, dphi)
+
+    def kz(self, z: Float[np.ndarray, " n"] | None = None, R: float | None = None, dphi: float = 0.0) -> xr.Dataset:
+        """Vertical force K_z(z) at radius `R` with its 16–84% range over members: see `profiles.kz`."""
+        return profiles.kz(self._ds, z, R, dphi)
+
+    def surface_density(self, z_max: float = 1.1, R: float | None = None, dphi: float = 0.0) -> xr.Dataset:
+        """Σ(|z| < z_max) in M☉ pc⁻² with its 16–84% range over members: see `profiles.surface_density`."""
+        return profiles.surface_density(self._ds, z_max, R, dphi)
 
     def quantity(self, name: str) -> u.Quantity:
         """Variable `name` loaded as an astropy Quantity in its `units` (this loads the data)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import uuid
@@ -12,13 +11,14 @@ from pathlib import Path
 
 import xarray as xr
 import yaml
+from filelock import FileLock
 from intake.readers.datatypes import Zarr
 from intake.readers.entry import Catalog
 from intake.readers.readers import XArrayDatasetReader
 
-from .cube.store import replace_directory
 from .errors import CatalogError
-from .stores import copy_to_url, is_url, join, store_exists
+from .release import entry_release_metadata
+from .stores import copy_to_url, is_url, join, replace_directory, store_exists
 
 CUBES_FOLDER = "cubes"
 
@@ -62,6 +62,7 @@ def publish_cube(
     Returns the store's path or URL.
     """
     catalog_path = Path(catalog_path)
+    metadata = {**entry_release_metadata(metadata), **metadata}  # description, licence, citation
     read_catalog(catalog_path)  # refuse a corrupt catalog before copying anything
     if store is not None:
         return _publish_to_url(catalog_path, entry, cube_path, metadata, replace, join(store, f"{entry}.zarr"))
@@ -120,7 +121,12 @@ def list_entries(catalog_path: Path) -> dict[str, dict]:
 
 
 def open_cube(name_or_path: str | Path, catalog: str | Path = "catalog/catalog.yaml") -> xr.Dataset:
-    """Open a cube by catalog entry name, or by the path or fsspec URL of its Zarr store."""
+    """Open a cube by catalog entry name, by the path or fsspec URL of its Zarr store, or by
+    `<catalog URL or path>#<entry>` (e.g. `https://host/catalog.yaml#quickstart`): lazily, nothing is read
+    until sliced."""
+    if "#" in str(name_or_path):
+        location, entry = str(name_or_path).rsplit("#", 1)
+        return _open_entry(location, entry)
     if is_url(name_or_path):
         if not store_exists(str(name_or_path)):
             raise CatalogError(f"No complete Zarr store at {name_or_path} (no zarr.json). Check the URL.")
@@ -132,6 +138,30 @@ def open_cube(name_or_path: str | Path, catalog: str | Path = "catalog/catalog.y
         known = ", ".join(sorted(cat.entries)) or "none"
         raise CatalogError(f"No cube `{name_or_path}` in {catalog} (entries: {known}) and no store at that path.")
     return cat[str(name_or_path)].read()
+
+
+def _open_entry(catalog_location: str, entry: str) -> xr.Dataset:
+    """Entry `entry` of the catalog at a local path or any fsspec URL (http, s3, …)."""
+    if not is_url(catalog_location):
+        return open_cube(entry, catalog=catalog_location)
+    try:
+        cat = Catalog.from_yaml_file(catalog_location)
+    except (OSError, ValueError, KeyError, yaml.YAMLError) as exc:
+        raise CatalogError(f"Cannot read the catalog at {catalog_location} ({type(exc).__name__}: {exc}). Check the URL.") from None
+    if entry not in cat.entries:
+        known = ", ".join(sorted(cat.entries)) or "none"
+        raise CatalogError(f"No cube `{entry}` in {catalog_location} (entries: {known}).")
+    ds = cat[entry].read()
+    ds.encoding.setdefault("source", _entry_url(cat, entry))
+    return ds
+
+
+def _entry_url(cat: Catalog, entry: str) -> str:
+    """The store URL of `entry`, with `{CATALOG_DIR}` filled in."""
+    reader = cat[entry]
+    data = reader.kwargs["args"][0] if reader.kwargs.get("args") else reader.kwargs.get("data")
+    url = getattr(data, "url", str(data))
+    return url.replace("{CATALOG_DIR}", str(cat.user_parameters.get("CATALOG_DIR", "")))
 
 
 def _open_store(path: Path) -> xr.Dataset:
@@ -158,9 +188,5 @@ def _write_atomically(catalog: Catalog, path: Path) -> None:
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with FileLock(str(path.with_name(path.name + ".lock"))):  # portable (fcntl does not exist on Windows)
+        yield

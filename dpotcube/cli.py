@@ -25,6 +25,23 @@ SetOpt = Annotated[
 CatalogOpt = Annotated[Path, typer.Option(help="Intake catalog file.")]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        console.print(f"dpotcube {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Build released 3-D maps of the Galactic potential from stellar phase space."""
+
+
 def _user_errors(command):
     """Print a `DpotcubeError` as one paragraph and exit with code 2, without a traceback."""
 
@@ -148,13 +165,23 @@ def diagnose(
     out: Annotated[
         str | None, typer.Option("--out", help="Folder or fsspec URL (default: beside the cube, `<name>.diagnostics`).")
     ] = None,
-    velocities: Annotated[int, typer.Option("--velocities", min=1000, help="Velocity draws for ∂ ln f/∂t.")] = 1_000_000,
+    velocities: Annotated[
+        int | None, typer.Option("--velocities", min=1000, help="Velocity draws for ∂ ln f/∂t (default: the recipe's).")
+    ] = None,
+    mcmc_steps: Annotated[
+        int | None, typer.Option("--mcmc-steps", min=100, help="gNFW MCMC steps (default: the recipe's).")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed of every random draw (default: the one `dpotcube build` used, "
+                                 "so the numbers are the build's).")
+    ] = None,
     catalog: CatalogOpt = Path("catalog/catalog.yaml"),
 ) -> None:
     """The published diagnostics: a⊙, local ρ and ρ_DM, north–south symmetry, ∂ ln f/∂t at the Sun, a gNFW fit."""
     from .catalog import open_cube
     from .diagnostics import parse_acceleration, run_diagnostics
     from .diagnostics.gradients import is_build_folder
+    from .diagnostics_settings import build_diagnostics_settings
     from .errors import BuildError
     from .paths import check_output_path
     from .stores import check_url, is_url
@@ -177,11 +204,83 @@ def diagnose(
         check_output_path(Path(out.removeprefix("file://")), "diagnostics folder (--out)")
     observer = ds.attrs.get("observer_position_kpc")
     a = None if accel is None else parse_acceleration(accel, accel_units, accel_axes, observer)
-    result = run_diagnostics(ds, out, build, accel=a, n_velocities=velocities, name=stem)
+    settings = build_diagnostics_settings(ds.attrs)
+    result = run_diagnostics(ds, out, build, accel=a, name=stem,
+                             n_velocities=velocities if velocities is not None else settings["velocities"],
+                             mcmc_steps=mcmc_steps if mcmc_steps is not None else settings["mcmc_steps"],
+                             seed=seed if seed is not None else settings["seed"])
     for name in result["files"]:
         console.print(f"{out.rstrip('/')}/{name}", highlight=False, markup=False)
     for note in result["notes"]:
         console.print(f"note: {note}", highlight=False, markup=False)
+
+
+@app.command()
+@_user_errors
+def query(
+    cube: Annotated[str, typer.Argument(help="Catalog entry name, or Zarr store path or URL.")],
+    ra: Annotated[list[float] | None, typer.Option("--ra", help="Right ascension, deg (ICRS; repeatable).")] = None,
+    dec: Annotated[list[float] | None, typer.Option("--dec", help="Declination, deg (repeatable).")] = None,
+    distance: Annotated[list[float] | None, typer.Option("--distance", help="Distance, kpc (repeatable).")] = None,
+    table: Annotated[
+        Path | None, typer.Option("--table", help="A table (CSV, ECSV, FITS, …) with ra, dec (deg) and distance (kpc) "
+                                  "columns, or Galactocentric x, y, z (kpc).")
+    ] = None,
+    quantity: Annotated[
+        list[str] | None, typer.Option("--quantity", "-q", help="Variable to report (repeatable; default Φ, a, ρ, ρ_DM).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the result here (CSV or ECSV) instead of printing.")] = None,
+    catalog: CatalogOpt = Path("catalog/catalog.yaml"),
+) -> None:
+    """Φ, a, ρ (median and 16–84% over members) at sky positions, interpolated on the cube's grid."""
+    import warnings
+
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+    from astropy.table import Table as AstropyTable
+
+    from .catalog import open_cube
+    from .errors import DataError
+    from .lookup import OutsideVolumeWarning
+    from .lookup import query as run_query
+
+    if table is not None:
+        rows = AstropyTable.read(table)
+        names = set(rows.colnames)
+        if {"ra", "dec", "distance"} <= names:
+            coords = SkyCoord(ra=_column(rows, "ra", u.deg), dec=_column(rows, "dec", u.deg),
+                              distance=_column(rows, "distance", u.kpc))
+        elif {"x", "y", "z"} <= names:
+            coords = tuple(_column(rows, c, u.kpc) for c in "xyz")
+        else:
+            raise DataError(f"{table} needs columns ra, dec, distance (deg, deg, kpc) or x, y, z (kpc); it has "
+                            f"{', '.join(rows.colnames)}.")
+    else:
+        if not (ra and dec and distance) or not len(ra) == len(dec) == len(distance):
+            raise DataError("Give --ra, --dec and --distance once per position (the same number of each), or --table.")
+        coords = SkyCoord(ra=ra * u.deg, dec=dec * u.deg, distance=distance * u.kpc)
+    ds = open_cube(cube, catalog=catalog)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", OutsideVolumeWarning)
+        result = run_query(ds, coords, quantities=quantity)
+    for w in caught:
+        console.print(f"note: {w.message}", highlight=False, markup=False)
+    columns = {c: result[c].values for c in ("x", "y", "z")}
+    columns |= {name: result[name].values for name in result.data_vars}
+    units = {c: "kpc" for c in "xyz"} | {n: result[n].attrs.get("units", "") for n in result.data_vars if n != "in_volume"}
+    rows = AstropyTable(columns, units={k: v for k, v in units.items() if v})
+    if out is not None:
+        rows.write(out, overwrite=True, format="ascii.ecsv" if out.suffix == ".ecsv" else None)
+        console.print(str(out), highlight=False, markup=False)
+    else:
+        typer.echo("\n".join(rows.pformat(max_lines=-1, max_width=-1)))
+
+
+def _column(rows, name: str, unit):
+    import astropy.units as u
+
+    column = rows[name]
+    return u.Quantity(column).to(unit) if column.unit is not None else u.Quantity(column, unit)
 
 
 @catalog_app.command("list")

@@ -34,7 +34,9 @@ from .plan import BuildLayout, Manifest, Runner, Stage, fit_stages, stage_seed
 from .plan.runner import StageMonitor, dump
 from .plots import copy_quicklooks, write_quicklooks
 from .progress import console
+from .published import publish_fields
 from .recipe import Recipe, recipe_sha256
+from .release import PATTERN_SPEED_CITATION
 from .sources import PhaseSpaceTable, load_stars
 from .sources.gaia import fetch_gaia
 from .sources.load import plummer_truth
@@ -81,7 +83,7 @@ def build(
     files = (nominal, *(member_files(m, recipe, layout.root) for m in members))
     runner.run(cube_stage(recipe, recipe_text, method, layout, grid, stars, files, member_stages, on))
     scores = finish(recipe, layout)
-    published = publish(recipe, layout, replace)
+    published = publish(recipe, method, layout, replace)
     return BuildResult(layout.root, layout.cube, published, recipe.entry_name, scores)
 
 
@@ -170,8 +172,9 @@ def cube_stage(
     kinds = ["seed", *(m.kind for m in plan_members(recipe)), *method.extra_member_kinds(recipe)]
 
     def evaluate() -> None:
-        attrs = cube_attributes(recipe, recipe_text, stars, method.fitted_pattern_speed(layout.fields)
-                                if method.fits_fields else None)
+        speed = method.fitted_pattern_speed(layout.fields) if method.fits_fields else None
+        attrs = cube_attributes(recipe, recipe_text, stars, speed)
+        attrs["references"] = "; ".join([*method.citations, *([PATTERN_SPEED_CITATION] if speed is not None else [])])
         ds = cube_dataset(method.cube_blocks(inputs), grid, attrs, member_kinds=kinds,
                           fields=method.cube_variables(recipe.fields))
         ds = method.finish_cube(ds, inputs)
@@ -200,8 +203,8 @@ def finish(recipe: Recipe, layout: BuildLayout) -> dict[str, float] | None:
     return scores
 
 
-def publish(recipe: Recipe, layout: BuildLayout, replace: bool) -> Path | str:
-    """Copy the cube (and its quicklooks and diagnostics) to the catalog's store and add its entry."""
+def publish(recipe: Recipe, method: Method, layout: BuildLayout, replace: bool) -> Path | str:
+    """Copy the cube (and its quicklooks, diagnostics and Φ networks) to the catalog's store and add its entry."""
     console.print("[bold]publish[/bold] …")
     written = xr.open_zarr(layout.cube)  # the cube stage may have been skipped: describe what is on disk
     metadata = {**entry_metadata(written), "recipe_name": recipe.name}
@@ -209,6 +212,11 @@ def publish(recipe: Recipe, layout: BuildLayout, replace: bool) -> Path | str:
     published = publish_cube(recipe.publish.catalog, recipe.entry_name, layout.cube, metadata, replace, store)
     target = store or Path(published).parent
     copy_quicklooks(layout.root, layout.quicklook_stem, target, recipe.entry_name)
+    members = plan_members(recipe)
+    networks = [layout.fields, *(member_files(m, recipe, layout.root).fields for m in members)]
+    kinds = [str(k) for k in written["member_kind"].values]
+    publish_fields(networks if method.uses_collocation else None, kinds, written.attrs, layout.root, target,
+                   recipe.entry_name)
     if recipe.diagnostics.enabled:
         copy_to_url(layout.diagnostics, join(str(target), f"{recipe.entry_name}.diagnostics"))
     return published
@@ -266,5 +274,6 @@ def entry_metadata(cube: xr.Dataset) -> dict:
         "dpotcube_version": attrs["dpotcube_version"],
         "dpotcube_cube_version": attrs["dpotcube_cube_version"],
         "recipe_sha256": attrs["recipe_sha256"],
+        "citation": [c for c in attrs.get("references", "").split("; ") if c],
     }
 

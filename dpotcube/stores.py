@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from pathlib import Path
 
@@ -51,3 +52,14 @@ def check_url(url: str, key: str) -> None:
             f"`{key}` is {url}, but fsspec cannot write `{protocol}://` ({exc}). Install the filesystem's package "
             "(e.g. s3fs, gcsfs, adlfs) or fix the URL."
         ) from None
+
+
+def replace_directory(new: Path, target: Path) -> None:
+    """Move directory `new` to `target`, replacing any old one with two renames."""
+    if target.exists():
+        old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
+        target.rename(old)
+        new.rename(target)
+        shutil.rmtree(old)
+    else:
+        new.rename(target)

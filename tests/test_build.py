@@ -164,7 +164,8 @@ def test_open_cube_by_name_and_path(tiny_build):
     xr.testing.assert_identical(by_name.load(), by_path.load())
 
 
-QUICKLOOKS = ["tiny.png", "tiny.accel-Rz.png", "tiny.polar-arc.png", "tiny.north-south.png", "tiny.midplane-potential.png"]
+QUICKLOOKS = ["tiny.png", "tiny.accel-Rz.png", "tiny.polar-arc.png", "tiny.north-south.png", "tiny.midplane-potential.png",
+              "tiny.vcirc.png", "tiny.kz.png", "tiny.surface-density.png"]
 
 
 def test_quicklook_written_beside_cube(tiny_build):

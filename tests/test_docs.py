@@ -77,7 +77,7 @@ def test_tutorial_page_shows_every_section_of_its_script():
     script = (REPO / "docs" / "tutorial.py").read_text()
     included = re.findall(r'^--8<-- "docs/tutorial.py:(\w+)"$', (REPO / "docs" / "tutorial.md").read_text(), flags=re.M)
     defined = re.findall(r"^# --8<-- \[start:(\w+)\]$", script, flags=re.M)
-    assert included == defined == ["open", "inspect", "slice", "plot"]
+    assert included == defined == ["open", "inspect", "slice", "plot", "query", "curves", "orbits"]
     assert all(f"# --8<-- [end:{name}]" in script for name in defined)
 
 
@@ -92,3 +92,5 @@ def test_tutorial_runs_on_a_tiny_cube(tiny_build, tmp_path, monkeypatch, capsys)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 20_000
     printed = capsys.readouterr().out
     assert "conditional 4000 tracers" in printed and "a_x at the Sun" in printed and "m / s2" in printed
+    assert "Polaris" in printed and "Σ(|z| < 1.1 kpc)" in printed and "Sun's orbit, 1 Gyr: energy conserved" in printed
+    assert plot.with_name("tutorial-curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -14,7 +14,8 @@ from dpotcube.plots.sky import galactic_to_galactocentric
 
 from .handmade import OBSERVER, handmade_cube, multilinear, multilinear_accel
 
-ALWAYS = ["cube.png", "cube.accel-Rz.png", "cube.polar-arc.png", "cube.north-south.png", "cube.midplane-potential.png"]
+ALWAYS = ["cube.png", "cube.accel-Rz.png", "cube.polar-arc.png", "cube.north-south.png", "cube.midplane-potential.png",
+          "cube.vcirc.png", "cube.kz.png", "cube.surface-density.png"]
 EFFICIENCY = "cube.efficiency-sky.png"
 
 

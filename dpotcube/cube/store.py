@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import uuid
 import warnings
 from collections.abc import Sequence
@@ -17,6 +16,8 @@ from dask.callbacks import Callback
 
 from ..baryons import BARYON_MODELS
 from ..progress import progress_bar
+from ..release import COORDINATE_ATTRS, cf_global_attrs
+from ..stores import replace_directory
 from .evaluate import baryon_blocks, member_baryon_parameters
 from .grid import Grid
 from .scheduler import SchedulerSpec, scheduler
@@ -59,13 +60,13 @@ def cube_dataset(
         ("x", "y", "z"), grid.in_volume(), {"units": "1", "long_name": "within volume_radius_kpc of the observer"}
     )
     coords = {
-        "x": ("x", grid.x, {"units": "kpc", "long_name": "Galactocentric x"}),
-        "y": ("y", grid.y, {"units": "kpc", "long_name": "Galactocentric y"}),
-        "z": ("z", grid.z, {"units": "kpc", "long_name": "Galactocentric z"}),
-        "member": ("member", np.arange(len(member_kinds)), {"long_name": "ensemble member index"}),
-        "member_kind": ("member", np.array(list(member_kinds), dtype=object), {"long_name": "what varies in the member"}),
+        "x": ("x", grid.x, COORDINATE_ATTRS["x"]),
+        "y": ("y", grid.y, COORDINATE_ATTRS["y"]),
+        "z": ("z", grid.z, COORDINATE_ATTRS["z"]),
+        "member": ("member", np.arange(len(member_kinds)), COORDINATE_ATTRS["member"]),
+        "member_kind": ("member", np.array(list(member_kinds), dtype=object), COORDINATE_ATTRS["member_kind"]),
     }
-    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    return xr.Dataset(data_vars, coords=coords, attrs={**cf_global_attrs(attrs), **attrs})
 
 
 def add_baryons(ds: xr.Dataset, grid: Grid, model_name: str, relative_error: float, seed: int) -> xr.Dataset:
@@ -127,17 +128,6 @@ def write_cube(ds: xr.Dataset, path: Path, on: SchedulerSpec = SchedulerSpec()) 
         if on.distributed:
             bar.update(task, total=1, completed=1)
     replace_directory(partial, path)
-
-
-def replace_directory(new: Path, target: Path) -> None:
-    """Move directory `new` to `target`, replacing any old one with two renames."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
-        target.rename(old)
-        new.rename(target)
-        shutil.rmtree(old)
-    else:
-        new.rename(target)
 
 
 def _zarr_chunks(var: xr.DataArray) -> tuple[int, ...]:

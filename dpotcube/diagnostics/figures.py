@@ -104,7 +104,7 @@ def local_density_figure(density: dict, title: str) -> Figure:
 
 
 def gnfw_figure(fit: dict, title: str) -> Figure:
-    """ρ_DM data (member median ± σ) against r, with the posterior's median profile, 16–84% band and best fit."""
+    """ρ_DM data (or the total ρ where the cube has no ρ_DM: the label says which) (member median ± σ) against r, with the posterior's median profile, 16–84% band and best fit."""
     fig = Figure(figsize=(8, 5))
     ax = fig.subplots()
     r = np.array([p["r_kpc"] for p in fit["points"]])
@@ -121,9 +121,10 @@ def gnfw_figure(fit: dict, title: str) -> Figure:
         best = fit["max_posterior"]
         ax.plot(grid, gnfw_density(grid, best["rho0_msun_pc3"], best["rs_kpc"], best["beta"]), "C3--",
                 label="maximum posterior")
-    ax.set(xlabel="r [kpc]", ylabel=f"ρ_DM [{DENSITY_UNITS}]")
+    symbol = "ρ_DM" if fit.get("field") == "density_dm" else "total ρ (no ρ_baryon subtracted)"
+    ax.set(xlabel="r [kpc]", ylabel=f"{symbol} [{DENSITY_UNITS}]")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(f"{title}\ngeneralized NFW fit{' (' + fit['skipped'] + ')' if 'skipped' in fit else ''}")
+    ax.set_title(f"{title}\ngeneralized NFW fit to {symbol}{' (' + fit['skipped'] + ')' if 'skipped' in fit else ''}")
     fig.tight_layout()
     return fig

@@ -29,6 +29,12 @@ def _g(value: float | None) -> str:
 def markdown(result: dict) -> str:
     """The whole report; every table states its units, and ranges are 16–84% over members."""
     lines = [f"# Diagnostics of {result['cube']}", "", f"{result['summary_line']}", ""]
+    source = (result.get("attrs") or {}).get("data_source")
+    if source not in (None, "gaia", "table"):
+        lines += [f"**This cube is a mock (`data_source: {source}`).** The `published` columns are Milky Way "
+                  "measurements from Gaia DR3 stars; a mock has its own potential, so they are shown for their units "
+                  "and definitions only, not as a comparison. Compare a mock with its analytic truth "
+                  "(`scores.json`, the quicklooks).", ""]
     lines += _solar(result["solar_acceleration"]) + _density(result["local_density"])
     lines += _symmetry(result["north_south"]) + _residual(result["dlnf_dt"]) + _gnfw(result["gnfw"])
     notes = [n for n in result.get("notes", []) if n]

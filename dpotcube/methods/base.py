@@ -60,6 +60,8 @@ class Method(ABC):
 
     name: ClassVar[str]
     """The recipe's `fields.method` value."""
+    citations: ClassVar[tuple[str, ...]]
+    """The papers to cite for cubes made by the method (cube attribute `references`, catalog `citation`)."""
     needs_position_flow: ClassVar[bool] = False
     """The method reads an n(x) flow (`density.position`)."""
     fits_flows: ClassVar[bool] = True

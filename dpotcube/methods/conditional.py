@@ -16,6 +16,8 @@ class Conditional(FieldMethod):
     """Eq. (3): ∇ ln n is the ln n network's gradient; an optional weak tie of n to the star counts."""
 
     name = "conditional"
+    citations = ("Kalda & Green, conditional Deep Potential: 'Determining the Milky Way gravitational potential without "
+                 "selection functions'",)
     second_network = "log_density"
     networks_label = "Φ, ln n"
     exact_tolerance = (0.05, 0.35)

@@ -15,6 +15,7 @@ class Pointwise(Method):
     """Reads the p(v|x) and n(x) flows on the grid itself (settings under `fields.pointwise`)."""
 
     name = "pointwise"
+    citations = ("Buckley et al. 2023", "Lim, Putney, Buckley & Shih, JCAP 2025")
     needs_position_flow = True
     exact_tolerance = (1e-3, None)  # ρ is the kernel-smoothed estimate: tests/test_pointwise.py checks it against the kernel-averaged truth
 

@@ -18,6 +18,7 @@ class Selection(FieldMethod):
     """Eq. (2): ∇ ln n = ∇ ln n_obs (the observed n(x) flow) − ∇ ln ε; λ_ε⟨(ln ε)²⟩ pulls ε to 1."""
 
     name = "selection"
+    citations = ("Putney et al., arXiv:2412.14236 (ClearPotential)", "Putney et al., arXiv:2512.09989")
     needs_position_flow = True
     second_network = "efficiency"
     networks_label = "Φ, ε"

@@ -12,6 +12,7 @@ class Vanilla(FieldMethod):
     """Eq. (1) with ∇ₓ ln f = ∇ ln n (the n(x) flow) + ∇ₓ ln p; one network, Φ."""
 
     name = "vanilla"
+    citations = ("Green & Ting 2020 (Deep Potential)", "Green et al. 2023, ApJ 942, 26")
     needs_position_flow = True
     exact_tolerance = (0.03, 0.30)
 

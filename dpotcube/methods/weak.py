@@ -24,6 +24,7 @@ class Weak(Method):
     """Φ as a Legendre expansion on the volume; moments of the stars against test functions; posterior members."""
 
     name = "weak"
+    citations = ("dpotcube weak-form CBE method (docs/weak.md); no published precedent",)
     fits_flows = False
     fits_fields = True
     exact_tolerance = (0.06, 0.45)  # 200,000 stars of the exact DF, degree 4: measured a 4.1%, ρ 31%

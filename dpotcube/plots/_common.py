@@ -19,6 +19,7 @@ def summarise(ds: xr.Dataset, name: str) -> xr.Dataset:
     """`p16`, `median`, `p84` over members of `ds[name]`, computed (points outside the volume stay NaN, quietly)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+        warnings.filterwarnings("ignore", "The cube has one member")  # figures say "median over 1 member"
         return ds.dpot.summary(name).compute()
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
 from ..constants import MSUN_PER_KPC3_TO_MSUN_PER_PC3, MSUN_PER_PC3_TO_GEV_PER_CM3
-from ..sources.mocks import PlummerTruth
 from ._common import DENSITY_UNITS, summarise, title_prefix
+
+if TYPE_CHECKING:  # JAX-based: imported for annotations only, so plotting never imports JAX
+    from ..sources.mocks import PlummerTruth
 
 DENSITIES = {"density": ("ρ total", "C0"), "density_dm": ("ρ_DM", "C3")}
 
@@ -28,9 +32,10 @@ def polar_arc_density_figure(ds: xr.Dataset, truth: PlummerTruth | None = None) 
         if name not in arc:
             continue
         q = summarise(arc, name)
-        band = f"{label}: 16–84% over {n} member{'s' if n != 1 else ''}"
-        ax.fill_between(s, q.p16, q.p84, color=colour, alpha=0.3, linewidth=0, label=band)
-        ax.plot(s, q["median"], color=colour, label=f"{label}: median")
+        if n > 1:
+            band = f"{label}: 16–84% over {n} members"
+            ax.fill_between(s, q.p16, q.p84, color=colour, alpha=0.3, linewidth=0, label=band)
+        ax.plot(s, q["median"], color=colour, label=f"{label}: median" + ("" if n > 1 else " (one member: no range)"))
     if "density_baryon" in arc:
         model = str(ds.attrs.get("baryon_model", "model")).split(" (")[0]  # its name, without the long details
         ax.plot(s, arc.density_baryon.where(arc.in_volume), "C2--", label=f"ρ_baryon ({model}, nominal)")

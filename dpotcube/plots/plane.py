@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import xarray as xr
+from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
 from ..constants import MSUN_PER_KPC3_TO_MSUN_PER_PC3
-from ..sources.mocks import PlummerTruth
 from ._common import ACCEL_UNITS, DENSITY_UNITS, POTENTIAL_UNITS, mark_observer, member_note, summarise, title_prefix
+
+if TYPE_CHECKING:  # JAX-based: imported for annotations only, so plotting never imports JAX
+    from ..sources.mocks import PlummerTruth
 
 
 def plane_figure(ds: xr.Dataset, truth: PlummerTruth | None = None) -> Figure:
@@ -50,9 +55,12 @@ def plane_figure(ds: xr.Dataset, truth: PlummerTruth | None = None) -> Figure:
         if "density" in median:
             ratios.append((median["density"] / true_rho, "ρ / truth"))
         for ax, (values, label) in zip(axes[1], ratios):
-            image = ax.pcolormesh(X, Y, values * mask, shading="nearest", cmap="RdBu_r", vmin=0.5, vmax=1.5)
+            shown = values * mask
+            image = ax.pcolormesh(X, Y, shown, shading="nearest", cmap="RdBu_r", norm=ratio_norm(shown))
             fig.colorbar(image, ax=ax, label=label)
-            ax.set_title(label)
+            finite = shown[np.isfinite(shown)]
+            span = f"\n(range {finite.min():.2g} to {finite.max():.2g}, none clipped)" if finite.size else ""
+            ax.set_title(label + span)
         for ax in axes[1][len(ratios):]:
             ax.axis("off")
     o = np.asarray(ds.attrs["observer_position_kpc"])
@@ -65,3 +73,12 @@ def plane_figure(ds: xr.Dataset, truth: PlummerTruth | None = None) -> Figure:
     fig.suptitle(f"{title_prefix(ds)} · plane z = {float(plane.z):.2f} kpc through the observer · {member_note(ds)}")
     fig.tight_layout()
     return fig
+
+
+def ratio_norm(values: np.ndarray) -> TwoSlopeNorm:
+    """A diverging scale centred on 1 that spans every finite value: nothing is clipped (the colour bar shows the
+    real range; before, 0.5–1.5 was fixed while ratios spanned 0.1–3.5)."""
+    finite = values[np.isfinite(values)]
+    low = min(float(finite.min()), 0.9) if finite.size else 0.5
+    high = max(float(finite.max()), 1.1) if finite.size else 1.5
+    return TwoSlopeNorm(vcenter=1.0, vmin=low, vmax=high)

@@ -9,22 +9,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import fsspec
 import xarray as xr
 import yaml
 from matplotlib.figure import Figure
 
-from ..baryons import MWPotential2014
 from ..errors import DpotcubeError
-from ..sources.mocks import PlummerTruth
 from .arcs import polar_arc_density_figure
 from .lines import north_south_figure
 from .meridional import meridional_acceleration_figure
 from .midplane import midplane_potential_figure
 from .plane import plane_figure
+from .profiles import kz_figure, surface_density_figure, vcirc_figure
 from .selection import selection_plane_figure
 from .sky import efficiency_sky_figure
+
+if TYPE_CHECKING:  # JAX-based: imported for annotations only, so plotting never imports JAX
+    from ..sources.mocks import PlummerTruth
 
 DPI = 90
 LOAD_BELOW_BYTES = 512 * 2**20
@@ -48,6 +51,8 @@ def _midplane(ds: xr.Dataset, truth: PlummerTruth | None) -> Figure | None:
     """Against the mock's truth for mocks, against galpy's MWPotential2014 (Bovy 2015) for real stars."""
     if truth is not None:
         return midplane_potential_figure(ds, truth.potential, "Plummer truth (mock)")
+    from ..baryons import MWPotential2014
+
     return midplane_potential_figure(ds, MWPotential2014.potential, "MWPotential2014 (Bovy 2015)")
 
 
@@ -59,6 +64,9 @@ QUICKLOOKS: tuple[Quicklook, ...] = (
     Quicklook("midplane-potential", _midplane),
     Quicklook("efficiency-sky", lambda ds, truth: efficiency_sky_figure(ds) if "efficiency" in ds else None),
     Quicklook("mock-selection", lambda ds, truth: selection_plane_figure(truth) if truth is not None else None),
+    Quicklook("vcirc", vcirc_figure),
+    Quicklook("kz", kz_figure),
+    Quicklook("surface-density", surface_density_figure),
 )
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..sources.mocks import PlummerTruth
-from ..sources.selection import selection_of
 from ._common import mark_observer
+
+if TYPE_CHECKING:  # JAX-based: imported for annotations only, so plotting never imports JAX
+    from ..sources.mocks import PlummerTruth
 
 
 def selection_plane_figure(truth: PlummerTruth, n_grid: int = 101) -> Figure | None:
@@ -19,6 +22,8 @@ def selection_plane_figure(truth: PlummerTruth, n_grid: int = 101) -> Figure | N
     X, Y = np.meshgrid(o[0] + h, o[1] + h, indexing="ij")
     pts = np.stack([X, Y, np.full_like(X, o[2])], axis=-1).reshape(-1, 3)
     mask = np.where(np.linalg.norm(pts - o, axis=1) < radius, 1.0, np.nan).reshape(X.shape)
+    from ..sources.selection import selection_of
+
     s = selection_of(truth.selection, pts).reshape(X.shape)
     n_obs = np.asarray(truth.tracer_density(pts)).reshape(X.shape) * s
     panels = []
