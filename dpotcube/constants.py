@@ -25,6 +25,8 @@ KM2_S2_PER_KPC_TO_M_S2: float = _digits((_u.km**2 / _u.s**2 / _u.kpc).to(_u.m / 
 GALCEN_DISTANCE_KPC: float = 8.122
 Z_SUN_KPC: float = 0.0208
 GALCEN_V_SUN_KMS: tuple[float, float, float] = (12.9, 245.6, 7.78)
+SUN_POSITION_KPC: tuple[float, float, float] = (-GALCEN_DISTANCE_KPC, 0.0, Z_SUN_KPC)
+"""The Sun in astropy's Galactocentric frame with the default parameters (x ≈ −R⊙, the small tilt neglected)."""
 
 PLUMMER_MIN_ANISOTROPY_RADIUS: float = 0.75
 """Smallest Osipkov–Merritt r_a / b of a Plummer sphere whose f(Q) is nowhere negative (b²/r_a² ≤ 16/9)."""

@@ -14,6 +14,7 @@ import xarray as xr
 from jaxtyping import Float
 
 from .. import accessor  # noqa: F401  (registers ds.dpot)
+from ..constants import SUN_POSITION_KPC
 from ..curves import observer_kpc
 from ..errors import DataError
 from ..plots._common import title_prefix
@@ -57,7 +58,7 @@ def parse_acceleration(
     if units == "1e-10 m s-2":
         values = values / TO_1E10_M_S2
     if axes == "lim2025":
-        values = lim_axes(np.asarray(observer if observer is not None else (-8.122, 0.0, 0.0208))).T @ values
+        values = lim_axes(np.asarray(observer if observer is not None else SUN_POSITION_KPC)).T @ values
     return values
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +11,7 @@ import dask.array as da
 import numpy as np
 from jaxtyping import Float
 
+from ..cube.blocks import member_blocks, on_worker
 from ..cube.grid import Grid
 from ..density.ensemble import Combine
 from ..density.registry import load_density
@@ -94,47 +93,29 @@ def evaluate_block(
 
 
 def member_setup(
-    member: PointwiseMember, spec: PointwiseSpec, seed: int
+    member: PointwiseMember, spec: PointwiseSpec, seed: int, stamp: tuple = ()
 ) -> tuple[AccelerationModel, Float[np.ndarray, "k 3"] | None]:
-    """The member's model (QMC velocities from `seed`) and kernel offsets (from `seed + 1`; None without density)."""
+    """The member's model (QMC velocities from `seed`) and kernel offsets (from `seed + 1`; None without density).
+
+    `stamp` (what invalidates a cached setup, e.g. file times) only keys the worker cache."""
     offsets = None
     if spec.density:
         offsets = kernel_offsets(spec.kernel_points, spec.kernel_scales_kpc, spec.kernel_cut, spec.qmc, seed + 1)
     return member.model(spec, seed), offsets
 
 
-_load_lock = threading.Lock()
-
-
-def _setup_on_worker(member: PointwiseMember, stamp: tuple, spec: PointwiseSpec, seed: int):
-    """`member_setup`, once per process: threads share it, each distributed worker builds it once."""
-    with _load_lock:  # two threads missing the cache together would both load
-        return _cached_setup(member, stamp, spec, seed)
-
-
-@functools.lru_cache(maxsize=16)
-def _cached_setup(member: PointwiseMember, stamp: tuple, spec: PointwiseSpec, seed: int):
-    return member_setup(member, spec, seed)
-
-
 def pointwise_blocks(members: Sequence[PointwiseMember], grid: Grid, spec: PointwiseSpec, seed: int) -> da.Array:
-    """Lazy array `(member, len(pointwise_fields(spec)), nx, ny, nz)` float32; one task per member and grid chunk.
+    """Lazy array `(member, len(pointwise_fields(spec)), nx, ny, nz)` float32; one task per member and grid chunk
+    (the cube's one block evaluator, `cube.blocks`), each member's model built once per worker.
 
     Every member uses the same QMC sets (from `seed`).
     """
     if len(members) == 0:
         raise ValueError("`members` must name at least one member (e.g. `PointwiseFiles`).")
-    stamps = [m.stamp() for m in members]
-    n_fields = len(pointwise_fields(spec))
     observer = np.asarray(grid.observer, np.float64)
 
-    def block(block_info=None) -> np.ndarray:
-        info = block_info[None]
-        member = info["chunk-location"][0]
-        model, offsets = _setup_on_worker(members[member], stamps[member], spec, seed)
-        points = grid.points(info["array-location"][2:])
-        values = evaluate_block(model, points, spec, offsets, observer, grid.volume_radius_kpc)
-        return values.reshape(info["chunk-shape"])
+    def evaluate(member: tuple[PointwiseMember, tuple], points: np.ndarray) -> np.ndarray:
+        model, offsets = on_worker(member_setup, member[0], spec, seed, member[1])
+        return evaluate_block(model, points, spec, offsets, observer, grid.volume_radius_kpc)
 
-    chunks = ((1,) * len(members), (n_fields,), *grid.chunks)
-    return da.map_blocks(block, chunks=chunks, dtype=np.float32, meta=np.empty((0,) * 5, np.float32))
+    return member_blocks([(m, m.stamp()) for m in members], grid, len(pointwise_fields(spec)), evaluate)
