@@ -23,28 +23,26 @@ import numpy as np
 import xarray as xr
 
 from . import __version__
-from .catalog import check_entry_available, publish_cube
+from .catalog import publish_cube
 from .compile_cache import enable_compile_cache
 from .constants import CUBE_VERSION, G_KPC_KM2_S2_PER_MSUN
 from .cube.evaluate import METHOD_FIELDS, field_blocks, flow_density_blocks
-from .cube.grid import make_grid
 from .cube.scheduler import SchedulerSpec, scheduler
 from .cube.store import add_baryons, add_flow_tracer_density, cube_dataset, write_cube
 from .diagnostics import run_diagnostics
 from .errors import BuildError
 from .fields.model import load_fields
-from .frames import solar_position_kpc
 from .members import Member, MemberFiles, NominalFiles, member_files, plan_members, require_errors, train_member
-from .paths import check_output_path
 from .plots import copy_quicklooks, write_quicklooks
 from .pointwise.evaluate import PointwiseFiles, pointwise_blocks, pointwise_fields
+from .preflight import preflight
 from .progress import console
 from .recipe import Recipe, recipe_sha256
 from .sources import PhaseSpaceTable, load_stars
 from .sources.gaia import fetch_gaia
 from .sources.load import GAIA_CACHE, plummer_truth
 from .stages import collocate_file, fit_fields_file, fit_flow_file, flow_seeds, star_weights
-from .stores import check_url, copy_to_url, join
+from .stores import copy_to_url, join
 from .truth import score_against_truth
 
 STAGES = ("stars", "flow", "collocation", "fields", "cube")
@@ -75,14 +73,8 @@ def build(
     `stage_monitor(stage)` is entered around each stage that runs (benchmarks measure memory with it).
     """
     enable_compile_cache()
-    build_dir = check_output_path(Path(out_dir or Path("builds") / recipe.name), "build folder (--out)")
-    check_output_path(recipe.publish.catalog, "catalog (`publish.catalog`)")
-    if recipe.publish.store is not None:
-        check_url(recipe.publish.store, "publish.store")
-        if recipe.publish.store.startswith("file://"):
-            check_output_path(Path(recipe.publish.store.removeprefix("file://")), "store (`publish.store`)")
-    check_entry_available(recipe.publish.catalog, recipe.entry_name, recipe.name, replace)  # before any work
-    grid = make_grid(recipe.cube, solar_position_kpc(recipe.data.frame), recipe.data.volume_radius_kpc)
+    plan = preflight(recipe, out_dir, replace=replace, on=on, repair=True)  # every check `validate` makes, before any work
+    build_dir, grid = plan.build_dir, plan.grid
     build_dir.mkdir(parents=True, exist_ok=True)
     manifest = _Manifest(build_dir / "manifest.json")
     paths = {

@@ -30,6 +30,8 @@ Activation = Literal["silu", "gelu", "tanh", "gint"]
 
 SEED_MAX = 2**32 - 1
 """Largest seed: numpy's legacy seed range, 0 … 2³² − 1."""
+INT_MAX = 2**31 - 1
+"""Largest integer setting: JAX counts steps, batches and sizes in 32-bit integers."""
 
 
 class _Section(BaseModel):
@@ -48,15 +50,18 @@ class _Section(BaseModel):
             raise ValueError(
                 "a boolean is not a number (YAML reads yes/no/true/false/on/off as booleans); give a number"
             )
+        largest = SEED_MAX if info.field_name == "seed" else INT_MAX
+        if _wants_number(field.annotation, (int,)) and any(isinstance(i, int) and abs(i) > largest for i in items):
+            raise ValueError(f"must lie within ±{largest:,} (a 32-bit integer)")
         return value
 
 
-def _wants_number(annotation: Any) -> bool:
-    """Whether `annotation` takes int or float values and never a bool (`int`, `float | None`, `tuple[float, ...]`)."""
-    if annotation in (int, float):
+def _wants_number(annotation: Any, kinds: tuple[type, ...] = (int, float)) -> bool:
+    """Whether `annotation` takes values of `kinds` and never a bool (`int`, `float | None`, `tuple[float, ...]`)."""
+    if annotation in kinds:
         return True
     args = get_args(annotation)
-    return bool(args) and bool not in args and any(_wants_number(a) for a in args)
+    return bool(args) and bool not in args and any(_wants_number(a, kinds) for a in args)
 
 
 class FrameSpec(_Section):
