@@ -16,7 +16,7 @@ from intake.readers.datatypes import Zarr
 from intake.readers.entry import Catalog
 from intake.readers.readers import XArrayDatasetReader
 
-from .cube.store import replace_directory
+from .cube.store import check_finite, replace_directory
 from .errors import CatalogError
 from .stores import copy_to_url, is_url, join, store_exists
 
@@ -63,6 +63,7 @@ def publish_cube(
     """
     catalog_path = Path(catalog_path)
     read_catalog(catalog_path)  # refuse a corrupt catalog before copying anything
+    check_finite(cube_path)  # a cube with NaN or inf inside the volume is never published
     if store is not None:
         return _publish_to_url(catalog_path, entry, cube_path, metadata, replace, join(store, f"{entry}.zarr"))
     target = catalog_path.parent / CUBES_FOLDER / f"{entry}.zarr"

@@ -16,6 +16,7 @@ import xarray as xr
 from dask.callbacks import Callback
 
 from ..baryons import BARYON_MODELS
+from ..errors import BuildError
 from ..progress import progress_bar
 from .evaluate import BARYON_FIELDS, FIELDS, TRACER_DENSITY, baryon_blocks, member_baryon_parameters
 from .grid import Grid
@@ -118,14 +119,44 @@ def write_cube(ds: xr.Dataset, path: Path, on: SchedulerSpec = SchedulerSpec()) 
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
     encoding = {name: {"chunks": _zarr_chunks(ds[name]), "compressors": COMPRESSORS} for name in ds.data_vars}
-    with progress_bar() as bar, warnings.catch_warnings(), scheduler(on) as where:
-        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-        task = bar.add_task("cube → Zarr", total=None, status=where)
-        with _ProgressCallback(bar, task) if not on.distributed else contextlib.nullcontext():
-            ds.to_zarr(partial, mode="w", consolidated=True, encoding=encoding, zarr_format=3)
-        if on.distributed:
-            bar.update(task, total=1, completed=1)
+    try:
+        with progress_bar() as bar, warnings.catch_warnings(), scheduler(on) as where:
+            warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+            task = bar.add_task("cube → Zarr", total=None, status=where)
+            with _ProgressCallback(bar, task) if not on.distributed else contextlib.nullcontext():
+                ds.to_zarr(partial, mode="w", consolidated=True, encoding=encoding, zarr_format=3)
+            if on.distributed:
+                bar.update(task, total=1, completed=1)
+        check_finite(partial, kept=path)
+    except BaseException:  # an error, a non-finite cube or Ctrl-C: the old cube stays, the partial one goes
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     replace_directory(partial, path)
+
+
+def check_finite(store: Path, kept: Path | None = None) -> None:
+    """Refuse a cube with NaN or inf inside the tracer volume (`in_volume`), one chunk at a time.
+
+    Raises `BuildError` naming the variable, the member and the count; `kept` names the cube left in place.
+    """
+    ds = xr.open_zarr(store)
+    inside = ds.get("in_volume")
+    for name, var in ds.data_vars.items():
+        if name == "in_volume" or not np.issubdtype(var.dtype, np.floating):
+            continue
+        bad = ~np.isfinite(var)
+        if inside is not None and set(inside.dims) <= set(var.dims):
+            bad = bad & inside
+        per_member = bad.sum([d for d in var.dims if d != "member"]).values
+        if np.any(per_member):
+            members = np.flatnonzero(np.atleast_1d(per_member)).tolist()
+            where = f"member(s) {members[:5]}" if "member" in var.dims else "the cube"
+            old = f" The cube already at {kept} is kept unchanged." if kept is not None and Path(kept).exists() else ""
+            raise BuildError(
+                f"The new cube has {int(np.sum(per_member)):,} NaN or inf values of `{name}` inside the tracer volume "
+                f"({where}); it is not written, published or marked done.{old} The training most likely diverged: "
+                "lower `fields.learning_rate` (or `density.velocity.learning_rate`), or change `seed`, and build again."
+            )
 
 
 def replace_directory(new: Path, target: Path) -> None:

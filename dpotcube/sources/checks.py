@@ -37,3 +37,16 @@ def drop_nonfinite(values: Float[np.ndarray, "n k"], origin: str, max_fraction: 
             f"`data.table.max_nonfinite_fraction` = {max_fraction}. Clean the table, or raise that limit to drop them."
         )
     return values[finite], n_bad
+
+
+def check_spread(values: Float[np.ndarray, "n k"], names: list[str], origin: str) -> None:
+    """Refuse a star set with (almost) no spread in a coordinate: the flows standardise by it and would divide by 0."""
+    spread = np.std(values, axis=0)
+    scale = np.maximum(np.abs(np.mean(values, axis=0)), 1.0)
+    flat = [name for name, s, m in zip(names, spread, scale) if not s > 1e-9 * m]
+    if flat:
+        raise DataError(
+            f"Column(s) {', '.join(f'`{n}`' for n in flat)} of {origin} hold the same value for every star (no spread): "
+            "the stars are degenerate and no density can be fitted. Check the columns and their mapping in "
+            "`data.table.columns`."
+        )
