@@ -21,11 +21,12 @@ from pathlib import Path
 from .catalog import check_entry_available, read_catalog
 from .cube.grid import Grid, make_grid
 from .cube.scheduler import SchedulerSpec
-from .errors import BuildError, DataError, RecipeError
+from .errors import BuildError, RecipeError
 from .frames import solar_position_kpc
 from .paths import check_output_path
 from .progress import console
 from .recipe import Recipe
+from .sources.table import check_table_file
 from .stores import check_url, is_url
 
 ALLOW_LARGE_ENV = "DPOTCUBE_ALLOW_LARGE"
@@ -46,6 +47,18 @@ class Limits:
 
 
 LIMITS = Limits()
+LIMIT_KEYS = {
+    "cube_values": ("grid points × ensemble members (per variable)", "`cube.spacing_kpc`, `cube.half_width_kpc`, `ensemble`"),
+    "collocation_points": ("collocation points", "`density.collocation.n_positions` × `velocities_per_position`"),
+    "mock_stars": ("stars of a mock", "`data.n_stars`"),
+    "diagnostic_velocities": ("velocity draws of the diagnostics", "`diagnostics.velocities`"),
+    "mcmc_steps": ("MCMC steps per walker of the gNFW fit", "`diagnostics.mcmc_steps`"),
+    "batch": ("points in any one batch", "`density.*.batch_size`, `fields.batch_size`, `fields.laplacian_batch`, "
+              "`density.collocation.chunk_size`"),
+    "pointwise_evaluations": ("flow evaluations per jitted call of `pointwise`",
+                              "`fields.pointwise.batch` × `n_velocities` × `density.ensemble.members`"),
+}
+"""What each limit counts, and the keys that set it (docs/recipes.md)."""
 HARD_CUBE_VALUES = 10**12
 """Beyond this even `--allow-large` refuses: the grid's index arithmetic itself would not fit."""
 _SCHEDULER = re.compile(r"^((tcp|tls|inproc|ucx|ws|wss)://)?[A-Za-z0-9_.\-\[\]:]+(:\d{1,5})?$")
@@ -222,16 +235,6 @@ def check_split(recipe: Recipe) -> None:
                 f"[recipe -> density -> {kind} -> val_fraction] {spec.val_fraction} of {n} stars leaves no training "
                 "stars; lower it (e.g. 0.1)."
             )
-
-
-def check_table_file(path: Path) -> None:
-    """A table path that exists, is a file, and is not empty."""
-    if not path.exists():
-        raise DataError(f"Table file {path} does not exist. Fix `data.table.path` in the recipe.")
-    if path.is_dir():
-        raise DataError(f"Table {path} is a folder, not a file. Point `data.table.path` at the table file.")
-    if path.stat().st_size == 0:
-        raise DataError(f"Table {path} is empty (0 bytes). Write it again, or fix `data.table.path`.")
 
 
 def check_manifest(path: Path, repair: bool) -> str | None:

@@ -31,8 +31,8 @@ GAIA_UNITS: dict[str, u.UnitBase | None] = {
 """Gaia column → unit assumed when the file has none (`None`: a pure number; magnitudes are taken as they are)."""
 
 
-def read_table(path: Path) -> Table:
-    """Read any supported table file, or raise a `DataError` that names the fix."""
+def check_table_file(path: Path) -> str:
+    """The astropy format of a table file that has a known suffix, exists, is a file and is not empty."""
     path = Path(path)
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -46,6 +46,13 @@ def read_table(path: Path) -> Table:
         raise DataError(f"Table file {path} does not exist. Fix `data.table.path` in the recipe.")
     if path.stat().st_size == 0:
         raise DataError(f"Table {path} is empty (0 bytes). Write it again, or fix `data.table.path`.")
+    return fmt
+
+
+def read_table(path: Path) -> Table:
+    """Read any supported table file, or raise a `DataError` that names the fix."""
+    path = Path(path)
+    fmt = check_table_file(path)
     try:
         table = Table.read(path, format=fmt)
     except Exception as exc:  # astropy raises many types for unreadable files
@@ -195,4 +202,4 @@ def _require(table: Table, columns: dict[str, str], path: Path | str) -> None:
         )
 
 
-__all__ = ["ERRORS", "GAIA_UNITS", "GALACTOCENTRIC_ERRORS", "GalactocentricStars", "column_values", "gaia_columns", "read_galactocentric_table", "read_table"]
+__all__ = ["ERRORS", "GAIA_UNITS", "GALACTOCENTRIC_ERRORS", "GalactocentricStars", "check_table_file", "column_values", "gaia_columns", "read_galactocentric_table", "read_table"]
