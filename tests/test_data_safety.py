@@ -75,12 +75,12 @@ def interrupt(build: Path, catalog: Path, stage: str, delay: float, *extra: str)
 
 @pytest.mark.parametrize(("stage", "extra"), [
     ("fields", ("--set", "fields.steps=4000")),  # a longer training, interrupted after 1.5 s
-    ("cube", ("--set", "cube.spacing_kpc=0.1")),  # a finer grid (61³), interrupted after 1.5 s
+    ("cube", ("--set", "cube.spacing_kpc=0.2")),  # a finer grid (31³), interrupted after 0.5 s
 ])
 def test_ctrl_c_keeps_the_published_cube_and_the_build_resumes(published, stage, extra):
     build, catalog = published
     before = digest(catalog.parent)
-    done = interrupt(build, catalog, stage, 1.5, *extra)
+    done = interrupt(build, catalog, stage, 1.5 if stage == "fields" else 0.5, *extra)
     assert done.returncode == 130, done.stderr[-3000:]
     last = " ".join(done.stderr.strip().splitlines()[-3:])
     assert f"interrupted during stage `{stage}`" in last and "Resume with: dpotcube build" in last, done.stderr[-2000:]
