@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.markup import escape
+
 from .catalog import check_entry_available, read_catalog
 from .cube.grid import Grid, make_grid
 from .cube.scheduler import SchedulerSpec
@@ -53,8 +55,8 @@ LIMIT_KEYS = {
     "mock_stars": ("stars of a mock", "`data.n_stars`"),
     "diagnostic_velocities": ("velocity draws of the diagnostics", "`diagnostics.velocities`"),
     "mcmc_steps": ("MCMC steps per walker of the gNFW fit", "`diagnostics.mcmc_steps`"),
-    "batch": ("points in any one batch", "`density.*.batch_size`, `fields.batch_size`, `fields.laplacian_batch`, "
-              "`density.collocation.chunk_size`"),
+    "batch": ("points in any one batch", ("`density.*.batch_size`, `fields.batch_size`, `fields.laplacian_batch`, "
+                                          "`density.collocation.chunk_size`")),
     "pointwise_evaluations": ("flow evaluations per jitted call of `pointwise`",
                               "`fields.pointwise.batch` × `n_velocities` × `density.ensemble.members`"),
 }
@@ -122,7 +124,7 @@ def preflight(
     if note:
         plan_warnings.append(note)
     for note in plan_warnings:
-        console.print(f"[yellow]warning:[/yellow] {note}", highlight=False, markup=True)
+        console.print(f"[yellow]warning:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
     return Plan(build_dir, grid, sizes, plan_warnings)
 
 

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 
 from benchmarks.fuzz import check_recipe_case, check_table_case, recipe_inputs, table_inputs
 
+
 def fast(examples: int) -> settings:
     """Fixed examples, same inputs on every run (derandomized), no example database, our own time limit per case."""
     return settings(max_examples=examples, deadline=None, database=None, derandomize=True,
