@@ -63,7 +63,8 @@ LIMIT_KEYS = {
 """What each limit counts, and the keys that set it (docs/recipes.md)."""
 HARD_CUBE_VALUES = 10**12
 """Beyond this even `--allow-large` refuses: the grid's index arithmetic itself would not fit."""
-_SCHEDULER = re.compile(r"^((tcp|tls|inproc|ucx|ws|wss)://)?[A-Za-z0-9_.\-\[\]:]+(:\d{1,5})?$")
+_SCHEDULER = re.compile(r"^((tcp|tls|ucx|ws|wss)://)?[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$|^inproc://\S+$")
+"""A dask.distributed address: `[scheme://]host:port` (or `inproc://…`); Dask's own names (`processes`) are not."""
 
 
 @dataclass
