@@ -31,8 +31,7 @@ def stage(name: str) -> Iterator[None]:
 
 def interrupted() -> str:
     """The line printed on Ctrl-C."""
-    where = f"during stage `{_STATE['stage']}`" if _STATE.get("stage") else "before any stage finished"
-    line = f"interrupted {where}"
+    line = f"interrupted during stage `{_STATE['stage']}`" if _STATE.get("stage") else "interrupted"
     if _STATE.get("build_dir"):
         line += f"; finished stages are kept in {_STATE['build_dir']}"
     if _STATE.get("resume"):
