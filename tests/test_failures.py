@@ -80,3 +80,17 @@ def test_half_copied_published_store_is_found_before_training(tiny_build, tmp_pa
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "is incomplete (no zarr.json); this build publishes it again" in " ".join(result.output.split())
+
+
+def test_unwritable_build_folder_is_refused_before_any_work(project, monkeypatch):
+    """Root writes anywhere, so the folder's refusal is simulated where the probe writes its temporary file."""
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("dpotcube.preflight.tempfile.TemporaryFile", refuse)
+    result = CliRunner().invoke(app, ["build", str(TINY)])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert "The build folder (--out) builds/tiny is not writable" in message and "Permission denied" in message
+    assert not (project / "builds").exists()
