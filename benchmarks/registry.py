@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, str] = {
     "cube-throughput": "benchmarks.cube_throughput",
     "weak": "benchmarks.weak",
     "startup": "benchmarks.startup",
+    "fuzz": "benchmarks.fuzz",
 }
 
 

@@ -16,6 +16,7 @@ from intake.readers.datatypes import Zarr
 from intake.readers.entry import Catalog
 from intake.readers.readers import XArrayDatasetReader
 
+from .cube.finite import check_finite
 from .errors import CatalogError
 from .release import entry_release_metadata
 from .stores import copy_to_url, is_url, join, replace_directory, store_exists
@@ -64,6 +65,7 @@ def publish_cube(
     catalog_path = Path(catalog_path)
     metadata = {**entry_release_metadata(metadata), **metadata}  # description, licence, citation
     read_catalog(catalog_path)  # refuse a corrupt catalog before copying anything
+    check_finite(cube_path)  # a cube with NaN or inf inside the volume is never published
     if store is not None:
         return _publish_to_url(catalog_path, entry, cube_path, metadata, replace, join(store, f"{entry}.zarr"))
     target = catalog_path.parent / CUBES_FOLDER / f"{entry}.zarr"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import json
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -40,20 +42,59 @@ def main(
     ] = False,
 ) -> None:
     """Build released 3-D maps of the Galactic potential from stellar phase space."""
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the full traceback of an unexpected error.")]
+AllowLargeOpt = Annotated[
+    bool, typer.Option("--allow-large", help="Lift the size limits (grid, collocation set, stars, batches) on purpose.")
+]
 
 
 def _user_errors(command):
-    """Print a `DpotcubeError` as one paragraph and exit with code 2, without a traceback."""
+    """Every command ends in one line on failure, never a raw traceback (unless `--debug`).
+
+    A `DpotcubeError` prints its message and exits 2; Ctrl-C says what was interrupted, that finished
+    stages are kept and how to resume, and exits 130; any other exception names the error, the stage
+    and a log file with the traceback, and exits 1. Adds a `--debug` option to the command.
+    """
+    from . import crash
 
     @functools.wraps(command)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args, debug: bool = False, **kwargs):
+        crash.context()
         try:
             return command(*args, **kwargs)
         except DpotcubeError as exc:
             console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=2) from None
+        except KeyboardInterrupt:
+            console.print(f"[bold red]error:[/bold red] {escape(crash.interrupted())}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=130) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            if debug:
+                raise
+            console.print(f"[bold red]error:[/bold red] {escape(crash.crashed(exc))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=1) from None
 
+    signature = inspect.signature(command, eval_str=True)
+    debug = inspect.Parameter("debug", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=DebugOpt)
+    wrapper.__signature__ = signature.replace(parameters=[*signature.parameters.values(), debug])
+    wrapper.__annotations__ = {**{k: p.annotation for k, p in signature.parameters.items()}, "debug": DebugOpt}
     return wrapper
+
+
+def _resume_command(recipe: Path, set_: list[str] | None, out: Path | None, extra: list[str]) -> str:
+    words = ["dpotcube", "build", str(recipe), *(w for s in set_ or [] for w in ("--set", s))]
+    return shlex.join([*words, *(["--out", str(out)] if out else []), *extra])
+
+
+def _scheduler_spec(scheduler: str | None, workers: int | None):
+    from .cube.scheduler import SchedulerSpec
+    from .preflight import check_scheduler
+
+    spec = SchedulerSpec(address=scheduler, workers=workers)
+    check_scheduler(spec)
+    return spec
 
 
 @app.command()
@@ -72,19 +113,24 @@ def build(
                      "scheduler address."),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option("--workers", min=1, help="Fit the ensemble members and evaluate the cube on a local "
+        int | None, typer.Option("--workers", help="Fit the ensemble members and evaluate the cube on a local "
                                   "dask.distributed cluster of this many worker processes.")
     ] = None,
+    allow_large: AllowLargeOpt = False,
 ) -> None:
     """Run a recipe end to end: stars → flow → fields → ensemble members → cube → catalog entry."""
+    from . import crash
     from .pipeline import build as run_build
+    from .preflight import allowing_large
     from .recipe import load_recipe
 
+    on = _scheduler_spec(scheduler, workers)  # before the recipe: a bad option costs nothing
     parsed, text = load_recipe(recipe, set_ or [])
-    from .cube.scheduler import SchedulerSpec
-
-    on = SchedulerSpec(address=scheduler, workers=workers)
-    result = run_build(parsed, text, out, force=force, replace=replace, on=on)
+    extra = [*(["--replace"] if replace else []), *(["--allow-large"] if allow_large else [])]
+    extra += [*(["--scheduler", scheduler] if scheduler else []), *(["--workers", str(workers)] if workers else [])]
+    crash.context(Path(out or Path("builds") / parsed.name), _resume_command(recipe, set_, out, extra))
+    with allowing_large(allow_large):
+        result = run_build(parsed, text, out, force=force, replace=replace, on=on, stage_monitor=crash.stage)
     console.print(f"cube: {result.published_path}  (catalog entry `{result.entry}` in {parsed.publish.catalog})")
     if result.scores:
         console.print("against the mock's truth, inside the volume: " + json.dumps(result.scores))
@@ -114,16 +160,30 @@ def fetch_gaia(
 
 @app.command()
 @_user_errors
-def validate(recipe: RecipeArg, set_: SetOpt = None) -> None:
-    """Check a recipe and print it with every default filled in."""
+def validate(
+    recipe: RecipeArg,
+    set_: SetOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Build folder (default builds/<name>/).")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="As for `build`.")] = False,
+    scheduler: Annotated[str | None, typer.Option("--scheduler", help="As for `build`.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="As for `build`.")] = None,
+    allow_large: AllowLargeOpt = False,
+) -> None:
+    """Check a recipe as `build` would before any work (files, grid, sizes, catalog, folders) and print it with
+    every default filled in."""
     import yaml
 
-    from .methods import get_method
+    from .preflight import allowing_large, preflight
     from .recipe import load_recipe
 
+    on = _scheduler_spec(scheduler, workers)
     parsed, _ = load_recipe(recipe, set_ or [])
-    get_method(parsed.fields.method).check(parsed)
+    with allowing_large(allow_large):
+        plan = preflight(parsed, out, replace=replace, on=on)
     console.print(yaml.safe_dump(parsed.model_dump(mode="json"), sort_keys=False), highlight=False, markup=False)
+    for key, size in plan.sizes.items():
+        console.print(f"size: {key}: {size}", highlight=False, markup=False)
+    console.print(f"build folder: {plan.build_dir}; grid {'×'.join(map(str, plan.grid.shape))}", highlight=False)
     console.print(f"[green]recipe {recipe} is valid[/green]")
 
 

@@ -19,20 +19,19 @@ import numpy as np
 import xarray as xr
 
 from . import __version__
-from .catalog import check_entry_available, publish_cube
+from .catalog import publish_cube
 from .compile_cache import enable_compile_cache
 from .constants import CUBE_VERSION, G_KPC_KM2_S2_PER_MSUN
-from .cube.grid import Grid, make_grid
+from .cube.grid import Grid
 from .cube.scheduler import SchedulerSpec, scheduler
 from .cube.store import add_baryons, cube_dataset, write_cube
 from .diagnostics import run_diagnostics
-from .frames import solar_position_kpc
 from .members import Member, member_files, plan_members, require_errors, train_member
 from .methods import CubeInputs, FitFiles, Method, get_method
-from .paths import check_output_path
 from .plan import BuildLayout, Manifest, Runner, Stage, fit_stages, stage_seed
 from .plan.runner import StageMonitor, dump
 from .plots import copy_quicklooks, write_quicklooks
+from .preflight import preflight
 from .progress import console
 from .published import publish_fields
 from .recipe import Recipe, recipe_sha256
@@ -40,7 +39,7 @@ from .release import PATTERN_SPEED_CITATION
 from .sources import PhaseSpaceTable, load_stars
 from .sources.gaia import fetch_gaia
 from .sources.load import plummer_truth
-from .stores import check_url, copy_to_url, join
+from .stores import copy_to_url, join
 from .truth import score_against_truth
 
 
@@ -70,7 +69,8 @@ def build(
     """
     enable_compile_cache()
     method = get_method(recipe.fields.method)
-    layout, grid = preflight(recipe, method, out_dir, replace)
+    plan = preflight(recipe, out_dir, replace=replace, on=on, repair=True)  # every check `validate` makes, first
+    layout, grid = BuildLayout(plan.build_dir), plan.grid
     layout.root.mkdir(parents=True, exist_ok=True)
     runner = Runner(Manifest(layout.manifest), force, stage_monitor)
     stars = run_stars(recipe, layout, runner)
@@ -85,21 +85,6 @@ def build(
     scores = finish(recipe, layout)
     published = publish(recipe, method, layout, replace)
     return BuildResult(layout.root, layout.cube, published, recipe.entry_name, scores)
-
-
-def preflight(recipe: Recipe, method: Method, out_dir: Path | None, replace: bool) -> tuple[BuildLayout, Grid]:
-    """Everything checked before any work: the method accepts the recipe, every output is writable, the catalog
-    entry is free, the grid is valid. Returns the build's layout and grid."""
-    method.check(recipe)
-    root = check_output_path(Path(out_dir or Path("builds") / recipe.name), "build folder (--out)")
-    check_output_path(recipe.publish.catalog, "catalog (`publish.catalog`)")
-    if recipe.publish.store is not None:
-        check_url(recipe.publish.store, "publish.store")
-        if recipe.publish.store.startswith("file://"):
-            check_output_path(Path(recipe.publish.store.removeprefix("file://")), "store (`publish.store`)")
-    check_entry_available(recipe.publish.catalog, recipe.entry_name, recipe.name, replace)
-    grid = make_grid(recipe.cube, solar_position_kpc(recipe.data.frame), recipe.data.volume_radius_kpc)
-    return BuildLayout(root), grid
 
 
 def run_stars(recipe: Recipe, layout: BuildLayout, runner: Runner) -> PhaseSpaceTable:

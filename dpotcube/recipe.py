@@ -5,20 +5,63 @@ from __future__ import annotations
 import difflib
 import hashlib
 import math
+import reprlib
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from . import constants
 from .errors import RecipeError
+from .recipe_yaml import apply_override, load_yaml
 
 Activation = Literal["silu", "gelu", "tanh", "gint"]
 
 
+SEED_MAX = 2**32 - 1
+"""Largest seed: numpy's legacy seed range, 0 … 2³² − 1."""
+INT_MAX = 2**31 - 1
+"""Largest integer setting: JAX counts steps, batches and sizes in 32-bit integers."""
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Every recipe section: unknown keys refused, floats finite, numbers never booleans."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_not_booleans(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if field is None or not _wants_number(field.annotation):
+            return value
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(item, bool) for item in items):
+            raise ValueError(
+                "a boolean is not a number (YAML reads yes/no/true/false/on/off as booleans); give a number"
+            )
+        largest = SEED_MAX if info.field_name == "seed" else INT_MAX
+        if _wants_number(field.annotation, (int,)) and any(isinstance(i, int) and abs(i) > largest for i in items):
+            raise ValueError(f"must lie within ±{largest:,} (a 32-bit integer)")
+        return value
+
+
+def _wants_number(annotation: Any, kinds: tuple[type, ...] = (int, float)) -> bool:
+    """Whether `annotation` takes values of `kinds` and never a bool (`int`, `float | None`, `tuple[float, ...]`)."""
+    if annotation in kinds:
+        return True
+    args = get_args(annotation)
+    return bool(args) and bool not in args and any(_wants_number(a, kinds) for a in args)
 
 
 class FrameSpec(_Section):
@@ -34,7 +77,7 @@ class FrameSpec(_Section):
 class PlummerSpec(_Section):
     """A Plummer sphere centred on the Galactic centre, sampled exactly from its DF."""
 
-    mass_msun: float = Field(1.0e11, gt=0, description="Total mass M.")
+    mass_msun: float = Field(1.0e11, gt=0, le=1e16, description="Total mass M (at most 10¹⁶ M☉).")
     scale_radius_kpc: float = Field(4.0, gt=0, description="Plummer scale radius b.")
     anisotropy_radius_kpc: float | None = Field(
         None,
@@ -75,7 +118,7 @@ class DustSpec(_Section):
         "5 × volume_radius_kpc / min_scale_kpc (64 nodes: < 1e-3 mag error at 3 kpc)."
     )
     seed: int = Field(
-        0, ge=0, description="Seed of the dust realisation; separate from the recipe `seed`, so members that vary "
+        0, ge=0, le=SEED_MAX, description="Seed of the dust realisation; separate from the recipe `seed`, so members that vary "
         "the stars see the same dust."
     )
 
@@ -583,7 +626,7 @@ class Recipe(_Section):
     """A complete build: data → density → fields → cube → publish."""
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Identifier of the build and its catalog entry.")
-    seed: int = Field(0, ge=0, description="Seed of every random draw; same recipe and seed → same cube.")
+    seed: int = Field(0, ge=0, le=SEED_MAX, description="Seed of every random draw; same recipe and seed → same cube.")
     data: DataSpec = Field(DataSpec(), description="Tracer stars.")
     density: DensitySpec = Field(DensitySpec(), description="Flows for p(v|x) and n(x), ensembles, collocation.")
     fields: FieldsSpec = Field(FieldsSpec(), description="CBE method and its networks.")
@@ -639,21 +682,24 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     Relative table paths are resolved against the recipe's folder.
     """
     path = Path(path)
+    if path.is_dir():
+        raise RecipeError(f"Recipe {path} is a folder, not a file. Give the path of the recipe's .yaml file.")
     try:
         text = path.read_text()
     except OSError as exc:
         raise RecipeError(f"Cannot read recipe {path}: {exc.strerror}. Check the path.") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"Recipe {path} is not valid YAML: {exc}. Fix the syntax at the line shown.") from None
+    except UnicodeDecodeError:
+        raise RecipeError(f"Recipe {path} is not a UTF-8 text file. Give the recipe's .yaml file.") from None
+    raw = load_yaml(text, str(path))
+    if raw is None:
+        raise RecipeError(f"Recipe {path} is empty. A recipe needs at least `name:`; see recipes/tiny.yaml.")
     if not isinstance(raw, dict):
         raise RecipeError(f"Recipe {path} must be a YAML mapping with sections such as `name:` and `data:`.")
     for override in overrides:
-        _apply_override(raw, override)
+        apply_override(raw, override)
     table = raw.get("data", {}).get("table") if isinstance(raw.get("data"), dict) else None
-    if isinstance(table, dict) and "path" in table and not Path(str(table["path"])).is_absolute():
-        table["path"] = str((path.parent / str(table["path"])).resolve())
+    if isinstance(table, dict) and isinstance(table.get("path"), str) and not Path(table["path"]).is_absolute():
+        table["path"] = str((path.parent / table["path"]).resolve())
     recipe = recipe_from_dict(raw, origin=str(path))
     return recipe, yaml.safe_dump(raw, sort_keys=False) if overrides else text
 
@@ -670,24 +716,15 @@ def recipe_sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _apply_override(raw: dict[str, Any], override: str) -> None:
-    key, sep, value = override.partition("=")
-    if not sep or not key:
-        raise RecipeError(f"Override `{override}` must look like `section.key=value`, e.g. `fields.steps=2000`.")
-    node = raw
-    parts = key.strip().split(".")
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise RecipeError(f"Override `{override}`: `{part}` holds a value, not a section.")
-        node = child
-    node[parts[-1]] = yaml.safe_load(value)
+_SHOW = reprlib.Repr()
+_SHOW.maxstring, _SHOW.maxother, _SHOW.maxlist, _SHOW.maxtuple, _SHOW.maxlevel, _SHOW.maxlong = 60, 60, 4, 4, 1, 40
+"""Bounded repr of a bad value in a message: never the whole of a huge or deeply nested input."""
 
 
 def _format_errors(exc: ValidationError, origin: str) -> str:
     lines = [f"Recipe {origin} has {exc.error_count()} problem(s):"]
     for err in exc.errors():
-        loc = [str(part) for part in err["loc"]]
+        loc = [str(part)[:60] for part in err["loc"]]
         where = " -> ".join(["recipe", *loc])
         if err["type"] == "extra_forbidden":
             allowed = _allowed_keys(loc[:-1])
@@ -698,9 +735,16 @@ def _format_errors(exc: ValidationError, origin: str) -> str:
             lines.append(f"  [{where}] is required but missing")
         else:
             value = err.get("input")
-            shown = repr(value) if not isinstance(value, dict) else "a mapping"
-            lines.append(f"  [{where}] {err['msg']} (got {shown})")
+            shown = _SHOW.repr(value) if not isinstance(value, dict) else "a mapping"
+            lines.append(f"  [{where}] {_first_line(err['msg'].removeprefix('Value error, '))} (got {shown})")
+        if len(lines) > 12:
+            lines.append(f"  … and {exc.error_count() - 12} more")
+            break
     return "\n".join(lines)
+
+
+def _first_line(message: str) -> str:
+    return " ".join(message.split())[:300]
 
 
 def _allowed_keys(loc: list[str]) -> list[str]:

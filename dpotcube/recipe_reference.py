@@ -19,8 +19,40 @@ def recipe_reference() -> str:
         "the command line with `--set section.key=value` (the value is read as YAML).",
         "",
     ]
+    _rules(lines)
     _section(Recipe, "recipe", lines)
     return "\n".join(lines) + "\n"
+
+
+def _rules(lines: list[str]) -> None:
+    """What every value must be, and the size limits `validate` and `build` check before any work."""
+    from dataclasses import fields
+
+    from .preflight import ALLOW_LARGE_ENV, LIMIT_KEYS, LIMITS
+    from .recipe import INT_MAX, SEED_MAX
+    from .recipe_yaml import MAX_NODES
+
+    lines += [
+        "## Values and limits",
+        "",
+        "- Every number is finite: `.nan` and `.inf` are refused with the key named.",
+        "- A number is never a boolean: YAML reads `yes`, `no`, `on`, `off`, `true`, `false` as booleans, and a",
+        f"  key that wants a number refuses them. Integers lie within ±{INT_MAX:,}; seeds within 0 … {SEED_MAX:,}.",
+        "- A key given twice in one section is refused with both lines; an empty recipe is refused; YAML aliases",
+        f"  may expand to at most {MAX_NODES:,} values.",
+        "- `--set section.key=value` reads the value as YAML; `--set section={key: value}` merges into the",
+        "  section (the other keys keep their values).",
+        "",
+        "`dpotcube validate` runs every check `dpotcube build` makes before its first stage (grid against the",
+        "tracer volume, sizes, files, catalog, output folders, scheduler options) and prints the sizes. Sizes",
+        f"above these limits are refused with the memory they would take; `--allow-large` (or `{ALLOW_LARGE_ENV}=1`)",
+        "lifts them on purpose:",
+        "",
+        "| limit | counts | set by |",
+        "| ---: | --- | --- |",
+        *(f"| {getattr(LIMITS, f.name):,} | {LIMIT_KEYS[f.name][0]} | {LIMIT_KEYS[f.name][1]} |" for f in fields(LIMITS)),
+        "",
+    ]
 
 
 def _section(model: type[BaseModel], path: str, lines: list[str]) -> None:

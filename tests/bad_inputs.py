@@ -104,6 +104,46 @@ def incomplete_store(world: Path) -> list[str]:
     return ["catalog", "show", str(store)]
 
 
+def csv_table(world: Path, name: str, header: str, row: Callable[[int, list[str]], list[str]] | None = None,
+              n: int = 2000) -> list[str]:
+    """A CSV of `n` stars around the Sun under `header`, each row passed through `row(i, cells)`, and a build of it."""
+    rng = np.random.default_rng(2)
+    pos = np.array([-8.122, 0.0, 0.02]) + rng.uniform(-1, 1, (n, 3))
+    cells = [[f"{v:.4f}" for v in line] for line in np.hstack([pos, rng.normal(0, 100, (n, 3))])]
+    lines = [",".join(row(i, c) if row else c) for i, c in enumerate(cells)]
+    (world / name).write_text(header + "\n" + "".join(line + "\n" for line in lines))
+    return build(world, data={"source": "table", "table": {"path": name}})
+
+
+def table_path(world: Path, name: str, make: Callable[[Path], None]) -> list[str]:
+    """A build whose `data.table.path` is `name`, made by `make` (a folder, a 0-byte file)."""
+    target = world / name
+    if not target.exists():
+        make(target)
+    return build(world, data={"source": "table", "table": {"path": name}})
+
+
+def bool_table(world: Path) -> list[str]:
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    pos = np.array([-8.122, 0.0, 0.02]) + rng.uniform(-1, 1, (2000, 3))
+    frame = pd.DataFrame(np.hstack([pos, rng.normal(0, 100, (2000, 3))]), columns=["x", "y", "z", "vx", "vy", "vz"])
+    frame["vz"] = frame["vz"] > 0
+    frame.to_parquet(world / "bools.parquet")
+    return build(world, data={"source": "table", "table": {"path": "bools.parquet"}})
+
+
+def file_in(world: Path) -> Path:
+    (world / "a_file").write_text("not a folder\n")
+    return world / "a_file"
+
+
+BILLION_LAUGHS = "name: probe\n" + "".join(
+    f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9) if i else ', '.join(['lol'] * 9)}]\n" for i in range(9)
+)
+
+
 CASES: list[BadInput] = [
     BadInput("malformed_yaml", "recipe that is not valid YAML", lambda w: build(w, text="name: a\n  bad: [\n"), "not valid YAML"),
     BadInput("not_a_mapping", "recipe that is a YAML list", lambda w: build(w, text="- a\n- b\n"), "must be a YAML mapping"),
@@ -159,4 +199,34 @@ CASES: list[BadInput] = [
     BadInput("catalog_in_package", "`publish.catalog` inside the package", lambda w: build(w, publish__catalog=str(PACKAGE / "catalog.yaml")), "inside the dpotcube package"),
     BadInput("incomplete_store", "`catalog show` on a half-copied store", incomplete_store, "not a complete Zarr store"),
     BadInput("unknown_entry", "`catalog show nosuch`", lambda w: ["catalog", "show", "nosuch"], "No cube `nosuch`"),
+    BadInput("nan_centre", "`cube.centre_kpc: [.nan, 0, 0]`", lambda w: build(w, cube__centre_kpc=[float("nan"), 0, 0]), "[recipe -> cube -> centre_kpc -> 0] Input should be a finite number"),
+    BadInput("inf_learning_rate", "`fields.learning_rate: .inf`", lambda w: build(w, fields__learning_rate=float("inf")), "[recipe -> fields -> learning_rate] Input should be a finite number"),
+    BadInput("yes_as_integer", "`fields.steps: yes` (YAML reads a boolean)", lambda w: build(w, fields__steps=True), "a boolean is not a number"),
+    BadInput("huge_seed", "`seed: 2**64`", lambda w: build(w, seed=2**64), "[recipe -> seed]"),
+    BadInput("huge_integer", "`fields.steps: 10**12`", lambda w: build(w, fields__steps=10**12), "(a 32-bit integer)"),
+    BadInput("huge_mass", "`data.plummer.mass_msun: 1e300`", lambda w: build(w, data__plummer={"mass_msun": 1e300}), "[recipe -> data -> plummer -> mass_msun]"),
+    BadInput("no_training_stars", "`density.velocity.val_fraction: 0.9999` of 2,000 stars", lambda w: build(w, density__velocity={"val_fraction": 0.9999}), "leaves no training stars"),
+    BadInput("duplicate_key", "`seed:` twice in a recipe", lambda w: build(w, text="name: probe\nseed: 1\nseed: 2\n"), "has key `seed` twice in one section (lines 2 and 3)"),
+    BadInput("empty_recipe", "an empty recipe file", lambda w: build(w, text=""), "is empty"),
+    BadInput("billion_laughs", "a recipe of nested YAML aliases (10⁹ values)", lambda w: build(w, text=BILLION_LAUGHS), "expands to more than 100,000 YAML values"),
+    BadInput("recipe_is_folder", "a folder given as the recipe", lambda w: ["build", str(w / "catalog")], "is a folder, not a file"),
+    BadInput("override_section_scalar", "`--set density.velocity=3`", lambda w: build(w, "--set", "density.velocity=3"), "[recipe -> density -> velocity]"),
+    BadInput("override_no_value", "`--set fields.steps=`", lambda w: build(w, "--set", "fields.steps="), "has no value"),
+    BadInput("override_bad_yaml", "`--set fields.steps=[1`", lambda w: build(w, "--set", "fields.steps=[1"), "is not valid YAML"),
+    BadInput("override_into_value", "`--set fields.steps.x=1`", lambda w: build(w, "--set", "fields.steps.x=1"), "`fields.steps` holds a value, not a section"),
+    BadInput("huge_grid", "`cube.spacing_kpc: 0.001` (6001³ points)", lambda w: build(w, cube__spacing_kpc=0.001), "pass --allow-large"),
+    BadInput("huge_collocation", "`density.collocation.n_positions: 10**8`", lambda w: build(w, density__collocation__n_positions=10**8), "collocation points"),
+    BadInput("huge_mock", "`data.n_stars: 10**8`", lambda w: build(w, data__n_stars=10**8), "mock stars"),
+    BadInput("huge_batch", "`fields.batch_size: 10**7`", lambda w: build(w, fields__batch_size=10**7), "[recipe -> fields -> batch_size]"),
+    BadInput("table_duplicate_column", "CSV with column `x` twice", lambda w: csv_table(w, "dup.csv", "x,y,z,vx,vy,vz,x", lambda i, c: [*c, c[0]]), "has column(s) `x` more than once"),
+    BadInput("table_text_column", "CSV with text in column `vy`", lambda w: csv_table(w, "text.csv", "x,y,z,vx,vy,vz", lambda i, c: [*c[:4], "fast" if i == 7 else c[4], c[5]]), "Column `vy`"),
+    BadInput("table_bool_column", "Parquet with a boolean column `vz`", lambda w: bool_table(w), "holds booleans"),
+    BadInput("table_degenerate", "every star at one point", lambda w: csv_table(w, "point.csv", "x,y,z,vx,vy,vz", lambda i, c: ["-8.1", "0", "0.02", *c[3:]]), "hold the same value for every star"),
+    BadInput("table_no_rows", "CSV with a header and no rows", lambda w: csv_table(w, "norows.csv", "x,y,z,vx,vy,vz", n=0), "has no rows"),
+    BadInput("table_is_folder", "`data.table.path` a folder", lambda w: table_path(w, "folder.csv", lambda p: p.mkdir()), "is a folder, not a file"),
+    BadInput("table_zero_bytes", "`data.table.path` a 0-byte file", lambda w: table_path(w, "zero.parquet", lambda p: p.write_bytes(b"")), "is empty (0 bytes)"),
+    BadInput("out_is_a_file", "`--out` that is a file", lambda w: ["build", recipe(w), "--out", str(file_in(w))], "is a file, not a folder"),
+    BadInput("catalog_is_folder", "`publish.catalog` that is a folder", lambda w: build(w, publish__catalog=str(w / "catalog")), "is a folder; it must be a YAML file"),
+    BadInput("unknown_scheduler", "`--scheduler 'my cluster'`", lambda w: build(w, "--scheduler", "my cluster"), "is not a Dask scheduler address"),
+    BadInput("zero_workers", "`--workers 0`", lambda w: build(w, "--workers", "0"), "--workers must be a positive number"),
 ]

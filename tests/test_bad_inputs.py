@@ -47,6 +47,22 @@ def run_case(case, world: Path, monkeypatch) -> str:
     return output.partition("error: ")[2]
 
 
+def fuzz_section() -> list[str]:
+    """The generated-input run (`python -m benchmarks run fuzz`), from its recorded result."""
+    import json
+
+    from benchmarks.fuzz import RESULTS, markdown
+
+    if not RESULTS.exists():
+        return ["## Fuzzing bad inputs", "", "Not run yet: `python -m benchmarks run fuzz`.", ""]
+    return [
+        markdown(json.loads(RESULTS.read_text())).replace("## Fuzzing", "## Generated inputs: fuzzing").rstrip("\n"),
+        "",
+        "The same generators run at every test (`tests/test_fuzz.py`, a fixed set of 800 inputs).",
+        "",
+    ]
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input(case, world, monkeypatch):
     message = run_case(case, world, monkeypatch)
@@ -73,6 +89,7 @@ def test_catalogue_is_large_and_documented(world, monkeypatch):
         "| --- | --- | --- |",
         *rows,
         "",
+        *fuzz_section(),
     ])
     if os.environ.get("DPOTCUBE_UPDATE_DOCS"):
         DOC.write_text(text)

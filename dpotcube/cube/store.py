@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import uuid
 import warnings
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from ..progress import progress_bar
 from ..release import COORDINATE_ATTRS, cf_global_attrs
 from ..stores import replace_directory
 from .evaluate import baryon_blocks, member_baryon_parameters
+from .finite import check_finite
 from .grid import Grid
 from .scheduler import SchedulerSpec, scheduler
 from .variables import BARYON_VARIABLES, TRACER_DENSITY, CubeVariables
@@ -120,13 +122,18 @@ def write_cube(ds: xr.Dataset, path: Path, on: SchedulerSpec = SchedulerSpec()) 
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
     encoding = {name: {"chunks": _zarr_chunks(ds[name]), "compressors": COMPRESSORS} for name in ds.data_vars}
-    with progress_bar() as bar, warnings.catch_warnings(), scheduler(on) as where:
-        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-        task = bar.add_task("cube → Zarr", total=None, status=where)
-        with _ProgressCallback(bar, task) if not on.distributed else contextlib.nullcontext():
-            ds.to_zarr(partial, mode="w", consolidated=True, encoding=encoding, zarr_format=3)
-        if on.distributed:
-            bar.update(task, total=1, completed=1)
+    try:
+        with progress_bar() as bar, warnings.catch_warnings(), scheduler(on) as where:
+            warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+            task = bar.add_task("cube → Zarr", total=None, status=where)
+            with _ProgressCallback(bar, task) if not on.distributed else contextlib.nullcontext():
+                ds.to_zarr(partial, mode="w", consolidated=True, encoding=encoding, zarr_format=3)
+            if on.distributed:
+                bar.update(task, total=1, completed=1)
+        check_finite(partial, kept=path)
+    except BaseException:  # an error, a non-finite cube or Ctrl-C: the old cube stays, the partial one goes
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     replace_directory(partial, path)
 
 

@@ -21,7 +21,8 @@ def smoothed_density(
     """(ρ∗K) in M☉ pc⁻³ at `centres`, from ∇·a at `centres + offsets` (`kernel_offsets`, distributed as K).
 
     ∇·a is evaluated only at kernel points inside the tracer volume, and the kernel is renormalised
-    over them; a centre outside the volume gets NaN (no data there).
+    over them (to the centre alone when every kernel point falls outside); a centre outside the volume
+    gets NaN (no data there).
     """
     points = (centres[:, None, :] + offsets[None]).reshape(-1, 3)
     centre_inside = in_volume(centres, observer, volume_radius_kpc)
@@ -29,5 +30,8 @@ def smoothed_density(
     div = np.zeros(len(points), np.float32)
     div[inside] = in_batches(divergences, model, points[inside], batch)
     mean_div = kernel_average(div.reshape(len(centres), -1), inside.reshape(len(centres), -1))
+    bare = centre_inside & ~inside.reshape(len(centres), -1).any(axis=1)  # every kernel point outside: few of them
+    if bare.any():  # at the very edge; the kernel shrinks to its centre, so a cube is finite inside the volume
+        mean_div[bare] = in_batches(divergences, model, centres[bare], batch)
     rho = -mean_div / (4 * np.pi * G_KPC_KM2_S2_PER_MSUN) * MSUN_PER_KPC3_TO_MSUN_PER_PC3
     return np.where(centre_inside, rho, np.nan).astype(np.float32)

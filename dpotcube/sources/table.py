@@ -13,7 +13,7 @@ from jaxtyping import Float
 from ..errors import DataError
 from ..recipe import TableSpec
 from .astrometry import CORRELATIONS, ERRORS, OBSERVABLES, PHASE_SPACE
-from .checks import check_units, drop_nonfinite
+from .checks import check_spread, check_units, drop_nonfinite
 
 _FORMATS = {
     ".parquet": "parquet", ".pq": "parquet", ".csv": "ascii.csv", ".fits": "fits", ".fit": "fits",
@@ -31,8 +31,8 @@ GAIA_UNITS: dict[str, u.UnitBase | None] = {
 """Gaia column → unit assumed when the file has none (`None`: a pure number; magnitudes are taken as they are)."""
 
 
-def read_table(path: Path) -> Table:
-    """Read any supported table file, or raise a `DataError` that names the fix."""
+def check_table_file(path: Path) -> str:
+    """The astropy format of a table file that has a known suffix, exists, is a file and is not empty."""
     path = Path(path)
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -40,16 +40,48 @@ def read_table(path: Path) -> Table:
             f"Table {path} has suffix `{path.suffix}`; dpotcube reads {', '.join(sorted(_FORMATS))}. "
             "Convert the file or rename it with the right suffix."
         )
+    if path.is_dir():
+        raise DataError(f"Table {path} is a folder, not a file. Point `data.table.path` at the table file.")
     if not path.is_file():
         raise DataError(f"Table file {path} does not exist. Fix `data.table.path` in the recipe.")
+    if path.stat().st_size == 0:
+        raise DataError(f"Table {path} is empty (0 bytes). Write it again, or fix `data.table.path`.")
+    return fmt
+
+
+def read_table(path: Path) -> Table:
+    """Read any supported table file, or raise a `DataError` that names the fix."""
+    path = Path(path)
+    fmt = check_table_file(path)
     try:
-        return Table.read(path, format=fmt)
+        table = Table.read(path, format=fmt)
     except Exception as exc:  # astropy raises many types for unreadable files
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise DataError(
             f"Cannot read table {path} as {fmt} ({reason}). The file may be truncated or not a {fmt} file: "
             "write it again, or fix its suffix."
         ) from None
+    names = _column_names(path, fmt, table)
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        raise DataError(
+            f"Table {path} has column(s) {', '.join(f'`{d[:40]}`' for d in duplicated[:5])} more than once; readers would "
+            "silently take one of them. Rename or drop the duplicates."
+        )
+    return table
+
+
+def _column_names(path: Path, fmt: str, table: Table) -> list[str]:
+    """The column names as written in the file (astropy renames duplicates `x`, `x_2` when reading CSV)."""
+    if fmt == "ascii.csv":
+        with open(path, errors="replace") as f:
+            header = next((line for line in f if line.strip() and not line.startswith("#")), "")
+        return [name.strip().strip('"') for name in header.rstrip("\n").split(",")]
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    return list(table.colnames)
 
 
 class GalactocentricStars(NamedTuple):
@@ -89,6 +121,7 @@ def read_galactocentric_table(spec: TableSpec) -> GalactocentricStars:
     values, n_dropped = drop_nonfinite(values, str(path), spec.max_nonfinite_fraction)
     if len(values) == 0:
         raise DataError(f"Table {path} has no rows with finite x, y, z, vx, vy, vz. Check the file.")
+    check_spread(values[:, :6], [columns[name] for name in _UNITS], str(path))
     check_units(values[:, :3], values[:, 3:6], str(path))
     by_name = dict(zip(columns, values.T))
     selection = by_name.get("selection")
@@ -124,6 +157,13 @@ def gaia_columns(table: Table, mapping: dict[str, str], path: Path | str) -> dic
 
 def column_values(column, unit: u.UnitBase | None, path: Path | str) -> np.ndarray:
     """A column as float64 in `unit` (masked entries → NaN); unitless columns are taken as already in `unit`."""
+    if column.dtype.kind == "b":
+        raise DataError(
+            f"Column `{column.name}` of {path} holds booleans (true/false), not numbers. Map the right column with "
+            "`data.table.columns`, or fix the file."
+        )
+    if column.dtype.kind not in "iuf":
+        return _parse_numbers(column, path)
     if hasattr(column, "filled"):
         column = column.filled(np.nan)
     if unit is None or column.unit is None or column.unit == u.dimensionless_unscaled:
@@ -136,6 +176,22 @@ def column_values(column, unit: u.UnitBase | None, path: Path | str) -> np.ndarr
         ) from None
 
 
+def _parse_numbers(column, path: Path | str) -> np.ndarray:
+    """A text column as float64 (masked entries → NaN), or a `DataError` naming the first entry that is no number."""
+    values = column.filled("nan") if hasattr(column, "filled") else column
+    out = np.empty(len(values), np.float64)
+    for i, value in enumerate(np.asarray(values).tolist()):
+        try:
+            out[i] = float(value)
+        except (TypeError, ValueError):
+            shown = str(value)[:40]
+            raise DataError(
+                f"Column `{column.name}` of {path} holds text where numbers go (row {i + 1}: {shown!r}). Fix the file, "
+                "or map the right column with `data.table.columns`."
+            ) from None
+    return out
+
+
 def _require(table: Table, columns: dict[str, str], path: Path | str) -> None:
     missing = [f"{name} (column `{col}`)" for name, col in columns.items() if col not in table.colnames]
     if missing:
@@ -146,4 +202,4 @@ def _require(table: Table, columns: dict[str, str], path: Path | str) -> None:
         )
 
 
-__all__ = ["ERRORS", "GAIA_UNITS", "GALACTOCENTRIC_ERRORS", "GalactocentricStars", "column_values", "gaia_columns", "read_galactocentric_table", "read_table"]
+__all__ = ["ERRORS", "GAIA_UNITS", "GALACTOCENTRIC_ERRORS", "GalactocentricStars", "check_table_file", "column_values", "gaia_columns", "read_galactocentric_table", "read_table"]
