@@ -4,7 +4,8 @@
 
 On the isotropic, the anisotropic (Osipkov–Merritt, r_a = 6 kpc) and the dusty mock (known S: 1/S weights) in a
 3 kpc volume: fits `dpotcube.weak.fit_weak`, then on the cube grid (spacing 0.2 kpc) inside the volume scores
-the median |Δa|/|a| and |Δρ|/ρ against the truth, and the share of points whose truth lies inside the 16–84%
+the median |Δa|/|a| and |Δρ|/ρ against the truth (the dusty mock twice: 1/S weights, and the exact
+∇ ln S at the stars with unit weights), and the share of points whose truth lies inside the 16–84%
 range of D posterior draws (a pooled over components, ρ, Φ − Φ(observer)). Wall and CPU seconds of the fit
 (the whole build's numerical work: there is no flow); pin the process to one core (`taskset -c 0`) to measure
 the single-core cost. Writes `benchmarks/results/weak.json` and its section of docs/benchmarks.md.
@@ -58,22 +59,69 @@ def score(model, truth, observer: np.ndarray, radius: float, draws: int) -> dict
     }
 
 
-def case(name: str, data, spec, draws: int) -> dict:
+GRADIENT_CHUNK = 2000
+"""Stars per call of the dusty truth's ∇ ln S (memory grows with chunk × dust modes × quadrature nodes)."""
+
+
+def grad_log_selection(truth, positions: np.ndarray) -> np.ndarray:
+    """The mock's exact ∇ ln S at the stars `(n, 3)`, in chunks."""
+    return np.concatenate([
+        np.asarray(truth.selection.grad_log_selection(positions[i : i + GRADIENT_CHUNK]), np.float64)
+        for i in range(0, len(positions), GRADIENT_CHUNK)
+    ])
+
+
+def case(name: str, data, spec, draws: int, gradient: bool = False) -> dict:
     from dpotcube.sources.load import load_stars, plummer_truth
     from dpotcube.weak import fit_weak_report
 
     started = time.perf_counter()
     stars = load_stars(data, seed=0)
     load_s = time.perf_counter() - started
+    gls, grad_s = None, 0.0
+    if gradient:
+        started = time.perf_counter()
+        gls = grad_log_selection(plummer_truth(data), stars.positions)
+        grad_s = time.perf_counter() - started
     wall, cpu = time.perf_counter(), time.process_time()
-    model, report = fit_weak_report(stars, spec)
+    model, report = fit_weak_report(stars, spec, grad_log_selection=gls)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    row = {"mock": name, "n_stars": len(stars), "load_stars_s": round(load_s, 1), "fit_wall_s": round(wall, 1),
+    row = {"mock": name, "n_stars": len(stars), "load_stars_s": round(load_s, 1), "grad_log_selection_s": round(grad_s, 1),
+           "fit_wall_s": round(wall, 1),
            "fit_cpu_s": round(cpu, 1), **{k: report[k] for k in ("n_test_functions", "n_unknowns", "prior_scale_kms2",
            "prior_decay", "chi2_per_test_function")}}
     row |= score(model, plummer_truth(data), stars.observer, stars.volume_radius_kpc, draws)
     print(row, flush=True)
     return row
+
+
+def seed_calibration(name: str, data, spec, seeds: int) -> dict:
+    """Coverage of the analytic ±1σ (the 16–84% range of a Gaussian posterior) over `seeds` star draws: one
+    realisation's share over ~14,000 grid points is a noisy statistic (its errors are ~80 correlated modes)."""
+    from dpotcube.sources.load import load_stars, plummer_truth
+    from dpotcube.weak import fit_weak
+
+    truth = plummer_truth(data)
+    shares = []
+    for seed in range(seeds):
+        stars = load_stars(data, seed=seed)
+        model = fit_weak(stars, spec)
+        pts = grid_in_volume(stars.observer, stars.volume_radius_kpc)
+        phi0 = float(truth.potential(np.asarray(stars.observer)[None])[0])
+        true = np.concatenate([
+            (np.asarray(truth.potential(pts), np.float64) - phi0)[None],
+            np.asarray(truth.acceleration(pts), np.float64).T,
+            np.asarray(truth.density(pts), np.float64)[None] * 1e-9,
+        ])
+        inside = np.abs(model.fields(pts) - true) <= model.standard_deviations(pts)
+        shares.append([inside[1:4].mean(), inside[4].mean(), inside[0].mean()])
+    shares = np.asarray(shares)
+    out = {"mock": name, "n_stars": data.n_stars, "seeds": seeds}
+    for i, field in enumerate(("accel", "density", "potential")):
+        out[f"coverage_{field}_mean"] = float(shares[:, i].mean())
+        out[f"coverage_{field}_sd"] = float(shares[:, i].std(ddof=1)) if seeds > 1 else 0.0
+    print(out, flush=True)
+    return out
 
 
 def run(argv: list[str]) -> dict:
@@ -82,8 +130,10 @@ def run(argv: list[str]) -> dict:
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks run weak")
     parser.add_argument("--stars", type=int, default=1_000_000)
-    parser.add_argument("--dusty-stars", type=int, default=100_000, help="observed stars of the dusty mock")
+    parser.add_argument("--dusty-stars", type=int, default=200_000, help="observed stars of the dusty mock")
     parser.add_argument("--draws", type=int, default=200, help="posterior draws for the 16–84% ranges")
+    parser.add_argument("--seeds", type=int, default=8, help="star draws for the calibration over seeds")
+    parser.add_argument("--seed-stars", type=int, default=200_000, help="stars per draw for the calibration")
     parser.add_argument("--degree", type=int, default=WeakSpec().potential_degree)
     parser.add_argument("--test-degree", type=int, default=WeakSpec().test_degree)
     args = parser.parse_args(argv)
@@ -91,9 +141,14 @@ def run(argv: list[str]) -> dict:
     cases = [
         ("isotropic", DataSpec(n_stars=args.stars)),
         ("anisotropic", DataSpec(n_stars=args.stars, plummer={"anisotropy_radius_kpc": ANISOTROPY_RADIUS_KPC})),
-        ("dusty (known S)", DataSpec(n_stars=args.dusty_stars, observation={})),
+        ("dusty, 1/S weights", DataSpec(n_stars=args.dusty_stars, observation={})),
+        ("dusty, known ∇ ln S", DataSpec(n_stars=args.dusty_stars, observation={})),
     ]
-    rows = [case(name, data, spec, args.draws) for name, data in cases]
+    rows = [case(name, data, spec, args.draws, gradient="∇" in name) for name, data in cases]
+    calibration = [
+        seed_calibration(name, data.model_copy(update={"n_stars": args.seed_stars}), spec, args.seeds)
+        for name, data in cases[:2]
+    ] if args.seeds else []
     import os
 
     return {
@@ -103,6 +158,7 @@ def run(argv: list[str]) -> dict:
         "spec": spec.model_dump(mode="json"),
         "draws": args.draws,
         "rows": rows,
+        "calibration": calibration,
     }
 
 
@@ -116,7 +172,10 @@ def markdown(r: dict) -> str:
         f"{spec['potential_degree']}; test functions: {spec['test_functions']} of degree {spec['test_degree']} × "
         f"{', '.join(spec['velocity_functions'])}; prior by evidence. Scores on the cube grid (0.2 kpc) inside the "
         f"3 kpc volume; coverage: share of points whose truth lies inside the 16–84% range of {r['draws']} "
-        "posterior draws (goal 0.68 ± 0.1). Fit time is the whole numerical cost (no flows are trained).",
+        "posterior draws (goal 0.68 ± 0.1). Fit time is the whole numerical cost (no flows are trained); the "
+        "dusty mock's ∇ ln S (mock truth, autodiff through the dust) took "
+        + ", ".join(f"{row['grad_log_selection_s']} s" for row in r["rows"] if row.get("grad_log_selection_s"))
+        + " more.",
         "",
         "| mock | stars | fit wall s | fit CPU s | median \\|Δa\\|/\\|a\\| | median \\|Δρ\\|/ρ | median ρ ratio "
         "| coverage a | coverage ρ | coverage Φ | χ²/K |",
@@ -129,6 +188,23 @@ def markdown(r: dict) -> str:
             f"{row['median_density_ratio']:.3f} | {row['coverage_accel']:.2f} | {row['coverage_density']:.2f} | "
             f"{row['coverage_potential']:.2f} | {row['chi2_per_test_function']:.2f} |"
         )
+    if r.get("calibration"):
+        c0 = r["calibration"][0]
+        lines += [
+            "",
+            f"Calibration over {c0['seeds']} star draws of {c0['n_stars']:,} stars (share of in-volume grid points "
+            "whose truth lies within the posterior's ±1σ, mean ± standard deviation over the draws; one draw's "
+            "share is noisy because its errors are a few dozen correlated modes):",
+            "",
+            "| mock | coverage a | coverage ρ | coverage Φ |",
+            "| --- | --- | --- | --- |",
+        ]
+        for c in r["calibration"]:
+            lines.append(
+                f"| {c['mock']} | {c['coverage_accel_mean']:.2f} ± {c['coverage_accel_sd']:.2f} | "
+                f"{c['coverage_density_mean']:.2f} ± {c['coverage_density_sd']:.2f} | "
+                f"{c['coverage_potential_mean']:.2f} ± {c['coverage_potential_sd']:.2f} |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -22,31 +22,43 @@ PATTERN_PRIOR_STD = 1e3
 """Prior standard deviation of Ω (km s⁻¹ kpc⁻¹): effectively flat."""
 
 
-def star_weights(stars: PhaseSpaceTable, spec: WeakSpec) -> np.ndarray:
-    """1/S per star when the selection is known and not fitted, else ones; shape `(n,)`."""
-    if stars.selection is None or spec.unknown_selection_degree:
+def star_weights(stars: PhaseSpaceTable, spec: WeakSpec, gradient_known: bool = False) -> np.ndarray:
+    """1/S per star when the selection is known (and neither fitted nor given by its gradient), else ones; `(n,)`."""
+    if stars.selection is None or spec.unknown_selection_degree or gradient_known:
         return np.ones(len(stars))
     return 1.0 / np.maximum(np.asarray(stars.selection, np.float64), spec.min_selection)
 
 
-def fit_weak(stars: PhaseSpaceTable, spec: WeakSpec, seed: int = 0) -> WeakPotential:
+def fit_weak(
+    stars: PhaseSpaceTable, spec: WeakSpec, seed: int = 0, grad_log_selection: np.ndarray | None = None
+) -> WeakPotential:
     """Φ (and Ω_p, ln ε when asked) from the weak CBE; see `fit_weak_report` for the fit's diagnostics.
 
+    A known selection enters as 1/S weights (`stars.selection`), or, better where S spans decades, through
+    `grad_log_selection` `(n, 3)`: ∇ ln S at the stars in kpc⁻¹ (test functions S·w; unit weights, no heavy tail).
     `seed` is unused by the fit itself (it is deterministic); it is kept for the methods' common signature.
     """
-    return fit_weak_report(stars, spec, seed)[0]
+    return fit_weak_report(stars, spec, seed, grad_log_selection)[0]
 
 
-def fit_weak_report(stars: PhaseSpaceTable, spec: WeakSpec, seed: int = 0) -> tuple[WeakPotential, dict]:
+def fit_weak_report(
+    stars: PhaseSpaceTable, spec: WeakSpec, seed: int = 0, grad_log_selection: np.ndarray | None = None
+) -> tuple[WeakPotential, dict]:
     """`fit_weak` and a dict of diagnostics: sizes, prior (τ, q), χ²/K, evidence, seconds per pass."""
     del seed
     started = time.perf_counter()
     x, v = np.asarray(stars.positions, np.float64), np.asarray(stars.velocities, np.float64)
     radius, observer = float(stars.volume_radius_kpc), np.asarray(stars.observer, np.float64)
-    w = star_weights(stars, spec)
+    gls = None if grad_log_selection is None else np.asarray(grad_log_selection, np.float64).reshape(x.shape)
+    if gls is not None and spec.unknown_selection_degree:
+        raise ValueError(
+            "`grad_log_selection` gives a known selection, `unknown_selection_degree` > 0 fits one: set it to 0 or "
+            "leave the gradient out"
+        )
+    w = star_weights(stars, spec, gradient_known=gls is not None)
     tf = make_test_functions(spec, observer, radius, v)
     unknowns = Unknowns(spec.potential_degree, spec.pattern_speed, spec.unknown_selection_degree)
-    design, rhs, outer = accumulate_design(tf, unknowns, radius, x, v, w, spec.chunk_size)
+    design, rhs, outer = accumulate_design(tf, unknowns, radius, x, v, w, spec.chunk_size, gls)
     first_pass = time.perf_counter() - started
 
     deg = degrees(spec.potential_degree, False)
@@ -73,7 +85,7 @@ def fit_weak_report(stars: PhaseSpaceTable, spec: WeakSpec, seed: int = 0) -> tu
         tensor_basis(x, observer, radius, spec.unknown_selection_degree, False)[1] @ sel
         if spec.unknown_selection_degree else np.zeros_like(x)
     )
-    cov = accumulate_covariance(tf, unknowns, radius, x, v, w, spec.chunk_size, grad_phi, omega, grad_log_eps)
+    cov = accumulate_covariance(tf, unknowns, radius, x, v, w, spec.chunk_size, grad_phi, omega, grad_log_eps, gls)
     post, tau, q = solve(cov)
     omega, sel = _extras(post.mean, n_phi, spec)
     cov_phi = post.covariance[:n_phi, :n_phi]
