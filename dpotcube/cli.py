@@ -60,6 +60,7 @@ def _user_errors(command):
     @functools.wraps(command)
     def wrapper(*args, debug: bool = False, **kwargs):
         crash.context()
+        crash.remember_interrupts()
         try:
             return command(*args, **kwargs)
         except DpotcubeError as exc:

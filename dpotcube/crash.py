@@ -7,7 +7,9 @@ one-line message, the latter after writing the full traceback to a log file.
 from __future__ import annotations
 
 import contextlib
+import signal
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -19,14 +21,30 @@ _STATE: dict[str, object] = {}
 def context(build_dir: Path | None = None, resume: str | None = None) -> None:
     """Start a command: its build folder (where a crash log goes) and the command that resumes it."""
     _STATE.clear()
-    _STATE.update(build_dir=build_dir, resume=resume, stage=None)
+    _STATE.update(build_dir=build_dir, resume=resume, stage=None, interrupt=False)
+
+
+def remember_interrupts() -> None:
+    """Ctrl-C raises KeyboardInterrupt as usual, and is also remembered: a KeyboardInterrupt raised where Python
+    swallows exceptions (a garbage-collection callback, a `__del__`) still stops the build at the stage's end."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, frame):
+        _STATE["interrupt"] = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
 
 
 @contextlib.contextmanager
 def stage(name: str) -> Iterator[None]:
-    """Mark `name` as the stage running (a `stage_monitor` for `dpotcube.pipeline.build`)."""
+    """Mark `name` as the stage running (a `stage_monitor` for `dpotcube.pipeline.build`); a Ctrl-C that was
+    swallowed during the stage stops the build before the stage is recorded as done."""
     _STATE["stage"] = name
     yield
+    if _STATE.get("interrupt"):
+        raise KeyboardInterrupt
 
 
 def interrupted() -> str:
