@@ -184,3 +184,28 @@ def test_pointwise_build_writes_accelerations_without_a_potential(selection_buil
     assert np.mean(np.sum(accel * pts, axis=1) < 0) > 0.9 and observer.shape == (3,)
     meta = intake.open_catalog(str(catalog)).entries["tiny"].metadata
     assert meta["method"] == "pointwise" and "potential" not in meta["fields"]
+
+
+def test_weak_build_fits_no_flow_and_writes_posterior_members(tmp_path):
+    """`weak` from the recipe: no flow, collocation or network; Φ, a, ρ from the linear fit and its posterior draws
+    as members of kind `posterior`; a bootstrap member refits on resampled stars; seed members are refused."""
+    extra = ("--set", "fields.method=weak", "--set", "data.n_stars=60000", "--set", "fields.weak.potential_degree=4",
+             "--set", "fields.weak.test_degree=4", "--set", "fields.weak.n_members=3", "--set", "ensemble.bootstrap=1",
+             "--set", "cube.spacing_kpc=1.0", "--set", "cube.baryon_model=none", "--set", "diagnostics.enabled=false")
+    catalog, result = run_build(tmp_path, REPO / "recipes" / "tiny.yaml", *extra)
+    assert "flow" not in result.output.split("cube …")[0] and "collocation" not in result.output
+    ds = xr.open_zarr(catalog.parent / "cubes" / "tiny.zarr")
+    assert ds.attrs["method"] == "weak" and list(ds.member_kind.values) == ["seed", "bootstrap", *["posterior"] * 3]
+    inside = ds["in_volume"].values
+    accel = np.stack([ds[f"accel_{c}"].isel(member=0).values[inside] for c in "xyz"], axis=1)
+    pts = np.stack(np.meshgrid(ds.x, ds.y, ds.z, indexing="ij"), axis=-1)[inside]
+    assert np.mean(np.sum(accel * pts, axis=1) < 0) > 0.9  # a points inwards, to the Plummer centre
+    spread = float(np.nanmedian(ds["density"].where(ds["in_volume"]).isel(member=slice(2, None)).std("member").values))
+    assert spread > 0  # posterior draws differ
+    from typer.testing import CliRunner
+
+    from dpotcube.cli import app
+
+    refused = CliRunner().invoke(app, ["validate", str(REPO / "recipes" / "tiny.yaml"), "--set", "fields.method=weak",
+                                       "--set", "ensemble.seed=2"])
+    assert refused.exit_code == 2 and "deterministic" in refused.output
