@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, str] = {
     "pointwise": "benchmarks.pointwise",
     "gradients": "benchmarks.gradients",
     "cube-throughput": "benchmarks.cube_throughput",
+    "solver": "benchmarks.solver",
 }
 
 

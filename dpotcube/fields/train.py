@@ -18,6 +18,7 @@ from .cbe import cbe_residual
 from .losses import RESIDUAL_LOSSES, negative_density_penalty, position_log_likelihood
 from .model import CBEFields, fields_skeleton
 from .nets import laplacian
+from .polish import polish_fields
 
 _STEPS_PER_CALL = 50  # steps fused into one jitted scan between progress updates
 
@@ -120,6 +121,8 @@ def train_fields(
                 history["pattern_speed"].append(float(eqx.combine(params, static).pattern_speed))
                 status += f", Ω_p {history['pattern_speed'][-1]:.2f} km/s/kpc"
             bar.update(task, advance=_STEPS_PER_CALL, status=status)
+    if spec.polish_steps:  # full-batch L-BFGS on a fixed set: ρ, a second derivative, needs it (polish.py)
+        params, history["polish_loss"] = polish_fields(loss_fn, params, len(x), observer, volume_radius_kpc, spec, seed)
     model = eqx.combine(params, static)
     if model.log_density is not None:
         log_norm = _log_normalisation(model, observer, volume_radius_kpc, n_tracers, seed)
