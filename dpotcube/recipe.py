@@ -411,13 +411,13 @@ class FieldsSpec(_Section):
         "keep it 0 where a selection function shapes the counts.",
     )
     polish_steps: int = Field(
-        200, ge=0, description="L-BFGS iterations after Adam, full batch on a fixed set of collocation points (0: "
+        1500, ge=0, description="L-BFGS iterations after Adam, full batch on a fixed set of collocation points (0: "
         "none). ρ = ∇²Φ/(4πG) needs the loss minimised beyond what minibatch Adam reaches: on exact gradients "
-        "a 200-iteration polish takes the median |Δa|/|a| from ~2% to ~0.8% and |Δρ|/ρ from ~21% to ~17% in "
-        "~100 s on one core (benchmarks/solver.py)."
+        "1,500 iterations take `conditional`'s median |Δa|/|a| from ~2% to ~0.1% and |Δρ|/ρ from ~21% to ~3% "
+        "in ~2 min on one core (benchmarks/solver.py)."
     )
     polish_points: int = Field(
-        8192, gt=0, description="Collocation points in the polish's fixed set (all if fewer): the full-batch cost "
+        4096, gt=0, description="Collocation points in the polish's fixed set (all if fewer): the full-batch cost "
         "per iteration against over-fitting one set."
     )
     polish_laplacian_points: int = Field(
