@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, str] = {
     "weak": "benchmarks.weak",
     "startup": "benchmarks.startup",
     "fuzz": "benchmarks.fuzz",
+    "solver": "benchmarks.solver",
 }
 
 

@@ -525,6 +525,19 @@ class FieldsSpec(_Section):
         "of the star positions in the volume). It breaks the near-degeneracy between ∇Φ and ∇ln n at low speeds; "
         "keep it 0 where a selection function shapes the counts.",
     )
+    polish_steps: int = Field(
+        1500, ge=0, description="L-BFGS iterations after Adam, full batch on a fixed set of collocation points (0: "
+        "none). ρ = ∇²Φ/(4πG) needs the loss minimised beyond what minibatch Adam reaches: on exact gradients "
+        "1,500 iterations take `conditional`'s median |Δa|/|a| from ~2% to ~0.1% and |Δρ|/ρ from ~21% to ~3% "
+        "in ~2 min on one core (benchmarks/solver.py)."
+    )
+    polish_points: int = Field(
+        4096, gt=0, description="Collocation points in the polish's fixed set (all if fewer): the full-batch cost "
+        "per iteration against over-fitting one set."
+    )
+    polish_laplacian_points: int = Field(
+        512, gt=0, description="Points of the polish's fixed set on which the negative-density penalty is evaluated."
+    )
     pattern_speed: bool = Field(
         False, description="Fit a pattern speed Ω_p: f stationary in a frame rotating about the z axis "
         "(SCIENCE.md); reported as cube attribute `pattern_speed_kms_per_kpc`, positive in the sense of Galactic "

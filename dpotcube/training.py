@@ -33,23 +33,28 @@ def train_loop(
     status: Callable[[dict[str, float], Any], str] | None = None,
     early_stopping: EarlyStopping | None = None,
     fix: str = "the learning rate",
+    finish_on_non_finite: bool = False,
 ) -> tuple[Any, dict[str, list[float]]]:
     """Run `run_call` once per key; return the parameters (the best ones with early stopping) and the history of
     every metric (one value per call).
 
     `status(metrics, params)` writes the progress bar's status; `fix` names what to change when a metric turns
-    non-finite (the recipe key, e.g. "`fields.learning_rate`").
+    non-finite (the recipe key, e.g. "`fields.learning_rate`"). With `finish_on_non_finite` (a polish that may
+    step past its minimum) a non-finite metric ends the loop instead, keeping the last finite parameters.
     """
     history: dict[str, list[float]] = {}
     best_params, best, stale = params, math.inf, 0
     with progress_bar() as bar:
         task = bar.add_task(label, total=len(keys) * units_per_call, status="")
         for call, key in enumerate(keys):
-            params, opt_state, metrics = run_call(params, opt_state, key)
+            new_params, new_state, metrics = run_call(params, opt_state, key)
             values = {name: float(value) for name, value in metrics.items()}
+            bad = [name for name, value in values.items() if not math.isfinite(value)]
+            if bad and finish_on_non_finite:
+                break
+            params, opt_state = new_params, new_state
             for name, value in values.items():
                 history.setdefault(name, []).append(value)
-            bad = [name for name, value in values.items() if not math.isfinite(value)]
             if bad:
                 raise TrainingError(
                     f"{label}: the {', '.join(bad)} became {values[bad[0]]} at step {(call + 1) * units_per_call} of "

@@ -72,21 +72,24 @@ def test_forward_mode_parameter_gradients_match_autodiff():
 
 
 def test_solver_recovers_plummer_on_exact_gradients(exact_fields, truth, stars):
-    """Without flow error the conditional solver recovers a within 3%, ρ within 30%, n within 2% (medians).
+    """Without flow error the conditional solver, polished by L-BFGS, recovers a within 0.8%, ρ within 18%,
+    n within 1% (medians).
 
-    Measured: a 1.2–1.3%, ρ 19–20%, n 0.3–0.8% over two seeds. ρ, a second derivative, is the
-    weakest: its error is the solver's floor before any flow error is added.
+    Measured (one seed, this fixture): Adam alone a 1.35%, ρ 19.5%, n 0.36% (fails the a and ρ bounds);
+    with 100 L-BFGS iterations a 0.90%, ρ 18.0%; with the fixture's 300, a 0.65%, ρ 14.4%, n 0.16%.
+    ρ, a second derivative, needs many more iterations (benchmarks/solver.py: 1,500 take it to ~3%).
     """
     model, _, history = exact_fields
     assert history["loss"][-1] < 1e-3 * history["loss"][0]
+    assert history["polish_loss"][-1] < history["loss"][-1]
     x = jnp.asarray(stars.positions[:4000], jnp.float32)
     accel = -jax.vmap(jax.grad(model.potential))(x)
     true_accel = truth.acceleration(x)
-    assert np.median(np.linalg.norm(accel - true_accel, axis=1) / np.linalg.norm(true_accel, axis=1)) < 0.03
+    assert np.median(np.linalg.norm(accel - true_accel, axis=1) / np.linalg.norm(true_accel, axis=1)) < 0.008
     rho = jax.vmap(laplacian, in_axes=(None, 0))(model.potential, x) / (4 * np.pi * G)
-    assert np.median(np.abs(rho / truth.density(x) - 1)) < 0.30
+    assert np.median(np.abs(rho / truth.density(x) - 1)) < 0.18
     n = jax.vmap(model.tracer_density)(x)
-    assert np.median(np.abs(n / truth.tracer_density(x) - 1)) < 0.02
+    assert np.median(np.abs(n / truth.tracer_density(x) - 1)) < 0.01
 
 
 def test_fields_save_load_round_trip(exact_fields, tmp_path):

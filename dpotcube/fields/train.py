@@ -19,6 +19,7 @@ from ..training import train_loop
 from .losses import RESIDUAL_LOSSES, negative_density_penalty
 from .model import CBEFields, fields_skeleton
 from .nets import laplacian
+from .polish import polish_fields
 
 
 class FieldMethod(Protocol):
@@ -129,6 +130,8 @@ def train_fields(
     params, history = train_loop(run_call, params, opt_state, jr.split(key_train, n_calls),
                                  f"fields {method.networks_label} ({method.name})", _STEPS_PER_CALL, status,
                                  fix="`fields.learning_rate`")
+    if spec.polish_steps:  # full-batch L-BFGS on a fixed set: ρ, a second derivative, needs it (polish.py)
+        params, history["polish_loss"] = polish_fields(loss_fn, params, len(x), observer, volume_radius_kpc, spec, seed)
     model = eqx.combine(params, static)
     if model.log_density is not None:
         log_norm = _log_normalisation(model, observer, volume_radius_kpc, n_tracers, seed)

@@ -1,0 +1,180 @@
+"""The field solver alone: every network method trained on the exact analytic gradients of a Plummer mock.
+
+    python -m benchmarks run solver [--methods M ...] [--mock plummer|plummer-om] [--variants V ...]
+                                    [--positions N] [--set key=value ...]
+
+No flows: the collocation points carry velocities drawn exactly from the mock's DF and its exact ∇ ln p
+(and ∇ ln n for `vanilla`/`selection`), at the quickstart's budget (16,384 positions × 8 velocities) unless
+`--positions` says otherwise. Each (method, variant) trains the quickstart's fields with the variant's
+`fields.*` overrides and is scored on the quickstart's cube grid (0.2 kpc) inside the volume against the
+analytic truth, with the accuracy benchmark's score keys plus 90th percentiles. A variant's `kept` says
+whether it is the recipe default. Rows not run keep their previous results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .report import REPO, environment, provenance_line
+
+TITLE = "Field solver on exact gradients"
+RESULTS = REPO / "benchmarks" / "results" / "solver.json"
+QUICKSTART = REPO / "recipes" / "quickstart.yaml"
+MOCKS = {"plummer": (), "plummer-om": ("data.plummer.anisotropy_radius_kpc=6.0",)}
+METHODS = ("vanilla", "conditional", "selection", "conditional+pattern")
+VARIANTS: dict[str, tuple[str, ...]] = {  # name: `fields.*` overrides on the quickstart recipe
+    "adam": ("fields.polish_steps=0",),
+    "adam+lbfgs": (),  # the recipe default
+    "adam+lbfgs1000": ("fields.polish_steps=1000",),
+    "adam+lbfgs-all": ("fields.polish_points=131072",),
+}
+KEPT = "adam+lbfgs"
+N_STARS = 200_000  # stars drawn to pick the collocation positions from (n's normalisation uses this count)
+
+
+def exact_points(truth, positions: np.ndarray, per_position: int, method: str, seed: int):
+    """Collocation points with velocities drawn exactly from the DF, exact ∇ ln p, and exact ∇ ln n."""
+    from dpotcube.density.collocation import CollocationPoints
+    from dpotcube.sources.mocks import draw_velocities
+
+    rng = np.random.default_rng(seed)
+    x = np.repeat(positions, per_position, axis=0)
+    v = draw_velocities(truth, x, rng)
+    gx, gv = truth.grad_log_p(x, v)
+    gn = None if method.startswith("conditional") else truth.grad_log_tracer_density(x)
+    arrays = [np.asarray(a, np.float32) for a in (x, v, gx, gv)]
+    return CollocationPoints(*arrays, grad_log_n=None if gn is None else np.asarray(gn, np.float32))
+
+
+def grid_in_volume(truth, spacing: float) -> np.ndarray:
+    """The cube grid (centred on the observer, half-width the volume radius) inside the volume, `(n, 3)`."""
+    r = truth.volume_radius_kpc
+    axis = np.arange(-r, r + 1e-9, spacing)
+    g = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3)
+    g = g[np.linalg.norm(g, axis=1) < r]
+    return g + np.asarray(truth.observer)
+
+
+def score(model, truth, pts: np.ndarray) -> dict:
+    """The accuracy benchmark's score keys (plus 90th percentiles) of `model` at `pts`."""
+    from dpotcube.constants import G_KPC_KM2_S2_PER_MSUN as G
+    from dpotcube.fields.forward import value_grad_laplacian
+
+    x = jnp.asarray(pts, jnp.float32)
+    _, grad, lap = eqx.filter_jit(jax.vmap(value_grad_laplacian, in_axes=(None, 0)))(model.potential, x)
+    accel, rho = -np.asarray(grad, np.float64), np.asarray(lap, np.float64) / (4 * np.pi * G)
+    true_accel = np.asarray(truth.acceleration(pts))
+    accel_err = np.linalg.norm(accel - true_accel, axis=1) / np.linalg.norm(true_accel, axis=1)
+    rho_ratio = rho / np.asarray(truth.density(pts))
+    rho_err = np.abs(rho_ratio - 1)
+    s = {"n_points": len(pts), "median_rel_error_accel": np.median(accel_err),
+         "p90_rel_error_accel": np.percentile(accel_err, 90), "median_rel_error_density": np.median(rho_err),
+         "p90_rel_error_density": np.percentile(rho_err, 90), "median_density_ratio": np.median(rho_ratio),
+         "share_density_within_10pct": np.mean(rho_err < 0.1)}
+    if model.log_density is not None:
+        n_ratio = np.asarray(jax.vmap(model.tracer_density)(x), np.float64) / np.asarray(truth.tracer_density(pts))
+        s["median_rel_error_tracer_density"] = np.median(np.abs(n_ratio - 1))
+        s["median_shape_error_tracer_density"] = np.median(np.abs(n_ratio / np.median(n_ratio) - 1))
+    if model.efficiency_logit is not None:
+        eps = np.asarray(jax.vmap(model.efficiency)(x), np.float64)
+        s["median_rel_error_efficiency"] = np.median(np.abs(eps - 1))
+        s["median_shape_error_efficiency"] = np.median(np.abs(eps / np.median(eps) - 1))
+    if model.pattern_speed is not None:
+        s["pattern_speed_kms_per_kpc"] = float(model.pattern_speed)  # truth: 0
+    return {k: (int(v) if k == "n_points" else float(v)) for k, v in s.items()}
+
+
+def run_row(method: str, mock: str, variant: str, positions: int, extra: list[str], seed: int = 0) -> dict:
+    from dpotcube.fields.train import train_fields
+    from dpotcube.recipe import load_recipe
+    from dpotcube.sources.load import load_stars, plummer_truth
+
+    base, pattern = method.split("+")[0], method.endswith("+pattern")
+    overrides = [*MOCKS[mock], f"data.n_stars={N_STARS}", f"fields.method={base}", *extra, *VARIANTS[variant]]
+    if pattern:
+        overrides.append("fields.pattern_speed=true")
+    if base != "conditional":  # the recipe must name an n(x) flow; none is fitted here (exact ∇ ln n instead)
+        overrides.append("density.position.flow_layers=6")
+    recipe, _ = load_recipe(QUICKSTART, overrides)
+    truth = plummer_truth(recipe.data)
+    stars = load_stars(recipe.data, seed=seed)
+    chosen = np.random.default_rng(seed + 1).choice(len(stars), positions, replace=False)
+    points = exact_points(truth, stars.positions[chosen], recipe.density.collocation.velocities_per_position,
+                          method, seed + 2)
+    start = time.perf_counter()
+    model, _, history = train_fields(points, stars.observer, stars.volume_radius_kpc, len(stars), recipe.fields,
+                                     seed=seed + 3)
+    jax.block_until_ready(model)
+    wall = time.perf_counter() - start
+    scores = score(model, truth, grid_in_volume(truth, recipe.cube.spacing_kpc))
+    return {"method": method, "mock": mock, "variant": variant, "kept": variant == KEPT, "positions": positions,
+            "overrides": overrides[1 + len(MOCKS[mock]):], "wall_seconds": round(wall, 1),
+            "final_loss": history.get("polish_loss", history["loss"])[-1], "scores": scores}
+
+
+def run(argv: list[str]) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks run solver", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=["vanilla", "conditional"])
+    parser.add_argument("--mock", choices=sorted(MOCKS), default="plummer")
+    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["adam", KEPT])
+    parser.add_argument("--positions", type=int, default=16384, help="collocation positions (8 velocities each)")
+    parser.add_argument("--label", default="", help="suffix of the variant name (pilot runs)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="a recipe override")
+    args = parser.parse_args(argv)
+    env = environment()
+    rows: dict[tuple[str, str, str], dict] = {}
+    command = "python -m benchmarks run solver " + " ".join(argv)
+    for method in args.methods:
+        for variant in args.variants:
+            row = run_row(method, args.mock, variant, args.positions, args.overrides)
+            row["variant"] += args.label
+            row["kept"] = row["kept"] and not args.label
+            row |= {"command": command, "date": env["date"]}
+            rows[(method, args.mock, row["variant"])] = row
+            print(json.dumps(row), flush=True)
+    previous = json.loads(RESULTS.read_text())["rows"] if RESULTS.exists() else []  # read last: runs may overlap
+    return {"command": command, **env, "rows": list(({(r["method"], r["mock"], r["variant"]): r for r in previous}
+                                                     | rows).values())}
+
+
+def markdown(r: dict) -> str:
+    lines = [
+        f"## {TITLE}",
+        "",
+        provenance_line(r) + " Each row was made by its own command on its own date.",
+        ("Fields trained on the mock's exact ∇ ln p (and ∇ ln n), scored on the quickstart's cube grid inside the "
+         "volume. Goals (issue 18): median |Δρ|/ρ ≤ 0.03 with ≥ 95% within 10%, median |Δa|/|a| ≤ 0.005, "
+         "n shape within 1% (`conditional`). Wall time: training only, one pinned core of a shared 2-core machine."),
+        "",
+        ("| method | mock | variant | kept | positions | \\|Δa\\|/\\|a\\| median / p90 | \\|Δρ\\|/ρ median / p90 | "
+         "share \\|Δρ\\|/ρ < 10% | ρ/ρ_true | n shape | Ω_p | wall time |"),
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in sorted(r["rows"], key=lambda w: (w["mock"], w["method"], w["variant"])):
+        s = row["scores"]
+        n = s.get("median_shape_error_tracer_density")
+        omega = s.get("pattern_speed_kms_per_kpc")
+        lines.append(
+            f"| {row['method']} | {row['mock']} | {row['variant']} | {'yes' if row['kept'] else 'no'} | "
+            f"{row['positions']:,} | {s['median_rel_error_accel']:.4f} / {s['p90_rel_error_accel']:.4f} | "
+            f"{s['median_rel_error_density']:.3f} / {s['p90_rel_error_density']:.3f} | "
+            f"{s['share_density_within_10pct']:.3f} | {s['median_density_ratio']:.3f} | "
+            f"{'–' if n is None else format(n, '.4f')} | {'–' if omega is None else format(omega, '.2f')} | "
+            f"{row['wall_seconds']:.0f} s |"
+        )
+    return "\n".join([*lines, ""])
+
+
+if __name__ == "__main__":
+    from .__main__ import main
+
+    main(["run", "solver", *sys.argv[1:]])
