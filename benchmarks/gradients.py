@@ -39,9 +39,12 @@ CASES = {  # name: run_case keywords; fewer stars, smaller batches: enough steps
     "1M-e16": {"n_stars": 1_000_000, "epochs": 16, "members": 1, "batch_size": 2048},
     # p(v|x) only (no n(x) model fitted), scored at fewer test stars (an ODE solve per gradient)
     "cfm-50k": {"model": "cfm", "n_stars": 50_000, "epochs": 100, "batch_size": 2048, "n_test": 2000},
+    "cfm-50k-long": {"model": "cfm", "n_stars": 50_000, "epochs": 300, "batch_size": 2048, "n_test": 2000},
     "cfm-200k": {"model": "cfm", "n_stars": 200_000, "epochs": 60, "batch_size": 4096, "n_test": 2000},
     "cfm-200k-long": {"model": "cfm", "n_stars": 200_000, "epochs": 250, "batch_size": 4096, "n_test": 2000},
     "cfm-1M": {"model": "cfm", "n_stars": 1_000_000, "epochs": 60, "batch_size": 4096, "n_test": 2000},
+    "cfm-1M-long": {"model": "cfm", "n_stars": 1_000_000, "epochs": 200, "batch_size": 4096, "n_test": 2000},
+    "cfm-4M": {"model": "cfm", "n_stars": 4_000_000, "epochs": 50, "batch_size": 8192, "n_test": 2000},
     "bagged-maf-200k-K4": {"model": "bagged maf", "n_stars": 200_000, "epochs": 40, "members": 4, "batch_size": 2048},
     "wide-maf-200k": {"model": "wide maf", "n_stars": 200_000, "epochs": 40, "batch_size": 2048},
 }
@@ -195,6 +198,11 @@ def markdown(r: dict) -> str:
             f"{'–' if position is None else f'{position:.0f} s'} | "
             f"{'–' if per_point is None else f'{per_point * 1e3:.2g} ms'} | {run_on} |"
         )
+    if any("model" not in c for c in r["cases"].values()):
+        lines += ["", "The rows without a gradient time (`50k` … `1M-e16`) are from the first run, "  # noqa: ISC004
+                  "`python -m benchmarks.gradients` of 2026-11-21, before cases named their model; the line above the "
+                  "table names the last run. The `cfm` rows were run pinned to one core (`taskset -c 0` or `-c 1`) on the "
+                  "shared machine: wall times are upper bounds for 2 cores, CPU times what one free core would take."]
     lines += ["", ("Goal (200 k stars, ≤ 10 min of training on 2 cores): ∇ᵥ ln p ≤ 0.05, ∇ₓ ln p and ∇ ln n ≤ 0.10. "
                    "Goal of issue 19: ∇ₓ ln p ≤ 0.10 at 200 k and ≤ 0.06 at 1 M stars, ∇ᵥ ln p ≤ 0.03."), ""]
     return "\n".join(lines)
