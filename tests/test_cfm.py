@@ -114,3 +114,19 @@ def test_save_load_round_trip(gaussian_fit, tmp_path):
     y, c = jnp.array([10.0, 0.0, -5.0]), jnp.array([0.1, 0.2, 0.3])
     assert float(log_prob_many(loaded, y[None], c[None])[0]) == float(log_prob_many(model, y[None], c[None])[0])
     assert loaded.conditional and loaded.ode_steps == SPEC.ode_steps
+
+
+def test_unconditional_ball_model_is_normalised_inside_the_ball_and_samples_stay_inside():
+    """n(x)/N with `ball` support: ∫ n dx over the ball ≈ 1 (uniform Monte Carlo), draws inside the sphere."""
+    model = cfm_skeleton(32, 2, 2, ode_steps=8, conditional=False, ball=True, key=jr.key(8))
+    out = model.field.out
+    model = eqx.tree_at(lambda m: m.field.out, model, eqx.tree_at(lambda o: o.weight, out, out.weight * 10))
+    centre, radius = jnp.array([1.0, -2.0, 0.5]), jnp.asarray(3.0)
+    model = eqx.tree_at(lambda m: (m.centre, m.radius), model, (centre, radius))
+    u = jr.normal(jr.key(9), (6000, 3))
+    u = u / jnp.linalg.norm(u, axis=1, keepdims=True) * jr.uniform(jr.key(10), (6000, 1)) ** (1 / 3)
+    log_n = eqx.filter_jit(jax.vmap(lambda y: model.log_prob(y)))(centre + radius * u)
+    volume = 4 / 3 * jnp.pi * radius**3
+    assert float(jnp.mean(jnp.exp(log_n)) * volume) == pytest.approx(1.0, abs=0.05)
+    draws = model.sample(jr.key(11), 500)
+    assert float(jnp.max(jnp.linalg.norm(draws - centre, axis=1))) < 3.0
