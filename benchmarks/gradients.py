@@ -41,7 +41,7 @@ CASES = {  # name: run_case keywords; fewer stars, smaller batches: enough steps
     "cfm-50k": {"model": "cfm", "n_stars": 50_000, "epochs": 100, "batch_size": 2048, "n_test": 2000},
     "cfm-50k-long": {"model": "cfm", "n_stars": 50_000, "epochs": 300, "batch_size": 2048, "n_test": 2000},
     "cfm-200k": {"model": "cfm", "n_stars": 200_000, "epochs": 60, "batch_size": 4096, "n_test": 2000},
-    "cfm-200k-long": {"model": "cfm", "n_stars": 200_000, "epochs": 250, "batch_size": 4096, "n_test": 2000},
+    "cfm-200k-long": {"model": "cfm", "n_stars": 200_000, "epochs": 150, "batch_size": 4096, "n_test": 2000},
     "cfm-1M": {"model": "cfm", "n_stars": 1_000_000, "epochs": 12, "batch_size": 4096, "n_test": 2000},
     "cfm-1M-long": {"model": "cfm", "n_stars": 1_000_000, "epochs": 200, "batch_size": 4096, "n_test": 2000},
     "cfm-4M": {"model": "cfm", "n_stars": 4_000_000, "epochs": 50, "batch_size": 8192, "n_test": 2000},
