@@ -45,7 +45,7 @@ CASES = {  # name: run_case keywords; fewer stars, smaller batches: enough steps
     "cfm-1M": {"model": "cfm", "n_stars": 1_000_000, "epochs": 12, "batch_size": 4096, "n_test": 2000},
     "cfm-1M-long": {"model": "cfm", "n_stars": 1_000_000, "epochs": 200, "batch_size": 4096, "n_test": 2000},
     "cfm-4M": {"model": "cfm", "n_stars": 4_000_000, "epochs": 50, "batch_size": 8192, "n_test": 2000},
-    "bagged-maf-200k-K4": {"model": "bagged maf", "n_stars": 200_000, "epochs": 40, "members": 4, "batch_size": 2048},
+    "bagged-maf-200k-K4": {"model": "bagged maf", "n_stars": 200_000, "epochs": 20, "members": 4, "batch_size": 2048},
     "wide-maf-200k": {"model": "wide maf", "n_stars": 200_000, "epochs": 40, "batch_size": 2048},
 }
 WIDE_VELOCITY = {**VELOCITY, "flow_layers": 8, "nn_width": 256}
