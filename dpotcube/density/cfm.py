@@ -136,11 +136,13 @@ class CFMDensity(eqx.Module):
         y = self._solve(lambda t, y, args: self.field(y, t, c_std), z, 0.0, 1.0)[0] * self.scale + self.loc
         return space_to_ball(y, self.centre, self.radius) if self.ball else y
 
+    @eqx.filter_jit
     def from_base(self, z: Float[Array, "k 3"], c: Float[Array, "3"] | None = None) -> Float[Array, "k 3"]:
         """Base-space normal points `z` carried to data space, all at the one condition `c`."""
         c_std = self._std_condition(c)
         return jax.vmap(lambda zi: self._push(zi, c_std))(z)
 
+    @eqx.filter_jit
     def sample(self, key: PRNGKeyArray, n: int, c: Float[Array, "n 3"] | None = None) -> Float[Array, "n 3"]:
         """`n` draws, one per row of `c` for a conditional model."""
         z = jr.normal(key, (n, 3))
