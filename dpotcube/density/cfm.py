@@ -184,7 +184,7 @@ def fit_cfm(
     spec: CFMSpec,
     seed: int,
     conditions: Float[np.ndarray, "n 3"] | None = None,
-    weights: Float[np.ndarray, "n"] | None = None,
+    weights: Float[np.ndarray, " n"] | None = None,
     ball: tuple[Float[np.ndarray, "3"], float] | None = None,
     split_seed: int | None = None,
     label: str = "cfm",
