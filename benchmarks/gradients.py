@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -28,53 +29,125 @@ N_TEST = 20_000
 
 VELOCITY = {"flow_layers": 6, "nn_width": 128, "nn_depth": 2, "learning_rate": 1e-3}
 POSITION = {"flow_layers": 6, "nn_width": 64, "nn_depth": 2, "learning_rate": 1e-3}
-CASES = {  # name: (stars, epochs per flow, members, batch size); fewer stars, smaller batches: enough steps
-    "50k": (50_000, 40, 1, 512),
-    "200k-e20": (200_000, 20, 1, 2048),
-    "200k-e40": (200_000, 40, 1, 2048),
-    "200k-e20-K4": (200_000, 20, 4, 2048),
-    "200k-e40-K4": (200_000, 40, 4, 2048),
-    "1M-e16": (1_000_000, 16, 1, 2048),
+CFM = {"width": 128, "depth": 3, "time_frequencies": 4, "ode_steps": 8, "learning_rate": 2e-3}
+CASES = {  # name: run_case keywords; fewer stars, smaller batches: enough steps
+    "50k": {"n_stars": 50_000, "epochs": 40, "members": 1, "batch_size": 512},
+    "200k-e20": {"n_stars": 200_000, "epochs": 20, "members": 1, "batch_size": 2048},
+    "200k-e40": {"n_stars": 200_000, "epochs": 40, "members": 1, "batch_size": 2048},
+    "200k-e20-K4": {"n_stars": 200_000, "epochs": 20, "members": 4, "batch_size": 2048},
+    "200k-e40-K4": {"n_stars": 200_000, "epochs": 40, "members": 4, "batch_size": 2048},
+    "1M-e16": {"n_stars": 1_000_000, "epochs": 16, "members": 1, "batch_size": 2048},
+    # p(v|x) only (no n(x) model fitted), scored at fewer test stars (an ODE solve per gradient)
+    "cfm-50k": {"model": "cfm", "n_stars": 50_000, "epochs": 100, "batch_size": 2048, "n_test": 2000},
+    "cfm-50k-long": {"model": "cfm", "n_stars": 50_000, "epochs": 300, "batch_size": 2048, "n_test": 2000},
+    "cfm-200k": {"model": "cfm", "n_stars": 200_000, "epochs": 60, "batch_size": 4096, "n_test": 2000},
+    "cfm-200k-long": {"model": "cfm", "n_stars": 200_000, "epochs": 150, "batch_size": 4096, "n_test": 2000},
+    "cfm-1M": {"model": "cfm", "n_stars": 1_000_000, "epochs": 12, "batch_size": 4096, "n_test": 2000},
+    "cfm-1M-long": {"model": "cfm", "n_stars": 1_000_000, "epochs": 200, "batch_size": 4096, "n_test": 2000},
+    "cfm-4M": {"model": "cfm", "n_stars": 4_000_000, "epochs": 50, "batch_size": 8192, "n_test": 2000},
+    "bagged-maf-200k-K4": {"model": "bagged maf", "n_stars": 200_000, "epochs": 20, "members": 4, "batch_size": 2048},
+    "wide-maf-200k": {"model": "wide maf", "n_stars": 200_000, "epochs": 40, "batch_size": 2048},
 }
+WIDE_VELOCITY = {**VELOCITY, "flow_layers": 8, "nn_width": 256}
 
 
-def run_case(n_stars: int, epochs: int, members: int, batch_size: int = 2048, seed: int = 0) -> dict:
-    """Fit and score one case; returns errors per gradient and wall times per flow kind."""
+def _fit_velocity(model: str, velocities, positions, epochs: int, batch_size: int, seed: int):
+    from dpotcube.density.cfm import CFMSpec, fit_cfm
+    from dpotcube.density.maf import fit_flow
+    from dpotcube.recipe import FlowSpec
+
+    if model == "cfm":
+        spec = CFMSpec(**CFM, batch_size=batch_size, max_epochs=epochs, patience=epochs)
+        return fit_cfm(velocities, spec, seed, conditions=positions)[0]
+    settings = WIDE_VELOCITY if model == "wide maf" else VELOCITY
+    return fit_flow(velocities, FlowSpec(**settings, batch_size=batch_size, max_epochs=epochs), seed,
+                    conditions=positions)[0]
+
+
+def _grad_log_p_chunked(models: list, x, v, chunk: int = 1000):
+    """Mean over `models` of (∇ₓ ln p, ∇ᵥ ln p), `chunk` points at a time; and seconds per point (compiled)."""
+    import jax
+
+    from dpotcube.density.cfm import cfm_grad_log_p
+
+    out_x, out_v, seconds = [], [], 0.0
+    for model in models:
+        cfm_grad_log_p(model, x[:chunk], v[:chunk])[0].block_until_ready()  # compile once, not timed
+        started = time.perf_counter()
+        parts = [cfm_grad_log_p(model, x[i:i + chunk], v[i:i + chunk]) for i in range(0, len(x), chunk)]
+        jax.block_until_ready(parts)
+        seconds += time.perf_counter() - started
+        out_x.append(jnp.concatenate([p[0] for p in parts]))
+        out_v.append(jnp.concatenate([p[1] for p in parts]))
+    return jnp.mean(jnp.stack(out_x), 0), jnp.mean(jnp.stack(out_v), 0), seconds / len(x)
+
+
+def run_case(
+    n_stars: int, epochs: int, members: int = 1, batch_size: int = 2048, seed: int = 0, model: str = "maf",
+    n_test: int = N_TEST,
+) -> dict:
+    """Fit and score one case; returns errors per gradient, wall times per density kind, gradient time per point.
+
+    `model`: `maf` (K flows by seed, gradients combined by the ensemble median, n(x) fitted too), `bagged maf`
+    (K flows on bootstrap resamples of the stars, gradients averaged), `wide maf` (8 layers × 256), or `cfm`
+    (flow matching); the last three fit p(v|x) only.
+    """
+    import jax
+
     from dpotcube.density.ensemble import FlowEnsemble
     from dpotcube.density.maf import fit_flow
-    from dpotcube.recipe import DataSpec, FlowSpec, PositionFlowSpec
+    from dpotcube.recipe import DataSpec, PositionFlowSpec
     from dpotcube.sources.load import plummer_truth
     from dpotcube.sources.mocks import sample_plummer
 
     truth = plummer_truth(DataSpec(n_stars=n_stars))
     positions, velocities = sample_plummer(truth, seed)
-    test_x, test_v = (jnp.asarray(a, jnp.float32) for a in sample_plummer(plummer_truth(DataSpec(n_stars=N_TEST)), 999))
-    velocity_spec = FlowSpec(**VELOCITY, batch_size=batch_size, max_epochs=epochs)
+    test_x, test_v = (jnp.asarray(a[:n_test], jnp.float32)
+                      for a in sample_plummer(plummer_truth(DataSpec(n_stars=N_TEST)), 999))
     position_spec = PositionFlowSpec(**POSITION, batch_size=batch_size, max_epochs=epochs)
     ball = (np.asarray(truth.observer), truth.volume_radius_kpc)
 
-    seconds = {"velocity": 0.0, "position": 0.0}
-    velocity_flows, position_flows = [], []
+    seconds = {"velocity": 0.0, "position": 0.0 if model == "maf" else None}
+    velocity_models, position_flows = [], []
+    cpu_seconds = 0.0  # CPU time of the p(v|x) fits: on a shared machine, what one free core would take
+    rng = np.random.default_rng(seed + 7)
     for member in range(members):
-        started = time.perf_counter()
-        velocity_flows.append(fit_flow(velocities, velocity_spec, seed + 100 * member, conditions=positions)[0])
+        rows = rng.integers(0, n_stars, n_stars) if model == "bagged maf" else slice(None)
+        started, cpu_started = time.perf_counter(), time.process_time()
+        velocity_models.append(_fit_velocity(model, velocities[rows], positions[rows], epochs, batch_size,
+                                             seed + 100 * member))
         seconds["velocity"] += time.perf_counter() - started
-        started = time.perf_counter()
-        position_flows.append(fit_flow(positions, position_spec, seed + 100 * member + 50, ball=ball)[0])
-        seconds["position"] += time.perf_counter() - started
+        cpu_seconds += time.process_time() - cpu_started
+        if model == "maf":
+            started = time.perf_counter()
+            position_flows.append(fit_flow(positions, position_spec, seed + 100 * member + 50, ball=ball)[0])
+            seconds["position"] += time.perf_counter() - started
 
-    grad_x, grad_v = FlowEnsemble(tuple(velocity_flows)).grad_log_p(test_x, test_v)
-    grad_n = FlowEnsemble(tuple(position_flows)).grad_log_n(test_x)
+    if model == "maf":
+        started = time.perf_counter()
+        grad_x, grad_v = FlowEnsemble(tuple(velocity_models)).grad_log_p(test_x, test_v)
+        jax.block_until_ready(grad_x)
+        per_point = None  # includes compilation; not comparable
+        grad_n = FlowEnsemble(tuple(position_flows)).grad_log_n(test_x)
+    else:
+        grad_x, grad_v, per_point = _grad_log_p_chunked(velocity_models, test_x, test_v)
+        grad_n = None
     true_x, true_v = truth.grad_log_p(test_x, test_v)
     return {
+        "model": model,
         "n_stars": n_stars,
         "epochs": epochs,
         "members": members,
         "batch_size": batch_size,
-        "train_seconds": {k: round(v, 1) for k, v in seconds.items()},
+        "n_test": n_test,
+        "backend": jax.default_backend(),
+        "cores": len(os.sched_getaffinity(0)),
+        "train_seconds": {k: None if v is None else round(v, 1) for k, v in seconds.items()},
+        "train_cpu_seconds_velocity": round(cpu_seconds, 1),
+        "grad_seconds_per_point": None if per_point is None else float(f"{per_point:.3g}"),
         "grad_v_log_p": gradient_errors(grad_v, true_v),
         "grad_x_log_p": gradient_errors(grad_x, true_x),
-        "grad_log_n": gradient_errors(grad_n, truth.grad_log_tracer_density(test_x)),
+        "grad_log_n": None if grad_n is None else gradient_errors(grad_n, truth.grad_log_tracer_density(test_x)),
     }
 
 
@@ -95,25 +168,43 @@ def markdown(r: dict) -> str:
         f"## {TITLE}",
         "",
         provenance_line(r),
-        f"p(v|x): MAF {VELOCITY['flow_layers']} layers × {VELOCITY['nn_width']} × {VELOCITY['nn_depth']}, "
+        (f"p(v|x): MAF {VELOCITY['flow_layers']} layers × {VELOCITY['nn_width']} × {VELOCITY['nn_depth']}, "
         f"n(x): MAF {POSITION['flow_layers']} × {POSITION['nn_width']} × {POSITION['nn_depth']} on the ball; "
-        f"Adam at {VELOCITY['learning_rate']:g}, patience 8. Scored at {N_TEST:,} held-out "
-        "stars (true velocities) inside the 3 kpc volume. Each cell: median |Δg|/|g| · median cosine · "
-        "median |Δg| / median |g|. Training time is the sum over members, flows fitted one after another.",
+        f"Adam at {VELOCITY['learning_rate']:g}, patience 8 (`maf`: K seeds, median-combined; `bagged maf`: K "
+        f"bootstrap resamples, gradients averaged; `wide maf`: {WIDE_VELOCITY['flow_layers']} layers × "
+        f"{WIDE_VELOCITY['nn_width']}). `cfm`: flow matching, ResNet {CFM['depth']} blocks × {CFM['width']}, "
+        f"{CFM['ode_steps']} Tsit5 steps, AdamW at {CFM['learning_rate']:g}, no early stop (the whole cosine schedule); p(v|x) only. Scored at "
+        f"{N_TEST:,} held-out stars (`cfm`: the first 2,000; true velocities) inside the 3 kpc volume. Each cell: "
+        "median |Δg|/|g| · median cosine · median |Δg| / median |g|. Training time is the wall time summed over members, fitted "
+        "one after another (in brackets: its CPU time, what one free core would take on this loaded machine); gradient time per point is compiled ∇ₓ and ∇ᵥ together, 1,000 points a call."),
         "",
-        "| case | stars | epochs | batch | K | ∇ᵥ ln p | ∇ₓ ln p | ∇ ln n | training p(v\\|x) | training n(x) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ("| case | model | stars | epochs | batch | K | ∇ᵥ ln p | ∇ₓ ln p | ∇ ln n | training p(v\\|x) | training n(x) "
+        "| gradient time per point | run on |"),
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, c in r["cases"].items():
         cells = [
+            "–" if c.get(g) is None else
             f"{c[g]['median_rel_error']:.3f} · {c[g]['median_cosine']:.4f} · {c[g]['error_over_scale']:.3f}"
             for g in ("grad_v_log_p", "grad_x_log_p", "grad_log_n")
         ]
+        position = c["train_seconds"]["position"]
+        per_point = c.get("grad_seconds_per_point")
+        run_on = f"{c.get('backend', 'cpu')}, {c.get('cores', 2)} cores"
+        cpu = f" (CPU {c['train_cpu_seconds_velocity']:.0f} s)" if "train_cpu_seconds_velocity" in c else ""
         lines.append(
-            f"| {name} | {c['n_stars']:,} | {c['epochs']} | {c.get('batch_size', 2048)} | {c['members']} | {' | '.join(cells)} | "
-            f"{c['train_seconds']['velocity']:.0f} s | {c['train_seconds']['position']:.0f} s |"
+            f"| {name} | {c.get('model', 'maf')} | {c['n_stars']:,} | {c['epochs']} | {c.get('batch_size', 2048)} | "
+            f"{c['members']} | {' | '.join(cells)} | {c['train_seconds']['velocity']:.0f} s{cpu} | "
+            f"{'–' if position is None else f'{position:.0f} s'} | "
+            f"{'–' if per_point is None else f'{per_point * 1e3:.2g} ms'} | {run_on} |"
         )
-    lines += ["", "Goal (200 k stars, ≤ 10 min of training on 2 cores): ∇ᵥ ln p ≤ 0.05, ∇ₓ ln p and ∇ ln n ≤ 0.10.", ""]
+    if any("model" not in c for c in r["cases"].values()):
+        lines += ["", "The rows without a gradient time (`50k` … `1M-e16`) are from the first run, "  # noqa: ISC004
+                  "`python -m benchmarks.gradients` of 2026-11-21, before cases named their model; the line above the "
+                  "table names the last run. The `cfm` rows were run pinned to one core (`taskset -c 0` or `-c 1`) on the "
+                  "shared machine: wall times are upper bounds for 2 cores, CPU times what one free core would take."]
+    lines += ["", ("Goal (200 k stars, ≤ 10 min of training on 2 cores): ∇ᵥ ln p ≤ 0.05, ∇ₓ ln p and ∇ ln n ≤ 0.10. "
+                   "Goal of issue 19: ∇ₓ ln p ≤ 0.10 at 200 k and ≤ 0.06 at 1 M stars, ∇ᵥ ln p ≤ 0.03."), ""]
     return "\n".join(lines)
 
 
@@ -122,11 +213,12 @@ def run(argv: list[str]) -> dict:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
     names = parser.parse_args(argv).cases
-    previous = json.loads(RESULTS.read_text())["cases"] if RESULTS.exists() else {}
-    cases = {**previous}
+    new = {}
     for name in names:
-        cases[name] = run_case(*CASES[name])
-        print(name, json.dumps(cases[name]), flush=True)
+        new[name] = run_case(**CASES[name])
+        print(name, json.dumps(new[name]), flush=True)
+    previous = json.loads(RESULTS.read_text())["cases"] if RESULTS.exists() else {}  # read last: runs side by side
+    cases = {**previous, **new}
     command = " ".join(["python -m benchmarks run gradients", *(["--cases", *names] if names != list(CASES) else [])])
     return {"command": command, **environment(), "cases": {k: cases[k] for k in CASES if k in cases}}
 
