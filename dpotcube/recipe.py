@@ -526,10 +526,11 @@ class FieldsSpec(_Section):
         "keep it 0 where a selection function shapes the counts.",
     )
     polish_steps: int = Field(
-        1500, ge=0, description="L-BFGS iterations after Adam, full batch on a fixed set of collocation points (0: "
+        0, ge=0, description="L-BFGS iterations after Adam, full batch on a fixed set of collocation points (0: "
         "none). ρ = ∇²Φ/(4πG) needs the loss minimised beyond what minibatch Adam reaches: on exact gradients "
         "1,500 iterations take `conditional`'s median |Δa|/|a| from ~2% to ~0.1% and |Δρ|/ρ from ~21% to ~3% "
-        "in ~2 min on one core (benchmarks/solver.py)."
+        "in ~2 min on one core (benchmarks/solver.py). Off by default: on today's MAF gradients the polish fits "
+        "their noise, and the quickstart's |Δρ|/ρ rose from 0.46 to 0.70 with 1,500 iterations (docs/methods.md)."
     )
     polish_points: int = Field(
         4096, gt=0, description="Collocation points in the polish's fixed set (all if fewer): the full-batch cost "
