@@ -68,7 +68,7 @@ def _grad_log_p_chunked(models: list, x, v, chunk: int = 1000):
     """Mean over `models` of (∇ₓ ln p, ∇ᵥ ln p), `chunk` points at a time; and seconds per point (compiled)."""
     import jax
 
-    from dpotcube.density.cfm import cfm_grad_log_p
+    from dpotcube.density.base import grad_log_p as cfm_grad_log_p
 
     out_x, out_v, seconds = [], [], 0.0
     for model in models:

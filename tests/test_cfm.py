@@ -10,7 +10,8 @@ import jax.random as jr
 import numpy as np
 import pytest
 
-from dpotcube.density.cfm import CFMSpec, cfm_grad_log_p, cfm_skeleton, fit_cfm, load_cfm, save_cfm
+from dpotcube.density.base import grad_log_p as cfm_grad_log_p
+from dpotcube.density.cfm import CFMSpec, cfm_skeleton, fit_cfm, load_cfm, save_cfm
 
 SPEC = CFMSpec(width=48, depth=2, time_frequencies=2, ode_steps=8, max_epochs=40, batch_size=1024,
                learning_rate=3e-3, patience=40)

@@ -271,15 +271,6 @@ def fit_cfm(
     return eqx.tree_at(lambda m: m.field, model, eqx.combine(best_params, static)), history
 
 
-@eqx.filter_jit
-def cfm_grad_log_p(
-    model: CFMDensity, x: Float[Array, "n 3"], v: Float[Array, "n 3"]
-) -> tuple[Float[Array, "n 3"], Float[Array, "n 3"]]:
-    """(∇ₓ ln p(v|x), ∇ᵥ ln p(v|x)) at `n` points, in kpc⁻¹ and s/km, by autodiff through the ODE."""
-    grad_v, grad_x = jax.vmap(jax.grad(model.log_prob, argnums=(0, 1)))(v, x)
-    return grad_x, grad_v
-
-
 def save_cfm(path: Path, model: CFMDensity, spec: CFMSpec) -> None:
     save_model(path, model, "cfm_density", cfm_hyperparameters(spec, model.conditional, model.ball))
 
