@@ -42,7 +42,7 @@ def gaussian_fit():
 
 def test_an_untrained_cnf_is_normalised():
     """Any vector field gives a normalised density: ∫ p dv by importance sampling from a broad Gaussian."""
-    model = cfm_skeleton(32, 2, 2, ode_steps=8, conditional=True, key=jr.key(3))
+    model = cfm_skeleton(32, 2, 2, ode_steps=8, conditioned=True, key=jr.key(3))
     out = model.field.out
     model = eqx.tree_at(lambda m: m.field.out, model, eqx.tree_at(lambda o: o.weight, out, out.weight * 20))
     model = eqx.tree_at(lambda m: (m.loc, m.scale), model, (jnp.array([5.0, -3.0, 0.0]), jnp.array([30.0, 40.0, 20.0])))
@@ -119,7 +119,7 @@ def test_save_load_round_trip(gaussian_fit, tmp_path):
 
 def test_unconditional_ball_model_is_normalised_inside_the_ball_and_samples_stay_inside():
     """n(x)/N with `ball` support: ∫ n dx over the ball ≈ 1 (uniform Monte Carlo), draws inside the sphere."""
-    model = cfm_skeleton(32, 2, 2, ode_steps=8, conditional=False, ball=True, key=jr.key(8))
+    model = cfm_skeleton(32, 2, 2, ode_steps=8, conditioned=False, ball=True, key=jr.key(8))
     out = model.field.out
     model = eqx.tree_at(lambda m: m.field.out, model, eqx.tree_at(lambda o: o.weight, out, out.weight * 10))
     centre, radius = jnp.array([1.0, -2.0, 0.5]), jnp.asarray(3.0)

@@ -157,24 +157,24 @@ def cfm_skeleton(
     depth: int,
     time_frequencies: int,
     ode_steps: int,
-    conditional: bool = True,
+    conditioned: bool = True,
     ball: bool = False,
     key: PRNGKeyArray | None = None,
 ) -> CFMDensity:
-    """An untrained model with identity standardization (also the loading skeleton)."""
-    field = VectorField(width, depth, time_frequencies, conditional, jr.key(0) if key is None else key)
+    """An untrained model with identity standardization (also the loading skeleton); `conditioned`: p(v|x)."""
+    field = VectorField(width, depth, time_frequencies, conditioned, jr.key(0) if key is None else key)
     zeros, ones = jnp.zeros(3), jnp.ones(3)
-    return CFMDensity(field, zeros, ones, zeros, ones, zeros, jnp.ones(()), conditional, ball, ode_steps)
+    return CFMDensity(field, zeros, ones, zeros, ones, zeros, jnp.ones(()), conditioned, ball, ode_steps)
 
 
-def cfm_hyperparameters(spec: CFMSpec, conditional: bool, ball: bool) -> dict:
+def cfm_hyperparameters(spec: CFMSpec, conditioned: bool, ball: bool) -> dict:
     """The keyword arguments of `cfm_skeleton` that rebuild a model fitted with `spec`."""
     return {
         "width": spec.width,
         "depth": spec.depth,
         "time_frequencies": spec.time_frequencies,
         "ode_steps": spec.ode_steps,
-        "conditional": conditional,
+        "conditioned": conditioned,
         "ball": ball,
     }
 
