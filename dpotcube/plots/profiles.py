@@ -40,11 +40,8 @@ def vcirc_figure(ds: xr.Dataset, truth: PlummerTruth | None = None) -> Figure | 
         ax.plot(R, np.sqrt(-(a[:, 0] * np.cos(phi) + a[:, 1] * np.sin(phi)) * R), "k:", label="truth (mock)")
     ax.axvline(float(np.hypot(*ds.attrs["observer_position_kpc"][:2])), color="0.5", ls="--", lw=0.8, label="observer")
     ax.set(xlabel="R [kpc]", ylabel="v_c [km s⁻¹]")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(f"{title_prefix(ds)}\ncircular velocity √(−R a_R) at z = 0 in the observer's meridian (NaN outside)")
-    fig.tight_layout()
-    return fig
+    return _finished(fig, ax, f"{title_prefix(ds)}\ncircular velocity √(−R a_R) at z = 0 in the observer's meridian "
+                     "(NaN outside)")
 
 
 def kz_figure(ds: xr.Dataset, truth: PlummerTruth | None = None) -> Figure | None:
@@ -65,11 +62,8 @@ def kz_figure(ds: xr.Dataset, truth: PlummerTruth | None = None) -> Figure | Non
                        ).set_ylabel("K_z / 2πG [M☉ pc⁻²]")
     ax.axhline(0, color="0.5", lw=0.8)
     ax.set(xlabel="z [kpc]", ylabel="K_z = a_z [km² s⁻² kpc⁻¹]")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(f"{title_prefix(ds)}\nvertical force at R = {out.attrs['R_kpc']:.2f} kpc (negative above the plane)")
-    fig.tight_layout()
-    return fig
+    return _finished(fig, ax, f"{title_prefix(ds)}\nvertical force at R = {out.attrs['R_kpc']:.2f} kpc "
+                     "(negative above the plane)")
 
 
 def surface_density_figure(ds: xr.Dataset, truth: PlummerTruth | None = None) -> Figure | None:
@@ -96,9 +90,14 @@ def surface_density_figure(ds: xr.Dataset, truth: PlummerTruth | None = None) ->
         sigma = [np.trapezoid(np.where(np.abs(zz) <= h, rho, 0.0), zz) for h in z_max]
         ax.plot(z_max, sigma, "k:", label="truth (mock)")
     ax.set(xlabel="z_max [kpc]", ylabel="Σ(|z| < z_max) [M☉ pc⁻²]")
+    return _finished(fig, ax, f"{title_prefix(ds)}\nsurface density at R = {out.attrs.get('R_kpc', float('nan')):.2f} kpc "
+                     "(NaN once the column leaves the volume)")
+
+
+def _finished(fig: Figure, ax, title: str) -> Figure:
+    """Grid, legend, title and layout of every profile figure."""
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(f"{title_prefix(ds)}\nsurface density at R = {out.attrs.get('R_kpc', float('nan')):.2f} kpc "
-                 "(NaN once the column leaves the volume)")
+    ax.set_title(title)
     fig.tight_layout()
     return fig
