@@ -169,3 +169,41 @@ def test_accuracy_cases_cover_every_method_on_every_mock_and_share_flows_per_moc
         assert parsed.fields.method == method
         specs.setdefault(mock, set()).add((parsed.density.velocity.model_dump_json(), parsed.data.model_dump_json()))
     assert all(len(shared) == 1 for shared in specs.values())  # one p(v|x) flow and one star set per mock
+
+
+def test_device_check_runs_tiny_on_the_cpu_and_says_so(tmp_path):
+    """The device check at toy size without a GPU: CPU only, said plainly; every part recorded with its keys; the
+    JSON written to `--out`; the table drawn from it. Timings are not checked."""
+    import json
+
+    from benchmarks.device import markdown, run
+
+    out = tmp_path / "device.json"
+    result = run(["--n-stars", "8000", "--cpu-flow-batches", "2", "--field-steps", "50", "--cube-edge", "8",
+                  "--members", "1", "--laplacian-points", "2048", "--parts", "maf_epoch,cube,laplacian",
+                  "--out", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    assert result["gpu"] is None and result["note"] == "no GPU visible: CPU only"
+    assert set(result["jax_devices"]) == {"cpu"} and result["speedup_gpu_over_cpu"] == {}
+    assert result["projection"] is None and result["cpu_count"] >= 1
+    parts = result["parts"]
+    assert set(parts) == {"maf_epoch", "cube", "laplacian"} and all(set(p) == {"cpu"} for p in parts.values())
+    maf = parts["maf_epoch"]["cpu"]
+    assert "error" not in maf and maf["scaled_from_batches"] == 2 and maf["batches_per_epoch"] == 3
+    assert {"compile_s", "epoch_s", "first_epoch_s"} <= set(maf)
+    assert parts["cube"]["cpu"]["edge"] == 8 and parts["cube"]["cpu"]["points_per_s"] > 0
+    assert set(parts["laplacian"]["cpu"]["by_batch"]) == {"1024", "65536"}
+    assert "no GPU visible: CPU only" in markdown(result)
+
+
+def test_device_check_speedups_and_projection_from_both_backends():
+    from benchmarks.device import projection, speedups
+
+    parts = {"fields": {"cpu": {"steps_s": 10.0}, "gpu": {"steps_s": 2.0}},
+             "cube": {"cpu": {"seconds": 4.0}, "gpu": {"error": "boom"}}}
+    assert speedups(parts) == {"fields": 5.0}
+    projected = projection({"fields": 5.0, "maf_epoch": 10.0})
+    assert projected is not None and "PROJECTION" in projected["what"]
+    quick = projected["quickstart_stage_seconds"]
+    assert projected["projected_gpu_stage_seconds"]["fields"] == round(quick["fields"] / 5, 1)
+    assert projected["projected_gpu_stage_seconds"]["cube"] == round(quick["cube"], 1)  # no speed-up measured
