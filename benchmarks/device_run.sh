@@ -16,7 +16,7 @@ export PYTHONPATH="$SITE:$PWD"
 nvidia-smi -L || echo "device_run: no nvidia-smi"
 "$PYTHON" -c "import jax, numpy; print('jax', jax.__version__, 'numpy', numpy.__version__, jax.devices())"
 echo "device_run: set-up took $(( $(date +%s) - started )) s"
-timeout "${BENCH_TIMEOUT:-470}" "$PYTHON" -m benchmarks run device "$@"
+timeout "${BENCH_TIMEOUT:-430}" "$PYTHON" -m benchmarks run device "$@"
 rc=$?
 echo "device_run: benchmark exit $rc, $(( $(date +%s) - started )) s in all"
 if [ -n "${OUT:-}" ]; then

@@ -207,3 +207,10 @@ def test_device_check_speedups_and_projection_from_both_backends():
     quick = projected["quickstart_stage_seconds"]
     assert projected["projected_gpu_stage_seconds"]["fields"] == round(quick["fields"] / 5, 1)
     assert projected["projected_gpu_stage_seconds"]["cube"] == round(quick["cube"], 1)  # no speed-up measured
+
+
+def test_device_check_skips_parts_past_its_time_limit(tmp_path):
+    from benchmarks.device import run
+
+    result = run(["--n-stars", "3000", "--parts", "laplacian", "--time-limit", "0", "--out", str(tmp_path / "d.json")])
+    assert "skipped" in result["parts"]["laplacian"]["cpu"] and (tmp_path / "d.json").exists()
