@@ -19,6 +19,9 @@ The default device is switched with `jax.config.update("jax_default_device", ...
 Dask threads follow it). Each part is guarded: an error is recorded and the others still run; parts are
 skipped once `--time-limit` seconds have passed. The JSON is written after every part, so a killed run leaves
 what it measured. Without a GPU the CPU alone runs, and the result says so (`"gpu": null`).
+(5) optionally (`--builds RECIPE[,RECIPE]`, `--build-set key=value`), whole `dpotcube build`s of recipes on the
+    first backend only (the GPU when there is one), measured as the quickstart benchmark measures a build:
+    wall and stage seconds, peak memory, scores against the mock's truth.
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ class Sizes:
     laplacian_points: int = 1_000_000
     time_limit: float = 360.0
     parts: tuple[str, ...] = PARTS
+    builds: tuple[str, ...] = ()
+    build_overrides: tuple[str, ...] = ()
 
 
 class _EpochClock:
@@ -280,6 +285,24 @@ QUICKSTART_STAGES = {"velocity_flow_0": "maf_epoch", "collocation": "maf_epoch",
 """Which part's speed-up a quickstart stage is scaled by (collocation: flow evaluations; stars: NumPy, unscaled)."""
 
 
+def whole_build(recipe_path: Path, sizes: Sizes, kind: str, deadline: float, folder: Path) -> dict:
+    """(5) One whole build of `recipe_path` on the default device, as `benchmarks.builds.measured_build` measures it."""
+    from .builds import measured_build
+
+    if time.perf_counter() > deadline:
+        return {"device": kind, "skipped": f"time limit of {sizes.time_limit:.0f} s reached"}
+    build_dir = folder / f"build_{recipe_path.stem}"
+    catalog = f"publish.catalog={folder / 'catalog' / 'catalog.yaml'}"
+    print(f"[device] build {recipe_path} on {kind} ({', '.join(sizes.build_overrides) or 'as written'})", flush=True)
+    try:
+        _, record = measured_build(recipe_path, [*sizes.build_overrides, catalog], build_dir)
+    except Exception as exc:  # noqa: BLE001  (recorded, like a failing part)
+        record = {"error": f"{type(exc).__name__}: {exc}"[:2000], "traceback": traceback.format_exc()[-3000:]}
+    record = {"device": kind, "recipe": str(recipe_path), "overrides": list(sizes.build_overrides), **record}
+    print(f"[device] build {recipe_path.stem}: {json.dumps(record)[:1500]}", flush=True)
+    return record
+
+
 def speedups(parts: dict) -> dict[str, float]:
     """CPU seconds / GPU seconds of each part both backends finished."""
     out = {}
@@ -398,6 +421,12 @@ def measure(sizes: Sizes, out: Path | None, command: str) -> dict:
                     state = "ERROR " + part[kind]["error"][:300] if "error" in part[kind] else json.dumps(part[kind])
                     print(f"[device] {name} on {kind} ({part[kind]['wall_s']:.1f} s): {state}", flush=True)
                     save()
+            kind, device = next(iter(backends.items()))
+            jax.config.update("jax_default_device", device)
+            for recipe_path in sizes.builds:
+                result.setdefault("builds", {})[Path(recipe_path).stem] = whole_build(
+                    Path(recipe_path), sizes, kind, deadline, Path(tmp))
+                save()
         finally:
             jax.config.update("jax_default_device", None)
     save()
@@ -419,6 +448,9 @@ def run(argv: list[str]) -> dict:
     parser.add_argument("--time-limit", type=float, default=default.time_limit,
                         help="seconds after which the parts not yet started are skipped (default %(default)s)")
     parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated parts to run (default all: %(default)s)")
+    parser.add_argument("--builds", default="", help="comma-separated recipes built whole on the first backend (5)")
+    parser.add_argument("--build-set", dest="build_overrides", action="append", default=[],
+                        help="override a key of every recipe in --builds (repeatable)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="the JSON written after every part")
     args = parser.parse_args(argv)
     parts = tuple(p.strip() for p in args.parts.split(",") if p.strip())
@@ -426,9 +458,11 @@ def run(argv: list[str]) -> dict:
     if unknown:
         raise SystemExit(f"--parts: no part {', '.join(unknown)}; the parts are {', '.join(PARTS)}.")
     sizes = Sizes(args.n_stars, args.cpu_flow_batches, args.field_steps, args.cube_edge, args.members,
-                  args.laplacian_points, args.time_limit, parts)
-    changed = [f"--{k.replace('_', '-')} {','.join(v) if k == 'parts' else f'{v:g}'}"
-               for k, v in asdict(sizes).items() if v != getattr(default, k)]
+                  args.laplacian_points, args.time_limit, parts,
+                  tuple(b.strip() for b in args.builds.split(",") if b.strip()), tuple(args.build_overrides))
+    changed = [f"--{k.replace('_', '-')} {','.join(v) if isinstance(v, tuple) else f'{v:g}'}"
+               for k, v in asdict(sizes).items() if v != getattr(default, k) and k != "build_overrides"]
+    changed += [f"--build-set {o}" for o in sizes.build_overrides]
     return measure(sizes, args.out, " ".join(["python -m benchmarks run device", *changed]))
 
 
@@ -486,5 +520,18 @@ def markdown(r: dict) -> str:
             f"{proj['projected_gpu_total_seconds']:.0f} s on this GPU ("
             + ", ".join(f"{k} {v:.0f} s" for k, v in proj["projected_gpu_stage_seconds"].items()) + ").",
         ]
+    builds = r.get("builds") or {}
+    if builds:
+        lines += ["", "Whole builds (5), measured on the first backend:", "",
+                  "| recipe | device | wall | stages | \\|Δa\\|/\\|a\\| | \\|Δρ\\|/ρ |", "| --- | --- | --- | --- | --- | --- |"]
+        for name, b in builds.items():
+            overrides = f" (`{' '.join(b.get('overrides', []))}`)" if b.get("overrides") else ""
+            if "wall_seconds" not in b:
+                lines.append(f"| {name}{overrides} | {b['device']} | {'error' if 'error' in b else 'skipped'} | | | |")
+                continue
+            stages = ", ".join(f"{k} {v:.0f} s" for k, v in b["stage_seconds"].items())
+            s = b.get("scores") or {}
+            acc = [f"{s[k]:.3f}" if k in s else "–" for k in ("median_rel_error_accel", "median_rel_error_density")]
+            lines.append(f"| {name}{overrides} | {b['device']} | {b['wall_seconds']:.0f} s | {stages} | {acc[0]} | {acc[1]} |")
     lines.append("")
     return "\n".join(lines)

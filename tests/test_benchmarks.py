@@ -196,6 +196,24 @@ def test_device_check_runs_tiny_on_the_cpu_and_says_so(tmp_path):
     assert "no GPU visible: CPU only" in markdown(result)
 
 
+def test_device_check_records_a_failing_whole_build_and_draws_builds(tmp_path):
+    """(5) `--builds`: a build that fails is recorded with its error and the run goes on; a measured build's
+    record becomes a row of the table."""
+    from benchmarks.device import markdown, run
+
+    result = run(["--parts", "laplacian", "--laplacian-points", "1024", "--n-stars", "4000",
+                  "--builds", str(tmp_path / "missing.yaml"), "--build-set", "seed=1", "--out", str(tmp_path / "d.json")])
+    failed = result["builds"]["missing"]
+    assert failed["device"] == "cpu" and "missing.yaml" in failed["error"] and failed["overrides"] == ["seed=1"]
+    assert "--build-set seed=1" in result["command"]
+    result["builds"]["quickstart"] = {"device": "gpu", "recipe": "recipes/quickstart.yaml", "overrides": [],
+                                      "wall_seconds": 61.0, "stage_seconds": {"stars": 9.0, "fields": 5.0},
+                                      "scores": {"median_rel_error_accel": 0.044, "median_rel_error_density": 0.46}}
+    table = markdown(result)
+    assert "| quickstart | gpu | 61 s | stars 9 s, fields 5 s | 0.044 | 0.460 |" in table
+    assert "| missing (`seed=1`) | cpu | error |" in table
+
+
 def test_device_check_speedups_and_projection_from_both_backends():
     from benchmarks.device import projection, speedups
 
