@@ -47,6 +47,9 @@ STARS = (100_000, 300_000, 1_000_000, 3_000_000)
 EDGES = (32, 64, 128, 256)
 MEMBERS = (1, 2, 4, 8)
 MEMBER_EDGE = 64
+STREAM_CHUNKS = 3  # the largest table is also built streamed, in this many chunks
+STREAMED_STAGES = ("velocity_flow", "position_flow", "collocation")  # hold one chunk when the table is streamed
+MACHINE_GB = 24
 BUILD_EDGE = 31  # the scaling recipe's cube: 0.2 kpc spacing over ±3 kpc
 SMALL_FIELD_NET = {"width": 16, "depth": 2, "activation": "silu"}  # the scaling recipe's field networks
 GAIA = {"stars": 6_000_000, "volume_radius_kpc": 3.5, "members": 8, "edge": 256}
@@ -232,6 +235,33 @@ def fit_exponent(x: list[float], y: list[float | None]) -> float | None:
     return round(float(np.polyfit(lx, ly, 1)[0]), 3)
 
 
+def largest_table(stars: dict, machine_gb: float) -> dict:
+    """The most stars a `machine_gb` machine can build from, from a straight-line fit of each stage's peak RSS
+    against stars (MB = a + b·N): held whole, every stage counts; streamed (`memory.chunk_stars`), the flows and
+    collocation hold one chunk, so the other stages set the limit."""
+    sizes = sorted(stars, key=int)
+    ns = np.array([stars[k]["n_stars"] for k in sizes], float)
+    fits = {}
+    for stage in STAGES:
+        peaks = [stars[k]["peak_rss_mb"][stage] for k in sizes]
+        if None not in peaks and len(ns) > 1:
+            slope, intercept = np.polyfit(ns, peaks, 1)
+            fits[stage] = (max(float(slope), 1e-12), float(intercept))
+    budget = machine_gb * 1024
+
+    def limit(stages: list[str]) -> dict:
+        worst = min(stages, key=lambda s: (budget - fits[s][1]) / fits[s][0])
+        slope, intercept = fits[worst]
+        return {"stars": int(float(f"{(budget - intercept) / slope:.2g}")), "limited_by": worst}
+
+    return {
+        "machine_gb": machine_gb,
+        "bytes_per_star": {s: round(f[0] * 2**20) for s, f in fits.items()},
+        "held_whole": limit(list(fits)),
+        "streamed": limit([s for s in fits if s not in STREAMED_STAGES]),
+    }
+
+
 def gaia_overrides() -> list[str]:
     """The Gaia recipe's network sizes as `--set` overrides of the scaling recipe (its flows' and fields' nets)."""
     from dpotcube.recipe import load_recipe
@@ -332,6 +362,11 @@ def run_all(folder: Path, stars: tuple[int, ...], edges: tuple[int, ...], member
         results[str(n)] = _child(["--build", str(table), str(folder / f"build_{n}")], folder / f"build_{n}")
         shutil.rmtree(folder / f"build_{n}", ignore_errors=True)
         print("stars", n, json.dumps({k: v for k, v in results[str(n)].items() if k != "training_calls"}), flush=True)
+    largest = stars[-1]
+    streamed = _child(["--build", str(folder / f"stars_{largest}.parquet"), str(folder / "streamed"),
+                       f"memory.chunk_stars={max(largest // STREAM_CHUNKS, 200)}"], folder / "streamed")
+    streamed.pop("training_calls", None)
+    print("streamed", json.dumps(streamed), flush=True)
     small_table = folder / f"stars_{stars[0]}.parquet"
     nets = {"small": results[str(stars[0])]}
     nets["gaia_nets"] = _child(["--build", str(small_table), str(folder / "gaia_nets"), *gaia_overrides()],
@@ -363,6 +398,8 @@ def run_all(folder: Path, stars: tuple[int, ...], edges: tuple[int, ...], member
     return {
         "stars": results, "cube": cube, "exponents": exponents, "peak_rss_exponents": memory_exponents,
         "peak_rss_ratio_3e6_over_1e6": ratio, "independent_of_stars": INDEPENDENT_OF_STARS,
+        "streamed": streamed | {"chunk_stars": max(largest // STREAM_CHUNKS, 200)},
+        "largest_table": largest_table(results, MACHINE_GB),
         "nets": nets_out, "gaia_projection": project_gaia(results, cube, nets, gaia_settings()),
         "units": UNITS,
     }
@@ -444,6 +481,8 @@ def markdown(r: dict) -> str:
         f"**{'yes' if not over else 'no: ' + ', '.join(over)}**. Near 0 rather than 1, by design: "
         + "; ".join(f"{s} — {why}" for s, why in r["independent_of_stars"].items()) + ".",
         "",
+        *_streamed_lines(r),
+        "",
         "| cube stage | " + " | ".join(f"{c['edge']}³ × {c['members']}" for c in r["cube"]["by_edge"] + r["cube"]["by_members"]) + " |",
         "| --- | " + " | ".join("---" for _ in r["cube"]["by_edge"] + r["cube"]["by_members"]) + " |",
         "| seconds | " + " | ".join(_fmt(c["seconds"]) for c in r["cube"]["by_edge"] + r["cube"]["by_members"]) + " |",
@@ -473,6 +512,26 @@ def markdown(r: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _streamed_lines(r: dict) -> list[str]:
+    s, big = r["streamed"], r["stars"][max(r["stars"], key=int)]
+    ratio = {k: s["seconds_per_unit"][k] / big["seconds_per_unit"][k] for k in STREAMED_STAGES
+             if s["seconds_per_unit"].get(k) and big["seconds_per_unit"].get(k)}
+    t = r["largest_table"]
+    per_star = ", ".join(f"{k} {v}" for k, v in t["bytes_per_star"].items())
+    return [
+        f"The same {s['n_stars']:,} stars streamed (`memory.chunk_stars: {s['chunk_stars']:,}`): stage peaks "
+        + ", ".join(f"{k} {_fmt(v)}" for k, v in s["peak_rss_mb"].items())
+        + " MB (whole: " + ", ".join(f"{k} {_fmt(v)}" for k, v in big["peak_rss_mb"].items()) + " MB); time per unit "
+        "streamed / whole: " + ", ".join(f"{k} {v:.2f}" for k, v in ratio.items()) + ".",
+        "",
+        f"Largest table a {t['machine_gb']} GB machine builds from (each stage's peak fitted as a + b·N; b in bytes "
+        f"per star: {per_star}): held whole about **{t['held_whole']['stars']:.2g}** stars (limited by "
+        f"{t['held_whole']['limited_by']}); streamed about **{t['streamed']['stars']:.2g}** (limited by "
+        f"{t['streamed']['limited_by']}: reading and cutting the table, which is held whole; counted with the table "
+        "the later stages hold when it is not streamed, so a lower bound).",
+    ]
 
 
 def run(argv: list[str]) -> dict:
