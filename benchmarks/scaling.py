@@ -50,7 +50,6 @@ MEMBER_EDGE = 64
 STREAM_CHUNKS = 3  # the largest table is also built streamed, in this many chunks
 STREAMED_STAGES = ("velocity_flow", "position_flow", "collocation")  # hold one chunk when the table is streamed
 MACHINE_GB = 24
-BUILD_EDGE = 31  # the scaling recipe's cube: 0.2 kpc spacing over ±3 kpc
 SMALL_FIELD_NET = {"width": 16, "depth": 2, "activation": "silu"}  # the scaling recipe's field networks
 GAIA = {"stars": 6_000_000, "volume_radius_kpc": 3.5, "members": 8, "edge": 256}
 STAGES = ("stars", "velocity_flow", "position_flow", "collocation", "fields", "cube", "diagnostics", "publish")
@@ -208,8 +207,12 @@ def cube_child(folder: Path, edge: int, members: int, net: dict) -> dict:
     write_members(paths, cube_grid(edge), folder / "cube.zarr")
     seconds = time.perf_counter() - started
     peak = peak_mb()
+    started = time.perf_counter()
+    shutil.copytree(folder / "cube.zarr", folder / "published.zarr")  # what publishing the cube copies
+    copy_seconds = time.perf_counter() - started
     shutil.rmtree(folder, ignore_errors=True)
-    return {"edge": edge, "members": members, "net": net, "seconds": round(seconds, 2), "peak_rss_mb": round(peak, 1),
+    return {"edge": edge, "members": members, "net": net, "seconds": round(seconds, 2), "copy_seconds": round(copy_seconds, 3),
+            "peak_rss_mb": round(peak, 1),
             "rss_before_mb": round(before, 1)}
 
 
@@ -288,11 +291,12 @@ def gaia_settings() -> dict:
 
 
 def project_gaia(stars: dict, cube: dict, nets: dict, settings: dict) -> dict:
-    """Seconds of a Gaia-size build on this CPU, from the fitted power laws at the largest measured sizes.
+    """Seconds of a Gaia-size build on this CPU, from the measured costs.
 
-    Per-unit costs at 6 × 10⁶ stars extend the largest measured table by its exponent; network costs scale
-    by the Gaia-net / small-net ratio measured at the smallest table; the cube by (256/64)^(3 α_points) and
-    members^α_members from a 64³ cube with the Gaia field networks.
+    Stages that read every star extend the largest table's cost per unit by their exponent to 6 × 10⁶ stars; the
+    others take their median cost. Network costs scale by the Gaia-net / small-net ratio measured at the
+    smallest table (the cube's at 64³); the cube starts from the largest measured edge (one member) and takes
+    members^α_members; publishing adds the copy of the cube's bytes to its fixed cost.
     """
     sizes = sorted(stars, key=int)
     top = stars[sizes[-1]]
@@ -301,8 +305,11 @@ def project_gaia(stars: dict, cube: dict, nets: dict, settings: dict) -> dict:
                  for s in STAGES}
 
     def at_gaia(stage: str) -> float:
-        alpha = max(exponents[stage] or 0.0, 0.0)
-        return top["seconds_per_unit"][stage] * (n / n_top) ** alpha
+        """Stages that read every star: the largest table's cost extended by α; the others (`INDEPENDENT_OF_STARS`)
+        cost the same at any N: the median over the tables (the machine is shared)."""
+        if stage in INDEPENDENT_OF_STARS:
+            return float(np.median([stars[k]["seconds_per_unit"][stage] for k in sizes]))
+        return top["seconds_per_unit"][stage] * (n / n_top) ** max(exponents[stage] or 0.0, 0.0)
 
     small, big = nets["small"]["seconds_per_unit"], nets["gaia_nets"]["seconds_per_unit"]
     net_factor = {s: big[s] / small[s] for s in ("velocity_flow", "fields") if small.get(s) and big.get(s)}
@@ -311,8 +318,13 @@ def project_gaia(stars: dict, cube: dict, nets: dict, settings: dict) -> dict:
     if settings["position_flow"]:
         flows += at_gaia("position_flow") * net_factor.get("velocity_flow", 1.0) * epochs
     fields = at_gaia("fields") * net_factor.get("fields", 1.0) * steps
-    edge_ratio = (GAIA["edge"] / MEMBER_EDGE) ** 3
-    cube_seconds = nets["gaia_cube"]["seconds"] * edge_ratio ** (cube["alpha_points"] or 1.0) * members ** (cube["alpha_members"] or 1.0)
+    largest = max(cube["by_edge"], key=lambda c: c["edge"])  # one member, the small field networks
+    small64 = next(c for c in cube["by_members"] if c["members"] == 1)
+    edge_ratio = (GAIA["edge"] / largest["edge"]) ** 3  # 1 when the largest measured edge is the Gaia build's
+    net_factor["cube"] = nets["gaia_cube"]["seconds"] / small64["seconds"]
+    cube_seconds = (largest["seconds"] * edge_ratio ** (cube["alpha_points"] or 1.0) * net_factor["cube"]
+                    * members ** (cube["alpha_members"] or 1.0))
+    copy_seconds = largest.get("copy_seconds", 0.0) * edge_ratio * members  # publish copies the cube's bytes
     parts = {
         "stars": at_gaia("stars"),
         "flows (one fit, shared by the seed members)": flows,
@@ -320,7 +332,7 @@ def project_gaia(stars: dict, cube: dict, nets: dict, settings: dict) -> dict:
         f"fields ({members} members × {steps} steps)": fields * members,
         f"cube ({GAIA['edge']}³ × {members})": cube_seconds,
         "diagnostics": top["seconds_per_unit"]["diagnostics"],
-        "publish": top["seconds_per_unit"]["publish"] * GAIA["edge"] ** 3 * members / BUILD_EDGE**3,
+        "publish": at_gaia("publish") + copy_seconds,
     }
     total = sum(parts.values())
     return {
@@ -529,8 +541,8 @@ def _streamed_lines(r: dict) -> list[str]:
         f"Largest table a {t['machine_gb']} GB machine builds from (each stage's peak fitted as a + b·N; b in bytes "
         f"per star: {per_star}): held whole about **{t['held_whole']['stars']:.2g}** stars (limited by "
         f"{t['held_whole']['limited_by']}); streamed about **{t['streamed']['stars']:.2g}** (limited by "
-        f"{t['streamed']['limited_by']}: reading and cutting the table, which is held whole; counted with the table "
-        "the later stages hold when it is not streamed, so a lower bound).",
+        f"{t['streamed']['limited_by']}; the stars stage reads and cuts the table whole, and the later stages' fits "
+        "include the table they hold when it is not streamed, so this is a lower bound).",
     ]
 
 
