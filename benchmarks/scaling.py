@@ -4,7 +4,7 @@
 
 (a) Stars: one real `dpotcube build` of benchmarks/recipes/scaling.yaml (small networks, 4 epochs, 150 field
     steps, a 31³ cube) per table size, each in a fresh process, from a Galactocentric Parquet table of that many
-    Plummer stars. Per stage: seconds per unit of work (the stars stage per table, each flow per epoch, the
+    Plummer stars. Per stage: CPU seconds (all threads: on a shared machine CPU time is least disturbed) per unit of work (the stars stage per table, each flow per epoch, the
     collocation stage per stage, the fields per step, the cube, diagnostics and publish per stage) and the stage's
     own peak resident memory (the high-water mark is reset as each stage starts, Linux `clear_refs`). Epochs and
     steps are timed by a probe around the one training loop: the median of the calls after the first (which
@@ -86,8 +86,8 @@ def write_table(path: Path, n_stars: int, seed: int = 0) -> None:
 
 class TrainingProbe:
     """Wraps the one training loop (`dpotcube.training.train_loop`, as the flows and fields import it) to time each
-    jitted call: per call the wall time from its start to the next one's (the loop reads its metrics in between,
-    which waits for the call to finish)."""
+    jitted call: per call the CPU time (all threads) and the wall time from its start to the next one's (the loop
+    reads its metrics in between, which waits for the call to finish)."""
 
     def __init__(self) -> None:
         self.runs: list[dict] = []
@@ -101,37 +101,40 @@ class TrainingProbe:
 
     def _wrap(self, loop):
         def timed(run_call, params, opt_state, keys, label, units_per_call=1, *rest, **options):
-            stamps: list[float] = []
+            stamps: list[tuple[float, float]] = []
 
             def call(*args):
-                stamps.append(time.perf_counter())
+                stamps.append((time.perf_counter(), time.process_time()))
                 return run_call(*args)
 
             out = loop(call, params, opt_state, keys, label, units_per_call, *rest, **options)
-            stamps.append(time.perf_counter())
-            self.runs.append({"label": label, "units_per_call": units_per_call, "seconds": np.diff(stamps).tolist()})
+            stamps.append((time.perf_counter(), time.process_time()))
+            wall, cpu = np.diff(np.array(stamps), axis=0).T
+            self.runs.append({"label": label, "units_per_call": units_per_call, "seconds": cpu.tolist(),
+                              "wall_seconds": wall.tolist()})
             return out
 
         return timed
 
-    def per_unit(self, label_start: str) -> float | None:
-        """Median seconds per unit (epoch, step) of the calls after the first, of the run whose label starts so."""
+    def per_unit(self, label_start: str, clock: str = "seconds") -> float | None:
+        """Median CPU (or wall) seconds per unit (epoch, step) of the calls after the first, of the run whose label
+        starts so."""
         for run in self.runs:
-            if run["label"].startswith(label_start) and len(run["seconds"]) > 1:
-                return float(np.median(run["seconds"][1:]) / run["units_per_call"])
+            if run["label"].startswith(label_start) and len(run[clock]) > 1:
+                return float(np.median(run[clock][1:]) / run["units_per_call"])
         return None
 
 
 def timed_stage_memory(stage_memory: StageMemory, seconds: dict[str, float]):
-    """A stage monitor that records each stage's peak (via `stage_memory`) and its wall seconds."""
+    """A stage monitor that records each stage's peak (via `stage_memory`) and its CPU seconds (all threads)."""
     from contextlib import contextmanager
 
     @contextmanager
     def monitor(stage: str):
-        started = time.perf_counter()
+        started = time.process_time()
         with stage_memory(stage):
             yield
-        seconds[stage] = time.perf_counter() - started
+        seconds[stage] = time.process_time() - started  # CPU seconds, all threads: robust to a shared machine
 
     return monitor
 
@@ -160,7 +163,7 @@ def build_child(table: Path, folder: Path, overrides: list[str]) -> dict:
         "velocity_flow": probe.per_unit("p(v|x)"),
         "position_flow": probe.per_unit("n(x)"),
         "collocation": seconds["collocation"],
-        "fields": probe.per_unit("fields") or _fields_per_step(probe),
+        "fields": probe.per_unit("fields"),
         "cube": seconds["cube"],
         "diagnostics": seconds["diagnostics"],
         "publish": seconds["publish"],
@@ -168,7 +171,10 @@ def build_child(table: Path, folder: Path, overrides: list[str]) -> dict:
     peaks = {"velocity_flow": memory.peaks_mb.get("velocity_flow_0"), "position_flow": memory.peaks_mb.get("position_flow_0"),
              **{s: memory.peaks_mb.get(s) for s in ("stars", "collocation", "fields", "cube", "diagnostics", "publish")}}
     del stars_meta
+    wall = {"velocity_flow": probe.per_unit("p(v|x)", "wall_seconds"), "position_flow": probe.per_unit("n(x)", "wall_seconds"),
+            "fields": probe.per_unit("fields", "wall_seconds")}
     return {"n_stars": n_stars, "seconds_per_unit": {k: _round(v) for k, v in per_unit.items()},
+            "wall_seconds_per_unit": {k: _round(v) for k, v in wall.items()},
             "stage_seconds": {k: round(v, 2) for k, v in seconds.items()}, "peak_rss_mb": peaks,
             "rss_after_imports_mb": round(baseline, 1), "training_calls": probe.runs}
 
@@ -176,14 +182,6 @@ def build_child(table: Path, folder: Path, overrides: list[str]) -> dict:
 def _run_in(monitor, stage: str, function, args):
     with monitor(stage):
         return function(*args)
-
-
-def _fields_per_step(probe: TrainingProbe) -> float | None:
-    """The fields' run: the one whose calls hold more than one unit (steps fused into a scan)."""
-    for run in probe.runs:
-        if run["units_per_call"] > 1 and len(run["seconds"]) > 1:
-            return float(np.median(run["seconds"][1:]) / run["units_per_call"])
-    return None
 
 
 def _n_stars(path: Path) -> int:
@@ -203,15 +201,15 @@ def cube_child(folder: Path, edge: int, members: int, net: dict) -> dict:
     paths = fresh_models(folder / "models", members, net)
     before = resident_mb()
     reset_peak()
-    started = time.perf_counter()
+    started, wall = time.process_time(), time.perf_counter()
     write_members(paths, cube_grid(edge), folder / "cube.zarr")
-    seconds = time.perf_counter() - started
+    seconds, wall = time.process_time() - started, time.perf_counter() - wall
     peak = peak_mb()
-    started = time.perf_counter()
+    started = time.process_time()
     shutil.copytree(folder / "cube.zarr", folder / "published.zarr")  # what publishing the cube copies
-    copy_seconds = time.perf_counter() - started
+    copy_seconds = time.process_time() - started
     shutil.rmtree(folder, ignore_errors=True)
-    return {"edge": edge, "members": members, "net": net, "seconds": round(seconds, 2), "copy_seconds": round(copy_seconds, 3),
+    return {"edge": edge, "members": members, "net": net, "seconds": round(seconds, 2), "wall_seconds": round(wall, 2), "copy_seconds": round(copy_seconds, 3),
             "peak_rss_mb": round(peak, 1),
             "rss_before_mb": round(before, 1)}
 
@@ -439,7 +437,7 @@ def plot(r: dict, path: Path = FIGURE) -> None:
     guide = ns / ns[0]
     first = r["stars"][sizes[0]]["seconds_per_unit"]["velocity_flow"] or 1.0
     axes[0].loglog(ns, first * guide, "k:", label="∝ N")
-    axes[0].set(xlabel="stars N", ylabel="seconds per unit of work", title="time per unit against stars")
+    axes[0].set(xlabel="stars N", ylabel="CPU seconds per unit of work", title="cost per unit against stars")
     axes[1].set(xlabel="stars N", ylabel="stage peak RSS (MB)", title="peak resident memory against stars")
     cube = r["cube"]
     points = [c["edge"] ** 3 for c in cube["by_edge"]]
@@ -449,7 +447,7 @@ def plot(r: dict, path: Path = FIGURE) -> None:
     axes[2].loglog(mpoints, [c["seconds"] for c in cube["by_members"]], "s-",
                    label=f"cube {MEMBER_EDGE}³, members {'–'.join(str(c['members']) for c in cube['by_members'])} "
                    f"(α = {cube['alpha_members']})")
-    axes[2].set(xlabel="grid points × members", ylabel="seconds", title="cube stage")
+    axes[2].set(xlabel="grid points × members", ylabel="CPU seconds", title="cube stage")
     for ax in axes:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
@@ -474,8 +472,10 @@ def markdown(r: dict) -> str:
         "",
         provenance_line(r),
         "A real build of `benchmarks/recipes/scaling.yaml` (small networks) per table size, each in a fresh "
-        "process; each stage's time per unit of work (an epoch's and a step's time: the median of the training "
-        "calls after the first, which compiles) and its own peak RSS. The machine was shared with other jobs.",
+        "process; each stage's CPU seconds (all threads) per unit of work (an epoch's and a step's: the median of "
+        "the training calls after the first, which compiles) and its own peak RSS. The machine (2 cores) was "
+        "shared with other jobs (load average ≈ 10): CPU time is what that disturbs least; wall times are in the "
+        "JSON.",
         "",
         f"| stage (unit) | {head} | α (time ∝ N^α) | peak RSS, MB | α (peak RSS) |",
         "| --- | " + " | ".join("---" for _ in sizes) + " | --- | --- | --- |",
@@ -497,7 +497,7 @@ def markdown(r: dict) -> str:
         "",
         "| cube stage | " + " | ".join(f"{c['edge']}³ × {c['members']}" for c in r["cube"]["by_edge"] + r["cube"]["by_members"]) + " |",
         "| --- | " + " | ".join("---" for _ in r["cube"]["by_edge"] + r["cube"]["by_members"]) + " |",
-        "| seconds | " + " | ".join(_fmt(c["seconds"]) for c in r["cube"]["by_edge"] + r["cube"]["by_members"]) + " |",
+        "| CPU seconds | " + " | ".join(_fmt(c["seconds"]) for c in r["cube"]["by_edge"] + r["cube"]["by_members"]) + " |",
         "| peak RSS, MB | " + " | ".join(_fmt(c["peak_rss_mb"]) for c in r["cube"]["by_edge"] + r["cube"]["by_members"]) + " |",
         "",
         f"Cube: time ∝ points^{_fmt(r['cube']['alpha_points'])}, ∝ members^{_fmt(r['cube']['alpha_members'])}; "
@@ -514,9 +514,9 @@ def markdown(r: dict) -> str:
         "",
         "| part | projected |",
         "| --- | --- |",
-        *(f"| {part} | {seconds / 3600:.2f} h |" for part, seconds in g["seconds"].items()),
-        f"| **total** | **{g['total_hours']:.1f} h** ({g['own_flows_per_member_hours']:.1f} h if every member fits "
-        "its own flows) |",
+        *(f"| {part} | {seconds / 3600:.2f} CPU h |" for part, seconds in g["seconds"].items()),
+        f"| **total** | **{g['total_hours']:.1f} CPU hours** ({g['own_flows_per_member_hours']:.1f} if every member "
+        "fits its own flows); on 2 idle cores, between half that and that in wall time |",
         "",
         f"GPU: {'no `benchmarks/results/device.json` yet' if g['gpu_projection'] is None else json.dumps(g['gpu_projection'])}.",
         "",

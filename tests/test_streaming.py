@@ -99,3 +99,15 @@ def test_the_fit_stages_stream_a_table_larger_than_a_chunk(saved, tmp_path):
 
     points = CollocationPoints.load(files.collocation)
     assert len(points) == 128 and points.grad_log_n is not None and np.all(np.isfinite(points.grad_v_log_p))
+
+
+def test_a_density_model_that_cannot_stream_is_refused_with_the_fix(saved, monkeypatch):
+    import dataclasses
+
+    from dpotcube.density import registry
+    from dpotcube.errors import RecipeError
+
+    _, path = saved
+    monkeypatch.setitem(registry.DENSITY_MODELS, "maf", dataclasses.replace(registry.DENSITY_MODELS["maf"], streams=False))
+    with pytest.raises(RecipeError, match="memory.chunk_stars"):
+        registry.fit_density(FlowSample(StarChunks(path, CHUNK), VELOCITIES, POSITIONS), FlowSpec(), 0)
