@@ -4,16 +4,16 @@
 
 (a) Stars: one real `dpotcube build` of benchmarks/recipes/scaling.yaml (small networks, 4 epochs, 150 field
     steps, a 31³ cube) per table size, each in a fresh process, from a Galactocentric Parquet table of that many
-    Plummer stars. Per stage: CPU seconds (all threads: on a shared machine CPU time is least disturbed) per unit of work (the stars stage per table, each flow per epoch, the
-    collocation stage per stage, the fields per step, the cube, diagnostics and publish per stage) and the stage's
+    Plummer stars. Per stage: CPU seconds (all threads: on a shared machine CPU time is least disturbed) per
+    unit of work (the stars stage per table, each flow per epoch, the collocation stage per stage, the fields per step, the cube, diagnostics and publish per stage) and the stage's
     own peak resident memory (the high-water mark is reset as each stage starts, Linux `clear_refs`). Epochs and
     steps are timed by a probe around the one training loop: the median of the calls after the first (which
     compiles). Exponents α (cost ∝ N^α) are least-squares slopes in log–log.
 (b) Cube: the cube stage alone (freshly initialised field networks of the recipe's size, as in cube-throughput)
-    at each edge with one member, and at each member count at a 64³ edge; seconds and peak RSS, each in a fresh
+    at each edge with one member, and at each member count at a 128³ edge; seconds and peak RSS, each in a fresh
     process. Exponents against points per member and against members.
 (c) One more build at the smallest table with the Gaia recipe's networks (recipes/gaia-dr3-rc-4kpc.yaml), which
-    scales the small networks' per-epoch and per-step costs, and a cube with its field networks.
+    scales the small networks' per-epoch and per-step costs, and a 128³ cube with its field networks.
 (d) A projection of a Gaia-size build (6 × 10⁶ stars, 8 seed members sharing one flow fit, a 256³ cube, the Gaia
     recipe's networks, epochs and steps) on this machine, from (a)–(c); and, when
     benchmarks/results/device.json exists, the GPU hook (`gpu_projection`).
@@ -46,7 +46,7 @@ GAIA_RECIPE = REPO / "recipes" / "gaia-dr3-rc-4kpc.yaml"
 STARS = (100_000, 300_000, 1_000_000, 3_000_000)
 EDGES = (32, 64, 128, 256)
 MEMBERS = (1, 2, 4, 8)
-MEMBER_EDGE = 64
+MEMBER_EDGE = 128  # the members sweep and the Gaia networks' cube: large enough that evaluation, not overhead, counts
 STREAM_CHUNKS = 3  # the largest table is also built streamed, in this many chunks
 STREAMED_STAGES = ("velocity_flow", "position_flow", "collocation")  # hold one chunk when the table is streamed
 MACHINE_GB = 24
@@ -293,7 +293,7 @@ def project_gaia(stars: dict, cube: dict, nets: dict, settings: dict) -> dict:
 
     Stages that read every star extend the largest table's cost per unit by their exponent to 6 × 10⁶ stars; the
     others take their median cost. Network costs scale by the Gaia-net / small-net ratio measured at the
-    smallest table (the cube's at 64³); the cube starts from the largest measured edge (one member) and takes
+    smallest table (the cube's at 128³); the cube starts from the largest measured edge (one member) and takes
     members^α_members; publishing adds the copy of the cube's bytes to its fixed cost.
     """
     sizes = sorted(stars, key=int)
@@ -317,7 +317,7 @@ def project_gaia(stars: dict, cube: dict, nets: dict, settings: dict) -> dict:
         flows += at_gaia("position_flow") * net_factor.get("velocity_flow", 1.0) * epochs
     fields = at_gaia("fields") * net_factor.get("fields", 1.0) * steps
     largest = max(cube["by_edge"], key=lambda c: c["edge"])  # one member, the small field networks
-    small64 = next(c for c in cube["by_members"] if c["members"] == 1)
+    small64 = next(c for c in cube["by_members"] if c["members"] == 1)  # at MEMBER_EDGE
     edge_ratio = (GAIA["edge"] / largest["edge"]) ** 3  # 1 when the largest measured edge is the Gaia build's
     net_factor["cube"] = nets["gaia_cube"]["seconds"] / small64["seconds"]
     cube_seconds = (largest["seconds"] * edge_ratio ** (cube["alpha_points"] or 1.0) * net_factor["cube"]
