@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, str] = {
     "fuzz": "benchmarks.fuzz",
     "solver": "benchmarks.solver",
     "device": "benchmarks.device",
+    "scaling": "benchmarks.scaling",
 }
 
 

@@ -37,6 +37,7 @@ from .published import publish_fields
 from .recipe import Recipe, recipe_sha256
 from .release import PATTERN_SPEED_CITATION
 from .sources import PhaseSpaceTable, load_stars
+from .sources.chunks import StarChunks, open_stars
 from .sources.gaia import fetch_gaia
 from .sources.load import plummer_truth
 from .stores import copy_to_url, join
@@ -87,7 +88,7 @@ def build(
     return BuildResult(layout.root, layout.cube, published, recipe.entry_name, scores)
 
 
-def run_stars(recipe: Recipe, layout: BuildLayout, runner: Runner) -> PhaseSpaceTable:
+def run_stars(recipe: Recipe, layout: BuildLayout, runner: Runner) -> PhaseSpaceTable | StarChunks:
     """The `stars` stage (a changed table file or Gaia download reruns it); returns the stars."""
     files: tuple[Path, ...] = ()
     if recipe.data.source == "gaia":  # cached after the first download: a rebuild never queries again
@@ -97,7 +98,7 @@ def run_stars(recipe: Recipe, layout: BuildLayout, runner: Runner) -> PhaseSpace
     seed = stage_seed(recipe.seed, "stars")
     runner.run(Stage("stars", (), recipe.data, seed, layout.stars,
                      lambda: load_stars(recipe.data, seed, layout.root).save(layout.stars), files))
-    stars = PhaseSpaceTable.load(layout.stars)
+    stars = open_stars(layout.stars, recipe.memory.chunk_stars)  # in chunks when larger than that
     for step in stars.meta.get("cuts", []):
         console.print(f"  cut {step['cut']}: removed {step['removed']:,}, {step['remaining']:,} left", highlight=False)
     if recipe.ensemble.noise > 0:

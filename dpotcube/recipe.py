@@ -636,6 +636,17 @@ class PublishSpec(_Section):
     entry: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Entry name; default: `name`.")
 
 
+class MemorySpec(_Section):
+    """How much of the star table a build holds at once."""
+
+    chunk_stars: int = Field(
+        10_000_000, gt=0, description="Stars the flow and collocation stages hold at once. A table with more stars "
+        "is read from `stars.parquet` in chunks of this many: the flows train on the chunks in turn (a different "
+        "order of batches, so other numbers than a table held whole) and the collocation stage draws the same "
+        "positions chunk by chunk. Lower it on a machine with little memory (docs/benchmarks.md, cost at scale)."
+    )
+
+
 class Recipe(_Section):
     """A complete build: data → density → fields → cube → publish."""
 
@@ -649,6 +660,7 @@ class Recipe(_Section):
     diagnostics: DiagnosticsSpec = Field(DiagnosticsSpec(), description="Published diagnostics after the cube stage.")
     ensemble: MembersSpec = Field(MembersSpec(), description="Uncertainty ensemble: the cube's members and what each "
                                   "varies.")
+    memory: MemorySpec = Field(MemorySpec(), description="How much of the star table the stages hold at once.")
 
     @model_validator(mode="after")
     def _selection_known_for_weights(self) -> Recipe:

@@ -232,3 +232,53 @@ def test_device_check_skips_parts_past_its_time_limit(tmp_path):
 
     result = run(["--n-stars", "3000", "--parts", "laplacian", "--time-limit", "0", "--out", str(tmp_path / "d.json")])
     assert "skipped" in result["parts"]["laplacian"]["cpu"] and (tmp_path / "d.json").exists()
+def _scaling_result(alpha: float = 1.0) -> dict:
+    """A scaling result of the benchmark's shape, with costs ∝ N^alpha and peaks a + b·N (no real builds)."""
+    from benchmarks.scaling import GAIA, STAGES, UNITS
+
+    sizes = (100_000, 300_000, 1_000_000, 3_000_000)
+    stars = {str(n): {"n_stars": n, "seconds_per_unit": {s: 1e-6 * n**alpha for s in STAGES},
+                      "peak_rss_mb": {s: 400 + 100e-6 * n for s in STAGES}} for n in sizes}
+    cube = {"by_edge": [{"edge": e, "members": 1, "seconds": 1e-5 * e**3, "peak_rss_mb": 500} for e in (32, 64)],
+            "by_members": [{"edge": 64, "members": m, "seconds": 2.0 * m, "peak_rss_mb": 500} for m in (1, 2)],
+            "alpha_points": 1.0, "alpha_members": 1.0, "peak_rss_alpha_points": 0.0}
+    nets = {"small": stars["100000"], "gaia_nets": {"seconds_per_unit": {s: 3e-6 * 1e5 for s in STAGES}},
+            "gaia_cube": {"seconds": 4.0}}
+    return {"stars": stars, "cube": cube, "nets": nets, "units": UNITS, "gaia": GAIA}
+
+
+def test_scaling_exponents_projection_and_limits_from_a_result(tmp_path):
+    """The fitted α recovers the power law it is given; the projection and the 24 GB limit follow from the fits."""
+    from benchmarks.scaling import STAGES, fit_exponent, largest_table, markdown, plot, project_gaia
+
+    for alpha in (0.0, 1.0, 2.0):
+        r = _scaling_result(alpha)
+        ns = [v["n_stars"] for v in r["stars"].values()]
+        assert fit_exponent(ns, [v["seconds_per_unit"]["stars"] for v in r["stars"].values()]) == alpha
+    assert fit_exponent([1, 2], [None, 3.0]) is None
+    r = _scaling_result(1.0)
+    limits = largest_table(r["stars"], 24)
+    assert limits["bytes_per_star"]["stars"] == 105  # 100 MB per 10⁶ stars
+    assert limits["held_whole"]["stars"] == int(float(f"{(24 * 1024 - 400) / 100e-6:.2g}"))
+    assert limits["streamed"]["limited_by"] not in ("velocity_flow", "position_flow", "collocation")
+    settings = {"flow_epochs": 10, "field_steps": 100, "field_net": {"width": 8}, "position_flow": False}
+    projection = project_gaia(r["stars"], r["cube"], r["nets"], settings)
+    assert projection["net_factor"]["velocity_flow"] == 3.0
+    # the flows at 6 × 10⁶ stars: 3 s/epoch at 3 × 10⁶, ×2 stars, ×3 networks, 10 epochs
+    assert projection["seconds"]["flows (one fit, shared by the seed members)"] == 180.0
+    r |= {"command": "test", "date": "today", "machine": "m", "device": "cpu",
+          "versions": {"dpotcube": "0", "jax": "0", "python": "3"}, "gaia_projection": projection,
+          "exponents": {s: 1.0 for s in STAGES}, "peak_rss_exponents": {s: 0.5 for s in STAGES},
+          "peak_rss_ratio_3e6_over_1e6": 1.4, "independent_of_stars": {"fields": "no star is read"},
+          "streamed": {**r["stars"]["3000000"], "chunk_stars": 1_000_000}, "largest_table": limits}
+    text = markdown(r)
+    assert "| velocity_flow (per epoch) |" in text and "**1.4**" in text and "GPU: " in text
+    plot(r, tmp_path / "scaling.png")
+    assert (tmp_path / "scaling.png").stat().st_size > 10_000
+
+
+def test_scaling_cube_child_at_toy_size(tmp_path):
+    from benchmarks.scaling import cube_child
+
+    out = cube_child(tmp_path / "c", 8, 2, {"width": 8, "depth": 2, "activation": "tanh"})
+    assert out["edge"] == 8 and out["members"] == 2 and out["peak_rss_mb"] >= out["rss_before_mb"] > 0

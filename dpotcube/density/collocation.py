@@ -17,6 +17,8 @@ from jaxtyping import Float
 
 from ..progress import progress_bar
 from ..recipe import CollocationSpec
+from ..sources import PhaseSpaceTable
+from ..sources.chunks import StarChunks, star_positions
 from .ensemble import FlowEnsemble
 
 
@@ -47,7 +49,7 @@ class CollocationPoints:
 
 def draw_collocation(
     velocity: FlowEnsemble,
-    positions: Float[np.ndarray, "n 3"],
+    stars: Float[np.ndarray, "n 3"] | PhaseSpaceTable | StarChunks,
     spec: CollocationSpec,
     seed: int,
     position: FlowEnsemble | None = None,
@@ -55,23 +57,20 @@ def draw_collocation(
 ) -> CollocationPoints:
     """`n_positions` positions, each repeated with `velocities_per_position` draws from p(v|x).
 
-    Positions are star positions (`spec.positions == "stars"`) or draws from the n(x) ensemble,
-    restricted to `inner_ball` (centre, radius) when given; ∇ ln n is stored when a position
-    ensemble is given.
+    Positions are the positions of `stars` (`spec.positions == "stars"`; a table in chunks is read chunk by
+    chunk, with the same draws) or draws from the n(x) ensemble, restricted to `inner_ball` (centre, radius)
+    when given; ∇ ln n is stored when a position ensemble is given.
     """
     rng = np.random.default_rng(seed)
     key_positions, key_velocities = jr.split(jr.key(seed))
     if spec.positions == "flow":
         chosen = np.asarray(position.sample(key_positions, 2 * spec.n_positions if inner_ball else spec.n_positions))
-    else:
-        chosen = positions
-    if inner_ball is not None:
-        centre, radius = inner_ball
-        chosen = chosen[np.linalg.norm(chosen - centre, axis=1) < radius]
-    if spec.positions == "flow":
+        if inner_ball is not None:
+            centre, radius = inner_ball
+            chosen = chosen[np.linalg.norm(chosen - centre, axis=1) < radius]
         chosen = chosen[: spec.n_positions]
     else:
-        chosen = chosen[rng.choice(len(chosen), spec.n_positions, replace=spec.n_positions > len(chosen))]
+        chosen = star_positions(stars, spec.n_positions, rng, inner_ball)
     chosen = chosen.astype(np.float32)
     x = np.repeat(chosen, spec.velocities_per_position, axis=0)
     v, grad_x, grad_v = np.empty_like(x), np.empty_like(x), np.empty_like(x)

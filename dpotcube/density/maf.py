@@ -22,6 +22,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..activations import ACTIVATIONS
 from ..recipe import FlowSpec
+from ..sources.chunks import FlowSample
 from ..training import EarlyStopping, train_loop
 from .ball import BallToSpace
 from .base import DensityModel
@@ -108,7 +109,7 @@ def flow_hyperparameters(spec: FlowSpec, conditioned: bool, ball: bool) -> dict:
 
 
 def fit_flow(
-    targets: Float[np.ndarray, "n 3"],
+    targets: Float[np.ndarray, "n 3"] | FlowSample,
     spec: FlowSpec,
     seed: int,
     conditions: Float[np.ndarray, "n 3"] | None = None,
@@ -121,8 +122,11 @@ def fit_flow(
 
     Validation split from `split_seed` (default `seed`), Adam with cosine decay, early stopping;
     returns the flow with the best validation loss and the per-epoch losses.
-    `ball = (centre, radius)` gives an unconditional flow an exact spherical edge.
+    `ball = (centre, radius)` gives an unconditional flow an exact spherical edge. `targets` may be a
+    `FlowSample` (a table too large to hold: it carries its conditions and weights), fitted chunk by chunk.
     """
+    if isinstance(targets, FlowSample):
+        return fit_flow_streamed(targets, spec, seed, ball, split_seed, label)
     key_init, key_split, key_train = jr.split(jr.key(seed), 3)
     if split_seed is not None and split_seed != seed:
         key_split = jr.split(jr.key(split_seed), 3)[1]
@@ -138,9 +142,11 @@ def fit_flow(
     model = eqx.tree_at(lambda m: (m.loc, m.scale, m.cond_loc, m.cond_scale), model, (y.mean(0), y.std(0), *cond_stats))
     y_std = (y - model.loc) / model.scale
     c_std = None if c is None else (c - model.cond_loc) / model.cond_scale
+    n_stars = len(y)
+    del y, c  # only the standardised copies are trained on
 
-    order = jr.permutation(key_split, len(y))
-    n_val = max(int(round(spec.val_fraction * len(y))), 1)
+    order = jr.permutation(key_split, n_stars)
+    n_val = max(int(round(spec.val_fraction * n_stars)), 1)
     val, train = order[:n_val], order[n_val:]
     batch = min(spec.batch_size, len(train))
     n_batches = len(train) // batch
@@ -149,28 +155,148 @@ def fit_flow(
     params, static = eqx.partition(model.flow, eqx.is_inexact_array, is_leaf=lambda leaf: isinstance(leaf, paramax.NonTrainable))
     opt_state = optimizer.init(params)
 
-    def loss(params, idx):
+    data = (y_std, c_std, w, train, val)  # jit arguments, not closed-over constants: XLA would copy them into the program
+
+    def loss(params, idx, y_std, c_std, w):
         flow = paramax.unwrap(eqx.combine(params, static))
         cond = None if c_std is None else c_std[idx]
         log_prob = flow.log_prob(y_std[idx], cond)
         return -jnp.mean(log_prob) if w is None else -jnp.sum(w[idx] * log_prob) / jnp.sum(w[idx])
 
     @jax.jit
-    def run_epoch(params, opt_state, key):
+    def run_epoch(params, opt_state, key, data):
+        y_std, c_std, w, train, val = data
         idx = jr.permutation(key, train)[: n_batches * batch].reshape(n_batches, batch)
 
         def step(carry, batch_idx):
             params, opt_state = carry
-            value, grads = jax.value_and_grad(loss)(params, batch_idx)
+            value, grads = jax.value_and_grad(loss)(params, batch_idx, y_std, c_std, w)
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), value
 
         (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), idx)
-        return params, opt_state, losses.mean(), loss(params, val)
+        return params, opt_state, losses.mean(), loss(params, val, y_std, c_std, w)
 
     def run_call(params, opt_state, key):
-        params, opt_state, train_loss, val_loss = run_epoch(params, opt_state, key)
+        params, opt_state, train_loss, val_loss = run_epoch(params, opt_state, key, data)
         return params, opt_state, {"train": train_loss, "val": val_loss}
+
+    best_params, history = train_loop(
+        run_call, params, opt_state, jr.split(key_train, spec.max_epochs), label,
+        status=lambda metrics, _: f"val nll {metrics['val']:.4f}",
+        early_stopping=EarlyStopping("val", spec.patience), fix="the flow's `learning_rate`",
+    )
+    return eqx.tree_at(lambda m: m.flow, model, eqx.combine(best_params, static)), history
+
+
+def fit_flow_streamed(
+    sample: FlowSample,
+    spec: FlowSpec,
+    seed: int,
+    ball: tuple[Float[np.ndarray, "3"], float] | None = None,
+    split_seed: int | None = None,
+    label: str = "flow",
+) -> tuple[DensityFlow, dict[str, list[float]]]:
+    """`fit_flow` for a table read chunk by chunk: memory holds one chunk, never the table.
+
+    A first pass takes the standardisation (float64 sums) and a validation set of at most one chunk's rows;
+    each star is held out with probability `val_fraction` (a draw per chunk from `split_seed`). An epoch visits
+    the chunks in a random order and steps through each chunk's training stars in random batches. Every chunk
+    runs one compiled scan of equal length: a chunk with fewer batches pads the scan with steps that leave the
+    parameters and the optimiser's state unchanged.
+    """
+    key_init, _, key_train = jr.split(jr.key(seed), 3)
+    split = seed if split_seed is None else split_seed
+    conditioned, weighted = sample.conditions is not None, sample.max_weight is not None
+    model = flow_skeleton(**flow_hyperparameters(spec, conditioned, ball is not None), key=key_init)
+    support = None
+    if ball is not None:
+        support = BallToSpace(jnp.asarray(ball[0], jnp.float32), jnp.asarray(ball[1], jnp.float32))
+        model = eqx.tree_at(lambda m: m.support, model, support)
+
+    def chunk(i: int) -> tuple[Array, Array | None, np.ndarray | None, np.ndarray]:
+        y, c, w = sample.read(i)
+        y = jnp.asarray(y, jnp.float32)
+        if support is not None:
+            y = jax.vmap(support.transform)(y)  # the flow sees z = g(x)
+        held_out = np.random.default_rng([split, i]).random(len(y)) < spec.val_fraction
+        return y, None if c is None else jnp.asarray(c, jnp.float32), w, held_out
+
+    sums = np.zeros((4, 3))  # Σy, Σy², Σc, Σc²
+    n, weight_sum, n_train, val = len(sample), 0.0, [], []
+    for i in range(sample.n_chunks):
+        y, c, w, held_out = chunk(i)
+        y64 = np.asarray(y, np.float64)
+        sums[:2] += y64.sum(0), (y64**2).sum(0)
+        if c is not None:
+            c64 = np.asarray(c, np.float64)
+            sums[2:] += c64.sum(0), (c64**2).sum(0)
+        weight_sum += 0.0 if w is None else float(w.sum())
+        n_train.append(int((~held_out).sum()))
+        keep = np.flatnonzero(held_out)[: -(-sample.stars.rows * len(y) // n)]  # ≤ one chunk of validation rows
+        val.append((y[keep], None if c is None else c[keep], None if w is None else w[keep]))
+    mean, std = sums[::2] / n, np.sqrt(np.maximum(sums[1::2] / n - (sums[::2] / n) ** 2, 0))
+    stats = [jnp.asarray(a, jnp.float32) for a in (mean[0], std[0], mean[1], std[1])]
+    if not conditioned:
+        stats[2:] = [model.cond_loc, model.cond_scale]
+    model = eqx.tree_at(lambda m: (m.loc, m.scale, m.cond_loc, m.cond_scale), model, tuple(stats))
+    w_mean = weight_sum / n if weighted else 1.0
+
+    def standardise(y, c, w):
+        return ((y - model.loc) / model.scale, None if c is None else (c - model.cond_loc) / model.cond_scale,
+                None if w is None else jnp.asarray(w / w_mean, jnp.float32))
+
+    y_val, c_val, w_val = standardise(jnp.concatenate([v[0] for v in val]),
+                                      jnp.concatenate([v[1] for v in val]) if conditioned else None,
+                                      np.concatenate([v[2] for v in val]) if weighted else None)
+    del val
+    batch = min(spec.batch_size, sum(n_train))
+    batches = [k // batch for k in n_train]
+    steps, longest = sum(batches), max(batches)
+    schedule = optax.cosine_decay_schedule(spec.learning_rate, spec.max_epochs * steps, alpha=0.05)
+    optimizer = optax.adamw(schedule, weight_decay=spec.weight_decay) if spec.weight_decay else optax.adam(schedule)
+    params, static = eqx.partition(model.flow, eqx.is_inexact_array, is_leaf=lambda leaf: isinstance(leaf, paramax.NonTrainable))
+    opt_state = optimizer.init(params)
+
+    def loss(params, y, c, w):
+        log_prob = paramax.unwrap(eqx.combine(params, static)).log_prob(y, c)
+        return -jnp.mean(log_prob) if w is None else -jnp.sum(w * log_prob) / jnp.sum(w)
+
+    @jax.jit
+    def run_chunk(params, opt_state, y, c, w, active):
+        def step(carry, inputs):
+            params, opt_state = carry
+            y, c, w, on = inputs
+            value, grads = jax.value_and_grad(loss)(params, y, c, w)
+            updates, new_state = optimizer.update(grads, opt_state, params)
+            new_params = optax.apply_updates(params, updates)
+            keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(on, a, b), new, old)  # noqa: E731
+            return (keep(new_params, params), keep(new_state, opt_state)), jnp.where(on, value, 0.0)
+
+        (params, opt_state), values = jax.lax.scan(step, (params, opt_state), (y, c, w, active))
+        return params, opt_state, values.sum()
+
+    validation = jax.jit(loss)
+
+    def padded(values, rows):
+        return None if values is None else jnp.zeros((longest * batch, *values.shape[1:]), values.dtype).at[
+            : len(rows)].set(values[rows]).reshape(longest, batch, *values.shape[1:])
+
+    def run_call(params, opt_state, key):
+        order_key, *chunk_keys = jr.split(key, sample.n_chunks + 1)
+        total = 0.0
+        for i in np.asarray(jr.permutation(order_key, sample.n_chunks)):
+            if not batches[i]:
+                continue
+            y, c, w, held_out = chunk(int(i))
+            y, c, w = standardise(y, c, w)
+            train = jnp.asarray(np.flatnonzero(~held_out))
+            rows = jr.permutation(chunk_keys[i], train)[: batches[i] * batch]
+            active = jnp.arange(longest) < batches[i]
+            params, opt_state, value = run_chunk(params, opt_state, padded(y, rows), padded(c, rows), padded(w, rows),
+                                                 active)
+            total += value
+        return params, opt_state, {"train": total / steps, "val": validation(params, y_val, c_val, w_val)}
 
     best_params, history = train_loop(
         run_call, params, opt_state, jr.split(key_train, spec.max_epochs), label,

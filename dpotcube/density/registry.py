@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import RecipeError
 from ..serialise import load_model, save_model
+from ..sources.chunks import FlowSample
 from .base import DensityModel
 from .maf import fit_flow, flow_hyperparameters, flow_skeleton
 
@@ -24,12 +26,13 @@ class DensityModelType:
     fit: Callable[..., tuple[DensityModel, dict[str, list[float]]]]
     skeleton: Callable[..., DensityModel]
     hyperparameters: Callable[[Any, DensityModel], dict]
+    streams: bool = False  # its fit also takes a `FlowSample` (a table read in chunks, `memory.chunk_stars`)
 
 
 DENSITY_MODELS: dict[str, DensityModelType] = {
     "maf": DensityModelType(
         "density_flow", fit_flow, flow_skeleton,
-        lambda spec, model: flow_hyperparameters(spec, model.conditional, model.support is not None),
+        lambda spec, model: flow_hyperparameters(spec, model.conditional, model.support is not None), streams=True,
     ),
 }
 """Density models by `type` (`density.velocity.type`, `density.position.type`)."""
@@ -40,7 +43,14 @@ def fit_density(targets, spec, seed: int, **options) -> tuple[DensityModel, dict
 
     `options`: `conditions`, `weights`, `ball`, `split_seed`, `label` (see `maf.fit_flow`).
     """
-    return DENSITY_MODELS[spec.type].fit(targets, spec, seed, **options)
+    model = DENSITY_MODELS[spec.type]
+    if isinstance(targets, FlowSample) and not model.streams:
+        raise RecipeError(
+            f"Density model `type: {spec.type}` trains on a table held whole, but this one has {len(targets):,} stars, "
+            f"more than `memory.chunk_stars` ({targets.stars.rows:,}). Raise `memory.chunk_stars` above the table's "
+            "size, or use `type: maf`, which trains on the table chunk by chunk."
+        )
+    return model.fit(targets, spec, seed, **options)
 
 
 def save_density(path: Path, model: DensityModel, spec) -> None:

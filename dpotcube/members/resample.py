@@ -25,7 +25,8 @@ def bootstrap_stars(stars: PhaseSpaceTable, seed: int) -> PhaseSpaceTable:
 
 def require_errors(stars: PhaseSpaceTable) -> None:
     """Refuse `ensemble.noise` members for stars without measurement errors, naming where errors come from."""
-    if stars.covariances is None:
+    has_errors = stars.has_covariances if hasattr(stars, "has_covariances") else stars.covariances is not None
+    if not has_errors:  # (a table in chunks, `sources.chunks.StarChunks`, says so itself)
         origin = stars.meta.get("path", f"`data.source: {stars.data_source}`")
         raise RecipeError(
             f"`ensemble.noise` members redraw each star within its measurement errors, but the stars of {origin} "

@@ -10,6 +10,7 @@ from ..plan.fit import fit_stages
 from ..plan.layout import BuildLayout
 from ..recipe import Recipe
 from ..sources import PhaseSpaceTable
+from ..sources.chunks import open_stars
 from .plan import Member
 from .resample import bootstrap_stars, noisy_stars, perturbed_frame, stars_in_frame
 
@@ -44,7 +45,11 @@ def train_member(member: Member, recipe: Recipe, build_dir: Path) -> Path:
     work = folder.with_name(folder.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    stars = member_stars(member, recipe, PhaseSpaceTable.load(BuildLayout(Path(build_dir)).stars))
+    path = BuildLayout(Path(build_dir)).stars
+    if member.kind == "seed":  # the nominal stars: in chunks when the table is larger than `memory.chunk_stars`
+        stars = open_stars(path, recipe.memory.chunk_stars)
+    else:  # resampled, redrawn or moved: held whole
+        stars = member_stars(member, recipe, PhaseSpaceTable.load(path))
     files = member_files(member, recipe, build_dir, folder=work)
     method = get_method(recipe.fields.method)
     shared = member.shares_flows(recipe)

@@ -38,6 +38,12 @@ class Weak(Method):
             )
 
     def fit_fields(self, recipe: Recipe, stars: PhaseSpaceTable, files: FitFiles, seed: int) -> None:
+        if not isinstance(stars, PhaseSpaceTable):  # a table in chunks (`memory.chunk_stars`)
+            raise RecipeError(
+                f"`fields.method: weak` sums its moments over the stars held whole, but this table has {len(stars):,} "
+                f"stars, more than `memory.chunk_stars` ({recipe.memory.chunk_stars:,}). Raise `memory.chunk_stars` "
+                "above the table's size (about 50 bytes a star), or use a method that trains on collocation points."
+            )
         save_weak(files.fields, fit_weak(stars, recipe.fields.weak, seed))
 
     def fitted_pattern_speed(self, fields: Path) -> float | None:
