@@ -343,25 +343,33 @@ def project_gaia(stars: dict, cube: dict, nets: dict, settings: dict) -> dict:
     }
 
 
-def gpu_projection(cpu_total_s: float, parts: dict[str, float]) -> dict | None:
-    """GPU HOOK: the same build on the accelerator measured by the `device` benchmark, when its results exist.
+# each part of the CPU projection → the `device` benchmark's part whose GPU/CPU speed-up it takes
+GPU_PARTS = {"flows": "maf_epoch", "fields": "fields", "cube": "cube"}
 
-    benchmarks/results/device.json is written by another benchmark whose keys are not fixed yet: this reads an
-    optional `speedup` mapping ({stage or "fields"/"flows"/"cube": CPU seconds / GPU seconds}) and applies it to
-    the matching parts of the CPU projection; anything else in the file is left alone. None without the file.
+
+def gpu_projection(cpu_total_s: float, parts: dict[str, float]) -> dict | None:
+    """The same build on the GPU measured by the `device` benchmark (benchmarks/results/device.json), if it ran one.
+
+    Each part's CPU seconds divided by the device run's GPU/CPU speed-up of the matching part (`GPU_PARTS`; other
+    parts unchanged). An upper bound: the speed-ups are against that machine's 16-core CPU's wall time, applied
+    here to this machine's CPU seconds summed over threads.
     """
     path = REPO / "benchmarks" / "results" / "device.json"
     if not path.exists():
         return None
     device = json.loads(path.read_text())
-    speedup = device.get("speedup")
-    if not isinstance(speedup, dict):
-        return {"note": "benchmarks/results/device.json has no `speedup` mapping yet; no GPU figure projected"}
+    speedup = device.get("speedup_gpu_over_cpu") or {}
+    if not device.get("gpu") or not speedup:
+        return {"note": "benchmarks/results/device.json holds no GPU run; no GPU figure projected"}
     seconds = {}
     for part, value in parts.items():
-        factor = next((float(f) for key, f in speedup.items() if part.startswith(key)), 1.0)
+        factor = next((float(speedup[GPU_PARTS[key]]) for key in GPU_PARTS
+                       if part.startswith(key) and GPU_PARTS[key] in speedup), 1.0)
         seconds[part] = round(value / factor, 1)
-    return {"device": device.get("device"), "seconds": seconds, "total_hours": round(sum(seconds.values()) / 3600, 2)}
+    return {"device": device["gpu"], "speedups": {k: speedup.get(v) for k, v in GPU_PARTS.items()},
+            "seconds": seconds, "total_hours": round(sum(seconds.values()) / 3600, 2),
+            "what": "upper bound: GPU/CPU speed-ups of the device run (against its 16-core CPU) applied to "
+                    "this machine's CPU seconds"}
 
 
 def run_all(folder: Path, stars: tuple[int, ...], edges: tuple[int, ...], members: tuple[int, ...]) -> dict:
@@ -518,12 +526,22 @@ def markdown(r: dict) -> str:
         f"| **total** | **{g['total_hours']:.1f} CPU hours** ({g['own_flows_per_member_hours']:.1f} if every member "
         "fits its own flows); on 2 idle cores, between half that and that in wall time |",
         "",
-        f"GPU: {'no `benchmarks/results/device.json` yet' if g['gpu_projection'] is None else json.dumps(g['gpu_projection'])}.",
+        *_gpu_lines(gpu_projection(g["total_hours"] * 3600, g["seconds"])),
         "",
         f"![Cost at scale](figures/{FIGURE.name})",
         "",
     ]
     return "\n".join(lines)
+
+
+def _gpu_lines(gpu: dict | None) -> list[str]:
+    """The GPU figure, drawn from the current benchmarks/results/device.json (the device benchmark's own record)."""
+    if gpu is None or "seconds" not in gpu:
+        return ["GPU: no GPU run in `benchmarks/results/device.json` yet (`python -m benchmarks run device` on a GPU)."]
+    parts = ", ".join(f"{part} {seconds / 60:.1f} min" for part, seconds in gpu["seconds"].items())
+    return [f"On one {gpu['device']} (the device benchmark's speed-ups: "
+            + ", ".join(f"{k} × {v}" for k, v in gpu["speedups"].items()) + f"): **at most {gpu['total_hours']:.2f} h** "
+            f"({parts}); an {gpu['what']}."]
 
 
 def _streamed_lines(r: dict) -> list[str]:
