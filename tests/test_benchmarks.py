@@ -272,7 +272,7 @@ def test_scaling_exponents_projection_and_limits_from_a_result(tmp_path):
           "peak_rss_ratio_3e6_over_1e6": 1.4, "independent_of_stars": {"fields": "no star is read"},
           "streamed": {**r["stars"]["3000000"], "chunk_stars": 1_000_000}, "largest_table": limits}
     text = markdown(r)
-    assert "| velocity_flow (per epoch) |" in text and "**1.4**" in text and ("GPU: " in text or "h (stars" in text)
+    assert "| velocity_flow (per epoch) |" in text and "**1.4**" in text and ("GPU: " in text or "On one " in text)
     plot(r, tmp_path / "scaling.png")
     assert (tmp_path / "scaling.png").stat().st_size > 10_000
 
