@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, str] = {
     "startup": "benchmarks.startup",
     "fuzz": "benchmarks.fuzz",
     "solver": "benchmarks.solver",
+    "paper-plummer": "benchmarks.paper_plummer",
 }
 
 

@@ -16,9 +16,9 @@ from pydantic import (
     Discriminator,
     Field,
     PositiveFloat,
+    Tag,
     ValidationError,
     ValidationInfo,
-    Tag,
     field_validator,
     model_validator,
 )
