@@ -209,7 +209,10 @@ def fit_cfm(
         t = jr.uniform(key_t, (len(idx),))
         t = jnp.sqrt(t) if spec.time_sampling == "sqrt" else t
         yt = (1 - t[:, None]) * z + t[:, None] * y1
-        u = jax.vmap(lambda a, b, cc: field(a, b, cc if conditional else None))(yt, t, c_std[idx])
+        cond = c_std[idx]
+        if conditional and spec.condition_noise_kpc > 0:  # jitter in physical units, then standardized
+            cond = cond + spec.condition_noise_kpc * jr.normal(jr.fold_in(key, 1), cond.shape) / model.cond_scale
+        u = jax.vmap(lambda a, b, cc: field(a, b, cc if conditional else None))(yt, t, cond)
         per_point = jnp.sum((u - (y1 - z)) ** 2, axis=1)
         return jnp.sum(w[idx] * per_point) / jnp.sum(w[idx])
 
