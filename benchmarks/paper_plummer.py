@@ -68,9 +68,9 @@ def _build(overrides: list[str], scratch: Path) -> dict:
 def run(argv: list[str]) -> dict:
     parser = argparse.ArgumentParser(prog="python -m benchmarks run paper-plummer", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stars", type=int, default=20_000, help="observed stars of both builds")
-    parser.add_argument("--epochs", type=int, nargs=2, default=(1, 3), help="p(v|x) epochs of the two builds")
-    parser.add_argument("--steps", type=int, nargs=2, default=(10, 30), help="field steps of the two builds")
+    parser.add_argument("--stars", type=int, default=40_000, help="observed stars of both builds")
+    parser.add_argument("--epochs", type=int, nargs=2, default=(1, 9), help="p(v|x) epochs of the two builds")
+    parser.add_argument("--steps", type=int, nargs=2, default=(50, 450), help="field steps of the two builds (run in calls of 50)")
     parser.add_argument("--positions", type=int, nargs=2, default=(16, 48),
                         help="collocation positions of the two builds (× the recipe's velocities per position)")
     args = parser.parse_args(argv)
@@ -133,7 +133,7 @@ def markdown(r: dict) -> str:
     rows = [
         ("mock stars (dust, magnitude limit)", f"{u['stars_per_star'] * 1e6:.3g} µs per observed star",
          f"{f['n_stars']:,} stars", p["stars"]),
-        ("p(v|x) CFM", f"{u['flow_per_star_epoch'] * 1e6:.3g} µs per training star per epoch",
+        ("p(v\\|x) CFM", f"{u['flow_per_star_epoch'] * 1e6:.3g} µs per training star per epoch",
          f"{f['n_stars']:,} stars × {f['epochs']} epochs", p["velocity_flow"]),
         ("collocation (∇ ln p through the ODE)", f"{u['collocation_per_point'] * 1e3:.3g} ms per point",
          f"{f['collocation_points']:,} points", p["collocation"]),
@@ -144,7 +144,7 @@ def markdown(r: dict) -> str:
         f"## {TITLE}",
         "",
         provenance_line(r),
-        f"Two builds of {r['builds'][0]['overrides'][0].split('=')[1]} observed stars on {r['cores']} core(s), the "
+        f"Two builds of {int(r['builds'][0]['overrides'][0].split('=')[1]):,} observed stars on {r['cores']} core(s), the "
         "recipe's networks and batch sizes unchanged; per-unit costs from the difference between the builds "
         "(compilation cancels), except the stars and cube stages (one build, compilation included). Costs are "
         "CPU seconds of the build's process (all its threads: core-seconds), not wall time, because the machine "
