@@ -48,6 +48,8 @@ CASES = {  # name: run_case keywords; fewer stars, smaller batches: enough steps
     # variants of `cfm-200k`, one change each (`cfm`: settings over `CFM`)
     "cfm-200k-ode16": {"model": "cfm", "n_stars": 200_000, "epochs": 60, "batch_size": 4096, "n_test": 2000,
                        "cfm": {"ode_steps": 16}},
+    "cfm-200k-ode32": {"model": "cfm", "n_stars": 200_000, "epochs": 60, "batch_size": 4096, "n_test": 2000,
+                       "cfm": {"ode_steps": 32}},
     "cfm-200k-xnoise0.1": {"model": "cfm", "n_stars": 200_000, "epochs": 60, "batch_size": 4096, "n_test": 2000,
                            "cfm": {"condition_noise_kpc": 0.1}},
     "cfm-200k-xnoise0.25": {"model": "cfm", "n_stars": 200_000, "epochs": 60, "batch_size": 4096, "n_test": 2000,
