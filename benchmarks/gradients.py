@@ -45,19 +45,28 @@ CASES = {  # name: run_case keywords; fewer stars, smaller batches: enough steps
     "cfm-1M": {"model": "cfm", "n_stars": 1_000_000, "epochs": 12, "batch_size": 4096, "n_test": 2000},
     "cfm-1M-long": {"model": "cfm", "n_stars": 1_000_000, "epochs": 200, "batch_size": 4096, "n_test": 2000},
     "cfm-4M": {"model": "cfm", "n_stars": 4_000_000, "epochs": 50, "batch_size": 8192, "n_test": 2000},
+    # variants of `cfm-200k`, one change each (`cfm`: settings over `CFM`)
+    "cfm-200k-ode16": {"model": "cfm", "n_stars": 200_000, "epochs": 60, "batch_size": 4096, "n_test": 2000,
+                       "cfm": {"ode_steps": 16}},
+    "cfm-200k-ode32": {"model": "cfm", "n_stars": 200_000, "epochs": 60, "batch_size": 4096, "n_test": 2000,
+                       "cfm": {"ode_steps": 32}},
+    "cfm-200k-xnoise0.1": {"model": "cfm", "n_stars": 200_000, "epochs": 60, "batch_size": 4096, "n_test": 2000,
+                           "cfm": {"condition_noise_kpc": 0.1}},
+    "cfm-200k-xnoise0.25": {"model": "cfm", "n_stars": 200_000, "epochs": 60, "batch_size": 4096, "n_test": 2000,
+                            "cfm": {"condition_noise_kpc": 0.25}},
     "bagged-maf-200k-K4": {"model": "bagged maf", "n_stars": 200_000, "epochs": 20, "members": 4, "batch_size": 2048},
     "wide-maf-200k": {"model": "wide maf", "n_stars": 200_000, "epochs": 40, "batch_size": 2048},
 }
 WIDE_VELOCITY = {**VELOCITY, "flow_layers": 8, "nn_width": 256}
 
 
-def _fit_velocity(model: str, velocities, positions, epochs: int, batch_size: int, seed: int):
-    from dpotcube.density.cfm import CFMSpec, fit_cfm
+def _fit_velocity(model: str, velocities, positions, epochs: int, batch_size: int, seed: int, cfm: dict):
+    from dpotcube.density.cfm import fit_cfm
     from dpotcube.density.maf import fit_flow
-    from dpotcube.recipe import FlowSpec
+    from dpotcube.recipe import CFMSpec, FlowSpec
 
     if model == "cfm":
-        spec = CFMSpec(**CFM, batch_size=batch_size, max_epochs=epochs, patience=epochs)
+        spec = CFMSpec(**{**CFM, **cfm}, batch_size=batch_size, max_epochs=epochs, patience=epochs)
         return fit_cfm(velocities, spec, seed, conditions=positions)[0]
     settings = WIDE_VELOCITY if model == "wide maf" else VELOCITY
     return fit_flow(velocities, FlowSpec(**settings, batch_size=batch_size, max_epochs=epochs), seed,
@@ -84,13 +93,13 @@ def _grad_log_p_chunked(models: list, x, v, chunk: int = 1000):
 
 def run_case(
     n_stars: int, epochs: int, members: int = 1, batch_size: int = 2048, seed: int = 0, model: str = "maf",
-    n_test: int = N_TEST,
+    n_test: int = N_TEST, cfm: dict | None = None,
 ) -> dict:
     """Fit and score one case; returns errors per gradient, wall times per density kind, gradient time per point.
 
     `model`: `maf` (K flows by seed, gradients combined by the ensemble median, n(x) fitted too), `bagged maf`
     (K flows on bootstrap resamples of the stars, gradients averaged), `wide maf` (8 layers × 256), or `cfm`
-    (flow matching); the last three fit p(v|x) only.
+    (flow matching, `cfm` its settings over `CFM`); the last three fit p(v|x) only.
     """
     import jax
 
@@ -115,7 +124,7 @@ def run_case(
         rows = rng.integers(0, n_stars, n_stars) if model == "bagged maf" else slice(None)
         started, cpu_started = time.perf_counter(), time.process_time()
         velocity_models.append(_fit_velocity(model, velocities[rows], positions[rows], epochs, batch_size,
-                                             seed + 100 * member))
+                                             seed + 100 * member, cfm or {}))
         seconds["velocity"] += time.perf_counter() - started
         cpu_seconds += time.process_time() - cpu_started
         if model == "maf":
@@ -135,6 +144,7 @@ def run_case(
     true_x, true_v = truth.grad_log_p(test_x, test_v)
     return {
         "model": model,
+        **({"cfm": cfm} if cfm else {}),
         "n_stars": n_stars,
         "epochs": epochs,
         "members": members,
@@ -161,6 +171,10 @@ def gradient_errors(estimate: jnp.ndarray, truth: jnp.ndarray) -> dict[str, floa
         "median_cosine": round(float(np.median(cosine)), 5),
         "error_over_scale": round(float(np.median(error) / np.median(size)), 4),
     }
+
+
+def _settings(cfm: dict | None) -> str:
+    return "" if not cfm else " (" + ", ".join(f"{k} {v}" for k, v in cfm.items()) + ")"
 
 
 def markdown(r: dict) -> str:
@@ -193,7 +207,7 @@ def markdown(r: dict) -> str:
         run_on = f"{c.get('backend', 'cpu')}, {c.get('cores', 2)} cores"
         cpu = f" (CPU {c['train_cpu_seconds_velocity']:.0f} s)" if "train_cpu_seconds_velocity" in c else ""
         lines.append(
-            f"| {name} | {c.get('model', 'maf')} | {c['n_stars']:,} | {c['epochs']} | {c.get('batch_size', 2048)} | "
+            f"| {name} | {c.get('model', 'maf')}{_settings(c.get('cfm'))} | {c['n_stars']:,} | {c['epochs']} | {c.get('batch_size', 2048)} | "
             f"{c['members']} | {' | '.join(cells)} | {c['train_seconds']['velocity']:.0f} s{cpu} | "
             f"{'–' if position is None else f'{position:.0f} s'} | "
             f"{'–' if per_point is None else f'{per_point * 1e3:.2g} ms'} | {run_on} |"

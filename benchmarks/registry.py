@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, str] = {
     "solver": "benchmarks.solver",
     "device": "benchmarks.device",
     "scaling": "benchmarks.scaling",
+    "paper-plummer": "benchmarks.paper_plummer",
 }
 
 

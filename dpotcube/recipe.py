@@ -7,14 +7,16 @@ import hashlib
 import math
 import reprlib
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     PositiveFloat,
+    Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -299,7 +301,8 @@ class FlowSpec(_Section):
 
     type: Literal["maf"] = Field(
         "maf", description="The density model (`dpotcube.density.registry`): `maf`, a flowjax masked autoregressive "
-        "flow. Further models add their own `type` value and section keys."
+        "flow (the default: fast to fit and evaluate), or `cfm`, a continuous normalizing flow with its own keys "
+        "(next section)."
     )
 
     flow_layers: int = Field(6, gt=0, description="Masked autoregressive layers.")
@@ -319,8 +322,47 @@ class FlowSpec(_Section):
     val_fraction: float = Field(0.1, gt=0, lt=1, description="Share of stars held out for validation.")
 
 
-class PositionFlowSpec(FlowSpec):
-    """The unconditional flow for the tracer density n(x)."""
+class CFMSpec(_Section):
+    """A continuous normalizing flow trained by conditional flow matching (`type: cfm`; docs/density.md)."""
+
+    type: Literal["cfm"] = Field(
+        "cfm", description="A continuous normalizing flow (Kalda & Green's density model): exact ln p through an "
+        "ODE, ∇ ln p by autodiff through the solve; slower to evaluate than `maf` (`ode_steps` solver steps), "
+        "measured closer to the truth in ∇ₓ ln p (docs/benchmarks.md, gradients)."
+    )
+    width: int = Field(128, gt=0, description="Width of the vector field's residual blocks.")
+    depth: int = Field(4, gt=0, description="Residual blocks (each Linear → SiLU → Linear, added to its input): "
+                       "a ResNet keeps the deep field trainable, as the paper's.")
+    time_frequencies: int = Field(
+        4, ge=0, description="Fourier features sin/cos(2πkt), k = 1…K, of the flow time t: let the field change "
+        "quickly in t without a wider network."
+    )
+    ode_steps: int = Field(
+        16, gt=0, description="Fixed Tsit5 steps of the ODE for ln p and sampling: fixed (not adaptive) so ln p is "
+        "a smooth function of (x, v) and its gradients have continuous derivatives; cost ∝ steps."
+    )
+    time_sampling: Literal["sqrt", "uniform"] = Field(
+        "sqrt", description="Training times: `sqrt` draws t = √U (more weight near the data, where the gradients "
+        "are read; as the paper), `uniform` t = U."
+    )
+    condition_noise_kpc: float = Field(
+        0.0, ge=0, description="p(v|x) only: standard deviation (kpc) of Gaussian jitter added to each star's "
+        "position, afresh at every step, while training: p(v|x) smoothed over this scale in x, trading a bias "
+        "∝ (noise / scale of the galaxy)² for less sampling noise in ∇ₓ ln p (0: none; gradients benchmark)."
+    )
+    learning_rate: float = Field(2e-3, gt=0, description="AdamW peak learning rate (cosine decay over `max_epochs`).")
+    weight_decay: float = Field(1e-5, ge=0, description="Decoupled weight decay (AdamW).")
+    batch_size: int = Field(4096, gt=0, description="Stars per optimisation step.")
+    max_epochs: int = Field(200, gt=0, description="Upper limit on passes over the training stars.")
+    patience: int = Field(
+        30, gt=0, description="Epochs without improvement of the validation flow-matching loss before stopping "
+        "(the loss is noisy: keep it long, or equal to `max_epochs` for the whole schedule)."
+    )
+    val_fraction: float = Field(0.1, gt=0, lt=1, description="Share of stars held out for validation.")
+
+
+class _PositionKeys(_Section):
+    """The keys of an n(x) model beyond those of its `type`."""
 
     support: Literal["ball", "free"] = Field(
         "ball", description="`ball`: n(x) is zero outside the observer's sphere (`data.volume_radius_kpc`) and the "
@@ -331,6 +373,37 @@ class PositionFlowSpec(FlowSpec):
         "known), clipped at `max_weight`."
     )
     max_weight: float = Field(20.0, ge=1, description="Clip of the 1/S weights.")
+
+
+class PositionFlowSpec(_PositionKeys, FlowSpec):
+    """The unconditional flow for the tracer density n(x) (`type: maf`)."""
+
+
+class PositionCFMSpec(_PositionKeys, CFMSpec):
+    """The unconditional continuous normalizing flow for the tracer density n(x) (`type: cfm`)."""
+
+
+DEFAULT_DENSITY_TYPE = "maf"
+"""The `type` of a flow section that names none (every recipe before `cfm` existed)."""
+
+
+def _density_type(value: Any) -> str:
+    """The tag of a flow section: its `type:`, `maf` when absent (or when the section is no mapping, so that the
+    MAF's own message says what is wrong)."""
+    if isinstance(value, dict):
+        tag = value.get("type", DEFAULT_DENSITY_TYPE)
+        return tag if isinstance(tag, str) else repr(tag)
+    return getattr(value, "type", DEFAULT_DENSITY_TYPE)
+
+
+VelocityModelSpec = Annotated[
+    Annotated[FlowSpec, Tag("maf")] | Annotated[CFMSpec, Tag("cfm")], Discriminator(_density_type)
+]
+"""The p(v|x) section: one spec per density model, chosen by its `type:` (`dpotcube.density.registry`)."""
+PositionModelSpec = Annotated[
+    Annotated[PositionFlowSpec, Tag("maf")] | Annotated[PositionCFMSpec, Tag("cfm")], Discriminator(_density_type)
+]
+"""The n(x) section, chosen by its `type:` like `VelocityModelSpec`."""
 
 
 class EnsembleSpec(_Section):
@@ -350,8 +423,8 @@ _MOVED_FLOW_KEYS = set(FlowSpec.model_fields)
 class DensitySpec(_Section):
     """Flows for p(v|x) and optionally n(x), their ensemble, and the collocation points."""
 
-    velocity: FlowSpec = Field(FlowSpec(), description="The conditional flow p(v|x).")
-    position: PositionFlowSpec | None = Field(
+    velocity: VelocityModelSpec = Field(FlowSpec(), description="The conditional flow p(v|x).")
+    position: PositionModelSpec | None = Field(
         None, description="The flow for n(x); fitted only when given (needed by `collocation.positions: flow`)."
     )
     ensemble: EnsembleSpec = Field(EnsembleSpec(), description="How many flows of each kind, and how to combine them.")
@@ -750,15 +823,22 @@ _SHOW.maxstring, _SHOW.maxother, _SHOW.maxlist, _SHOW.maxtuple, _SHOW.maxlevel, 
 def _format_errors(exc: ValidationError, origin: str) -> str:
     lines = [f"Recipe {origin} has {exc.error_count()} problem(s):"]
     for err in exc.errors():
-        loc = [str(part)[:60] for part in err["loc"]]
+        loc = _key_path(err["loc"])
         where = " -> ".join(["recipe", *loc])
         if err["type"] == "extra_forbidden":
-            allowed = _allowed_keys(loc[:-1])
+            allowed = _allowed_keys(err["loc"][:-1])
             hint = difflib.get_close_matches(loc[-1], allowed, n=1)
             fix = f"did you mean `{hint[0]}`?" if hint else f"allowed keys here: {', '.join(allowed)}"
+            owners = _types_with_key(err["loc"][:-1], loc[-1])
+            if owners:
+                fix = f"`{loc[-1]}` is a key of `type: {' or '.join(owners)}` (set `type:` to use it); {fix}"
             lines.append(f"  [{where}] unknown key; {fix}")
         elif err["type"] == "missing":
             lines.append(f"  [{where}] is required but missing")
+        elif err["type"] == "union_tag_invalid":
+            tags = ", ".join(tag.strip("'") for tag in err["ctx"]["expected_tags"].split(", "))
+            lines.append(f"  [{where} -> type] unknown density model (got {_SHOW.repr(err['ctx']['tag'])}); "
+                         f"allowed types: {tags}")
         else:
             value = err.get("input")
             shown = _SHOW.repr(value) if not isinstance(value, dict) else "a mapping"
@@ -773,14 +853,60 @@ def _first_line(message: str) -> str:
     return " ".join(message.split())[:300]
 
 
-def _allowed_keys(loc: list[str]) -> list[str]:
-    model: type[BaseModel] = Recipe
-    for part in loc:
-        field = model.model_fields.get(part)
-        annotation = getattr(field, "annotation", None)
-        candidates = [annotation, *getattr(annotation, "__args__", ())]
-        sub = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
-        if sub is None:
-            return []
-        model = sub
-    return sorted(model.model_fields)
+def tagged_models(annotation: Any) -> dict[str, type[BaseModel]]:
+    """The sections of a tagged union by tag (`{"maf": FlowSpec, "cfm": CFMSpec}`), through `| None` and
+    `Annotated`; `{}` for any other annotation."""
+    if get_origin(annotation) is Annotated:
+        inner, *metadata = get_args(annotation)
+        tag = next((m.tag for m in metadata if isinstance(m, Tag)), None)
+        if tag is not None and isinstance(inner, type) and issubclass(inner, BaseModel):
+            return {tag: inner}
+        return tagged_models(inner)
+    found: dict[str, type[BaseModel]] = {}
+    for arg in get_args(annotation):
+        found |= tagged_models(arg)
+    return found
+
+
+def _walk(loc: tuple[Any, ...]) -> tuple[list[str], type[BaseModel] | None]:
+    """A pydantic error location as recipe keys (a tagged union's tag, which pydantic inserts after the key,
+    left out) and the section it ends in (None past a value)."""
+    model: type[BaseModel] | None = Recipe
+    keys: list[str] = []
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        keys.append(str(part)[:60])
+        field = model.model_fields.get(part) if model is not None and isinstance(part, str) else None
+        if field is None:
+            model = None
+            continue
+        tagged = tagged_models(field.annotation)
+        if tagged and parts and parts[0] in tagged:
+            model = tagged[parts.pop(0)]
+        else:
+            candidates = [field.annotation, *getattr(field.annotation, "__args__", ())]
+            model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    return keys, model
+
+
+def _types_with_key(loc: tuple[Any, ...], key: str) -> list[str]:
+    """The other `type`s whose section has `key`, when `loc` ends in a tagged union's tag."""
+    if len(loc) < 2:
+        return []
+    parent = _walk(loc[:-2])[1]
+    field = parent.model_fields.get(loc[-2]) if parent is not None and isinstance(loc[-2], str) else None
+    tagged = tagged_models(field.annotation) if field is not None else {}
+    if loc[-1] not in tagged:
+        return []
+    return [tag for tag, model in tagged.items() if tag != loc[-1] and key in model.model_fields]
+
+
+def _key_path(loc: tuple[Any, ...]) -> list[str]:
+    return _walk(loc)[0]
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys of the section at `loc` (the one of the `type` chosen there, for a tagged union)."""
+    model = _walk(loc)[1]
+    return [] if model is None else sorted(model.model_fields)

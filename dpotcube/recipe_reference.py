@@ -6,7 +6,7 @@ from typing import Literal, get_args, get_origin
 
 from pydantic import BaseModel
 
-from .recipe import Recipe
+from .recipe import Recipe, tagged_models
 
 
 def recipe_reference() -> str:
@@ -55,23 +55,29 @@ def _rules(lines: list[str]) -> None:
     ]
 
 
-def _section(model: type[BaseModel], path: str, lines: list[str]) -> None:
-    lines += [f"## `{path}`", "", (model.__doc__ or "").strip().splitlines()[0], ""]
+def _section(model: type[BaseModel], path: str, lines: list[str], tag: str | None = None) -> None:
+    title = f"## `{path}`" if tag is None else f"## `{path}` with `type: {tag}`"
+    lines += [title, "", (model.__doc__ or "").strip().splitlines()[0], ""]
     lines += ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
     children = []
     for name, field in model.model_fields.items():
         annotation = field.annotation
+        sub_path = f"{path}.{name}" if path != "recipe" else name
+        tagged = tagged_models(annotation)
         sub = _submodel(annotation)
-        if sub is not None:
-            children.append((sub, f"{path}.{name}" if path != "recipe" else name))
-            kind = f"section `{children[-1][1]}`"
+        if tagged:
+            children += [(sub, sub_path, tag) for tag, sub in tagged.items()]
+            kind = f"section `{sub_path}`, by `type`: " + ", ".join(f"`{tag}`" for tag in tagged)
+        elif sub is not None:
+            children.append((sub, sub_path, None))
+            kind = f"section `{sub_path}`"
         else:
             kind = _type_name(annotation)
         default = "required" if field.is_required() else _default(field)
         lines.append(f"| `{name}` | {kind} | {default} | {field.description or ''} |")
     lines.append("")
-    for sub, sub_path in children:
-        _section(sub, sub_path, lines)
+    for sub, sub_path, tag in children:
+        _section(sub, sub_path, lines, tag)
 
 
 def _submodel(annotation) -> type[BaseModel] | None:

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from dpotcube.density.base import grad_log_p as cfm_grad_log_p
-from dpotcube.density.cfm import CFMSpec, cfm_skeleton, fit_cfm, load_cfm, save_cfm
+from dpotcube.density.cfm import cfm_skeleton, fit_cfm
+from dpotcube.density.registry import load_density, save_density
+from dpotcube.recipe import CFMSpec
 
 SPEC = CFMSpec(width=48, depth=2, time_frequencies=2, ode_steps=8, max_epochs=40, batch_size=1024,
                learning_rate=3e-3, patience=40)
@@ -110,8 +112,8 @@ def test_samples_have_the_target_moments_and_from_base_agrees(gaussian_fit):
 
 def test_save_load_round_trip(gaussian_fit, tmp_path):
     model, _ = gaussian_fit
-    save_cfm(tmp_path / "p.eqx", model, SPEC)
-    loaded = load_cfm(tmp_path / "p.eqx")
+    save_density(tmp_path / "p.eqx", model, SPEC)
+    loaded = load_density(tmp_path / "p.eqx")
     y, c = jnp.array([10.0, 0.0, -5.0]), jnp.array([0.1, 0.2, 0.3])
     assert float(log_prob_many(loaded, y[None], c[None])[0]) == float(log_prob_many(model, y[None], c[None])[0])
     assert loaded.conditional and loaded.ode_steps == SPEC.ode_steps
@@ -131,3 +133,33 @@ def test_unconditional_ball_model_is_normalised_inside_the_ball_and_samples_stay
     assert float(jnp.mean(jnp.exp(log_n)) * volume) == pytest.approx(1.0, abs=0.05)
     draws = model.sample(jr.key(11), 500)
     assert float(jnp.max(jnp.linalg.norm(draws - centre, axis=1))) < 3.0
+
+
+def test_tiny_build_with_cfm_flows_for_p_and_n(tmp_path):
+    """`type: cfm` end to end for both flows: fitted, saved, reloaded for collocation from n(x), cube written;
+    the flow files name their model, and the recipe's `type: cfm` reaches the stage fingerprint."""
+    import json
+
+    import xarray as xr
+    import yaml
+
+    from .conftest import REPO
+    from .helpers import run_build
+
+    raw = yaml.safe_load((REPO / "recipes" / "tiny.yaml").read_text())
+    tiny_cfm = {"type": "cfm", "width": 16, "depth": 1, "time_frequencies": 1, "ode_steps": 4, "max_epochs": 2,
+                "batch_size": 512}
+    raw["name"] = "tiny_cfm"
+    raw["density"]["velocity"] = tiny_cfm
+    raw["density"]["position"] = tiny_cfm
+    raw["density"]["collocation"]["positions"] = "flow"
+    raw["cube"]["spacing_kpc"] = 1.0
+    raw["diagnostics"] = {"enabled": False}
+    recipe = tmp_path / "tiny_cfm.yaml"
+    recipe.write_text(yaml.safe_dump(raw))
+    catalog, _ = run_build(tmp_path, recipe)
+    for name in ("velocity_flow_0.eqx", "position_flow_0.eqx"):
+        with open(tmp_path / "build" / "flows" / name, "rb") as f:
+            assert json.loads(f.readline())["kind"] == "cfm_density"
+    ds = xr.open_zarr(catalog.parent / "cubes" / "tiny_cfm.zarr")
+    assert np.isfinite(ds["potential"].values).all() and np.isfinite(ds["accel_x"].values).all()

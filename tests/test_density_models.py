@@ -4,6 +4,7 @@ save/load. `TINY` holds one small fit per registered `type`; a model registered 
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -13,10 +14,13 @@ import pytest
 from dpotcube.density.base import grad_log_n, grad_log_p
 from dpotcube.density.registry import DENSITY_MODELS, fit_density, load_density, save_density
 from dpotcube.pointwise import qmc_normals
+from dpotcube.recipe import CFMSpec, PositionCFMSpec
 
 from .conftest import FLOW_POSITION, FLOW_VELOCITY
 
-TINY = {"maf": (FLOW_VELOCITY, FLOW_POSITION)}
+_TINY_CFM = {"width": 64, "depth": 2, "time_frequencies": 2, "ode_steps": 6, "batch_size": 512, "max_epochs": 20,
+             "patience": 20, "learning_rate": 3e-3}
+TINY = {"maf": (FLOW_VELOCITY, FLOW_POSITION), "cfm": (CFMSpec(**_TINY_CFM), PositionCFMSpec(**_TINY_CFM))}
 """Per `type`: the (p(v|x), n(x)) specs of a fit that takes seconds (the MAF's are the session's own flows)."""
 
 
@@ -55,8 +59,9 @@ def test_gradients_match_finite_differences(models, stars):
             assert np.median(np.abs(np.asarray(fd) - np.asarray(exact))) < 0.05 * scale
 
 
+@eqx.filter_jit
 def _log_p(model, y, c=None):
-    """ln p(y | c) at each row."""
+    """ln p(y | c) at each row (jitted: an ODE model traced eagerly takes minutes)."""
     return jax.vmap(model.log_prob)(y) if c is None else jax.vmap(model.log_prob)(y, c)
 
 
@@ -95,7 +100,7 @@ def test_save_load_round_trip(models, stars, tmp_path):
     _, velocity, position, velocity_spec, position_spec = models
     save_density(tmp_path / "v.eqx", velocity, velocity_spec)
     save_density(tmp_path / "n.eqx", position, position_spec)
-    x, v = _test_points(stars, 32)
+    x, v = _test_points(stars, 64)  # the finite-difference test's shape: its compiled gradients are reused
     np.testing.assert_array_equal(grad_log_p(load_density(tmp_path / "v.eqx"), x, v), grad_log_p(velocity, x, v))
     np.testing.assert_array_equal(grad_log_n(load_density(tmp_path / "n.eqx"), x), grad_log_n(position, x))
 

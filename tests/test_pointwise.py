@@ -211,6 +211,29 @@ def test_saved_flows_make_the_same_member(fitted, stars, tmp_path):
     np.testing.assert_allclose(in_batches(accelerations, loaded, pts, 32), in_batches(accelerations, direct, pts, 32))
 
 
+def test_cfm_flows_are_read_through_the_same_files(fitted, stars, tmp_path):
+    """A `type: cfm` p(v|x) (a small CNF with the MAF's standardization) saved and loaded on the worker gives
+    the a of the in-memory model: `pointwise` reads any registered density model."""
+    import equinox as eqx
+
+    from dpotcube.density.cfm import cfm_skeleton
+    from dpotcube.recipe import CFMSpec
+
+    velocity, position = fitted
+    cnf = cfm_skeleton(16, 1, 1, ode_steps=4, conditioned=True, key=jr.key(0))
+    cnf = eqx.tree_at(lambda m: (m.loc, m.scale, m.cond_loc, m.cond_scale), cnf,
+                      (velocity.loc, velocity.scale, velocity.cond_loc, velocity.cond_scale))
+    paths = tmp_path / "v.eqx", tmp_path / "n.eqx"
+    save_density(paths[0], cnf, CFMSpec(width=16, depth=1, time_frequencies=1, ode_steps=4))
+    save_density(paths[1], position, FLOW_POSITION)
+    loaded = PointwiseFiles((paths[0],), (paths[1],)).model(PointwiseSpec(n_velocities=32, batch=8), seed=0)
+    direct = pointwise_flows([cnf], [position], qmc_normals(32, "sobol", 0), 600.0)
+    pts = positions_inside(stars, 8, 2.5)
+    a = in_batches(accelerations, loaded, pts, 8)
+    assert np.isfinite(a).all() and np.median(np.abs(a)) > 0
+    np.testing.assert_allclose(a, in_batches(accelerations, direct, pts, 8), rtol=1e-5)
+
+
 def test_ensemble_members_are_solved_separately_and_combined(fitted, stars):
     """Two p(v|x) members (the fitted flow, and a copy shifted by 40 km/s in v_y: a different model of p): the
     ensemble's a is the median of the members' own single-member a (for two, their mean).

@@ -43,12 +43,43 @@ def test_defaults_and_override(tmp_path):
         ("name: a\n  bad: [\n", "not valid YAML"),
         ("- a\n- b\n", "must be a YAML mapping"),
         ("name: ../../escape\n", "[recipe -> name] String should match pattern"),
+        ("name: a\ndensity:\n  velocity:\n    flow_layer: 4\n",
+         "[recipe -> density -> velocity -> flow_layer] unknown key; did you mean `flow_layers`?"),
+        ("name: a\ndensity:\n  velocity:\n    type: cfm\n    widht: 64\n",
+         "[recipe -> density -> velocity -> widht] unknown key; did you mean `width`?"),
+        ("name: a\ndensity:\n  position:\n    type: cfm\n    max_weigth: 5\n",
+         "[recipe -> density -> position -> max_weigth] unknown key; did you mean `max_weight`?"),
+        ("name: a\ndensity:\n  velocity:\n    type: flowmatching\n",
+         "[recipe -> density -> velocity -> type] unknown density model (got 'flowmatching'); allowed types: maf, cfm"),
+        ("name: a\ndensity:\n  position:\n    type: cfm\n    flow_layers: 4\n",
+         "[recipe -> density -> position -> flow_layers] unknown key; `flow_layers` is a key of `type: maf`"),
+        ("name: a\ndensity:\n  velocity:\n    type: cfm\n    ode_steps: 0\n",
+         "[recipe -> density -> velocity -> ode_steps] Input should be greater than 0"),
     ],
 )
 def test_bad_recipes_name_key_and_fix(tmp_path, text, expected):
     with pytest.raises(RecipeError) as info:
         load_recipe(write(tmp_path, text))
     assert expected in str(info.value)
+
+
+def test_flow_sections_choose_their_model_by_type(tmp_path):
+    """No `type:` is `maf` (every earlier recipe); `type: cfm` takes the CFM's keys, for p(v|x) and n(x)."""
+    plain, _ = load_recipe(write(tmp_path, "name: a\ndensity:\n  velocity: {nn_width: 32}\n  position: {}\n"))
+    assert (plain.density.velocity.type, plain.density.position.type) == ("maf", "maf")
+    assert plain.density.velocity.nn_width == 32
+    text = "name: a\ndensity:\n  velocity: {type: cfm, width: 64}\n  position: {type: cfm, support: free}\n"
+    cfm, _ = load_recipe(write(tmp_path, text))
+    assert (cfm.density.velocity.type, cfm.density.velocity.width) == ("cfm", 64)
+    assert (cfm.density.position.type, cfm.density.position.support) == ("cfm", "free")
+    assert load_recipe(write(tmp_path, "name: a\n"), ["density.velocity.type=cfm"])[0].density.velocity.type == "cfm"
+
+
+def test_paper_recipe_validates():
+    """`dpotcube validate recipes/paper-plummer.yaml`: every check of a build before its first stage passes."""
+    result = CliRunner().invoke(app, ["validate", str(REPO / "recipes" / "paper-plummer.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "is valid" in result.output
 
 
 def test_bad_override(tmp_path):

@@ -33,10 +33,11 @@ def ball_to_space(
 
 
 def space_to_ball(z: Float[Array, "... 3"], centre: Float[Array, "3"], radius: Float[Array, ""]) -> Float[Array, "... 3"]:
-    """x = g⁻¹(z): |x − c| = R erf(|z| / √2), same direction as z."""
+    """x = g⁻¹(z): |x − c| = R erf(|z| / √2), same direction as z; strictly inside the ball (float32 erf is 1
+    beyond |z| ≈ 5.4, a point that a flow's tail can reach)."""
     away = jnp.sum(z * z, axis=-1, keepdims=True) > 1e-12  # |z| > 1e-6
     safe = jnp.linalg.norm(jnp.where(away, z, 1.0), axis=-1, keepdims=True)  # double `where`: finite derivative at 0
-    r_over_s = jnp.where(away, erf(safe / jnp.sqrt(2.0)) / safe, jnp.sqrt(2 / jnp.pi))
+    r_over_s = jnp.where(away, jnp.minimum(erf(safe / jnp.sqrt(2.0)), _MAX_R) / safe, jnp.sqrt(2 / jnp.pi))
     return centre + radius * z * r_over_s
 
 

@@ -12,8 +12,6 @@ This is the density model of the conditional Deep Potential paper (Kalda & Green
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Literal
 
 import diffrax
 import equinox as eqx
@@ -23,32 +21,11 @@ import jax.random as jr
 import numpy as np
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray
-from pydantic import Field
 
-from ..progress import progress_bar
-from ..recipe import _Section
-from ..serialise import load_model, save_model
+from ..recipe import CFMSpec
+from ..training import EarlyStopping, train_loop
 from .ball import ball_to_space, space_to_ball
-
-
-class CFMSpec(_Section):
-    """A continuous normalizing flow trained by conditional flow matching (ResNet vector field, SiLU)."""
-
-    type: Literal["cfm"] = Field("cfm", description="Selects this density model.")
-    width: int = Field(128, gt=0, description="Width of the vector field's residual blocks.")
-    depth: int = Field(4, gt=0, description="Residual blocks (each Linear → SiLU → Linear, added to its input).")
-    time_frequencies: int = Field(4, ge=0, description="Fourier features sin/cos(2πkt), k = 1…K, of the flow time t.")
-    ode_steps: int = Field(16, gt=0, description="Fixed Tsit5 steps of the ODE for ln p and sampling.")
-    time_sampling: Literal["sqrt", "uniform"] = Field(
-        "sqrt", description="Training times: `sqrt` draws t = √U (more weight near the data, as the paper), "
-        "`uniform` t = U."
-    )
-    learning_rate: float = Field(2e-3, gt=0, description="AdamW peak learning rate (cosine decay over `max_epochs`).")
-    weight_decay: float = Field(1e-5, ge=0, description="Decoupled weight decay (AdamW).")
-    batch_size: int = Field(4096, gt=0, description="Stars per optimisation step.")
-    max_epochs: int = Field(200, gt=0, description="Upper limit on passes over the training stars.")
-    patience: int = Field(30, gt=0, description="Epochs without validation improvement before stopping.")
-    val_fraction: float = Field(0.1, gt=0, lt=1, description="Share of stars held out for validation.")
+from .base import DensityModel
 
 
 class VectorField(eqx.Module):
@@ -84,7 +61,7 @@ class VectorField(eqx.Module):
         return self.out(jax.nn.silu(h))
 
 
-class CFMDensity(eqx.Module):
+class CFMDensity(DensityModel):
     """ln p(y | c) in physical units from a flow-matching CNF on standardized y (and c).
 
     `log_prob(y (3,), c (3,) | None)`: (km/s)⁻³ for p(v|x), kpc⁻³ for n(x)/N. Unconditional models with `ball`
@@ -164,7 +141,8 @@ def cfm_skeleton(
     """An untrained model with identity standardization (also the loading skeleton); `conditioned`: p(v|x)."""
     field = VectorField(width, depth, time_frequencies, conditioned, jr.key(0) if key is None else key)
     zeros, ones = jnp.zeros(3), jnp.ones(3)
-    return CFMDensity(field, zeros, ones, zeros, ones, zeros, jnp.ones(()), conditioned, ball, ode_steps)
+    return CFMDensity(field=field, loc=zeros, scale=ones, cond_loc=zeros, cond_scale=ones, centre=zeros,
+                      radius=jnp.ones(()), conditional=conditioned, ball=ball, ode_steps=ode_steps)
 
 
 def cfm_hyperparameters(spec: CFMSpec, conditioned: bool, ball: bool) -> dict:
@@ -231,7 +209,10 @@ def fit_cfm(
         t = jr.uniform(key_t, (len(idx),))
         t = jnp.sqrt(t) if spec.time_sampling == "sqrt" else t
         yt = (1 - t[:, None]) * z + t[:, None] * y1
-        u = jax.vmap(lambda a, b, cc: field(a, b, cc if conditional else None))(yt, t, c_std[idx])
+        cond = c_std[idx]
+        if conditional and spec.condition_noise_kpc > 0:  # jitter in physical units, then standardized
+            cond = cond + spec.condition_noise_kpc * jr.normal(jr.fold_in(key, 1), cond.shape) / model.cond_scale
+        u = jax.vmap(lambda a, b, cc: field(a, b, cc if conditional else None))(yt, t, cond)
         per_point = jnp.sum((u - (y1 - z)) ** 2, axis=1)
         return jnp.sum(w[idx] * per_point) / jnp.sum(w[idx])
 
@@ -252,29 +233,13 @@ def fit_cfm(
         (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), (idx, jr.split(key_steps, n_batches)))
         return params, opt_state, losses.mean(), loss(params, val, val_key)
 
-    history: dict[str, list[float]] = {"train": [], "val": []}
-    best_params, best_val, stale = params, np.inf, 0
-    with progress_bar() as bar:
-        task = bar.add_task(label, total=spec.max_epochs, status="")
-        for epoch_key in jr.split(key_train, spec.max_epochs):
-            params, opt_state, train_loss, val_loss = run_epoch(params, opt_state, epoch_key)
-            history["train"].append(float(train_loss))
-            history["val"].append(float(val_loss))
-            if history["val"][-1] < best_val:
-                best_params, best_val, stale = params, history["val"][-1], 0
-            else:
-                stale += 1
-            bar.update(task, advance=1, status=f"val cfm loss {history['val'][-1]:.4f}")
-            if stale >= spec.patience:
-                bar.update(task, status=f"early stop, best val cfm loss {best_val:.4f}")
-                break
+    def run_call(params, opt_state, key):
+        params, opt_state, train_loss, val_loss = run_epoch(params, opt_state, key)
+        return params, opt_state, {"train": train_loss, "val": val_loss}
+
+    best_params, history = train_loop(
+        run_call, params, opt_state, jr.split(key_train, spec.max_epochs), label,
+        status=lambda metrics, _: f"val cfm loss {metrics['val']:.4f}",
+        early_stopping=EarlyStopping("val", spec.patience), fix="the flow's `learning_rate`",
+    )
     return eqx.tree_at(lambda m: m.field, model, eqx.combine(best_params, static)), history
-
-
-def save_cfm(path: Path, model: CFMDensity, spec: CFMSpec) -> None:
-    save_model(path, model, "cfm_density", cfm_hyperparameters(spec, model.conditional, model.ball))
-
-
-def load_cfm(path: Path) -> CFMDensity:
-    model, _ = load_model(path, {"cfm_density": cfm_skeleton})
-    return model

@@ -1,7 +1,8 @@
 """Every density model, by the recipe's `type:` value; one fit, one save and one load for all of them.
 
 Adding a density model: a module with a `DensityModel` subclass, its fit and its loading skeleton, its recipe
-spec (with `type: Literal["<name>"]`) in `recipe.py`, and one entry in `DENSITY_MODELS` below.
+spec (with `type: Literal["<name>"]`, and its n(x) variant with `_PositionKeys`) in `recipe.py`, tagged into
+`VelocityModelSpec` and `PositionModelSpec` there, and one entry in `DENSITY_MODELS` below.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from ..errors import RecipeError
 from ..serialise import load_model, save_model
 from ..sources.chunks import FlowSample
 from .base import DensityModel
+from .cfm import cfm_hyperparameters, cfm_skeleton, fit_cfm
 from .maf import fit_flow, flow_hyperparameters, flow_skeleton
 
 
@@ -33,6 +35,10 @@ DENSITY_MODELS: dict[str, DensityModelType] = {
     "maf": DensityModelType(
         "density_flow", fit_flow, flow_skeleton,
         lambda spec, model: flow_hyperparameters(spec, model.conditional, model.support is not None), streams=True,
+    ),
+    "cfm": DensityModelType(
+        "cfm_density", fit_cfm, cfm_skeleton,
+        lambda spec, model: cfm_hyperparameters(spec, model.conditional, model.ball),
     ),
 }
 """Density models by `type` (`density.velocity.type`, `density.position.type`)."""

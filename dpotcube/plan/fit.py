@@ -15,7 +15,7 @@ from ..density.collocation import draw_collocation
 from ..density.ensemble import FlowEnsemble
 from ..density.registry import fit_density, load_density, save_density
 from ..methods import FitFiles, Method
-from ..recipe import DensitySpec, FlowSpec, Recipe
+from ..recipe import DensitySpec, PositionModelSpec, Recipe, VelocityModelSpec
 from ..sources import PhaseSpaceTable
 from ..sources.chunks import POSITIONS, VELOCITIES, FlowSample, StarChunks
 from .layout import BuildLayout
@@ -64,9 +64,16 @@ def fit_stages(
 
 
 def fit_flow_file(
-    stage: str, kind: str, spec: FlowSpec, seed: int, split_seed: int, stars: PhaseSpaceTable | StarChunks, path: Path
+    stage: str,
+    kind: str,
+    spec: VelocityModelSpec | PositionModelSpec,
+    seed: int,
+    split_seed: int,
+    stars: PhaseSpaceTable | StarChunks,
+    path: Path,
 ) -> None:
-    """Fit one flow of a density ensemble: p(v|x), or n(x) (weighted by 1/S when asked) with the ball's edge.
+    """Fit one flow of a density ensemble (of the model `spec.type` names): p(v|x), or n(x) (weighted by 1/S
+    when asked) with the ball's edge.
 
     `stage` labels the progress bar; the loss history goes beside `path`.
     """
