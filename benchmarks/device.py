@@ -163,12 +163,14 @@ def maf_epoch(recipe, stars, sizes: Sizes, kind: str) -> dict:
 def cfm_epoch(recipe, stars, sizes: Sizes, kind: str) -> dict:
     """(1) the flow-matching CNF p(v|x) at its default sizes: a compiling epoch, then a steady one."""
     import dpotcube.density.cfm as cfm
+    import dpotcube.training
+    from dpotcube.recipe import CFMSpec
 
-    spec = cfm.CFMSpec(max_epochs=2)
+    spec = CFMSpec(max_epochs=2)
     n, batches, full = _epoch_stars(len(stars), spec.batch_size, spec.val_fraction,
                                     sizes.cpu_flow_batches if kind == "cpu" else None)
     started = time.perf_counter()
-    with _clocked(cfm) as clock:
+    with _clocked(dpotcube.training) as clock:
         cfm.fit_cfm(stars.velocities[:n], spec, seed=0, conditions=stars.positions[:n], label=f"cfm ({kind})")
     total = time.perf_counter() - started
     return {"flow": f"ResNet {spec.depth} × {spec.width}",

@@ -180,14 +180,15 @@ def test_device_check_runs_tiny_on_the_cpu_and_says_so(tmp_path):
 
     out = tmp_path / "device.json"
     result = run(["--n-stars", "8000", "--cpu-flow-batches", "2", "--field-steps", "50", "--cube-edge", "8",
-                  "--members", "1", "--laplacian-points", "2048", "--parts", "maf_epoch,cube,laplacian",
+                  "--members", "1", "--laplacian-points", "2048", "--parts", "maf_epoch,cfm_epoch,cube,laplacian",
                   "--out", str(out)])
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))
     assert result["gpu"] is None and result["note"] == "no GPU visible: CPU only"
     assert set(result["jax_devices"]) == {"cpu"} and result["speedup_gpu_over_cpu"] == {}
     assert result["projection"] is None and result["cpu_count"] >= 1
     parts = result["parts"]
-    assert set(parts) == {"maf_epoch", "cube", "laplacian"} and all(set(p) == {"cpu"} for p in parts.values())
+    assert set(parts) == {"maf_epoch", "cfm_epoch", "cube", "laplacian"} and all(set(p) == {"cpu"} for p in parts.values())
+    assert "error" not in parts["cfm_epoch"]["cpu"] and parts["cfm_epoch"]["cpu"]["epoch_s"] > 0
     maf = parts["maf_epoch"]["cpu"]
     assert "error" not in maf and maf["scaled_from_batches"] == 2 and maf["batches_per_epoch"] == 3
     assert {"compile_s", "epoch_s", "first_epoch_s"} <= set(maf)
