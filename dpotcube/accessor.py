@@ -75,10 +75,15 @@ class DpotAccessor:
 
             warnings.warn("The cube has one member: p16 = median = p84, which is no uncertainty.", SingleMemberWarning,
                           stacklevel=2)
+        labels = ("p16", "median", "p84")
+        if "member" in var.dims and self._ds.sizes["member"] == 1:  # every quantile is the one value (NaN stays NaN);
+            # xarray's NaN-aware quantile would call numpy once per grid point (tens of seconds for a cube)
+            one = var.isel(member=0, drop=True).astype(np.result_type(var.dtype, np.float64)).assign_attrs(var.attrs)
+            return xr.Dataset({label: one for label in labels})
         if var.chunks:
             var = var.chunk({"member": -1})  # quantiles need all members of a chunk together
         q = var.quantile([0.16, 0.5, 0.84], dim="member").drop_vars("quantile")
-        parts = {label: q.isel(quantile=i).assign_attrs(var.attrs) for i, label in enumerate(("p16", "median", "p84"))}
+        parts = {label: q.isel(quantile=i).assign_attrs(var.attrs) for i, label in enumerate(labels)}
         return xr.Dataset(parts)
 
     def radial_line(

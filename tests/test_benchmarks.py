@@ -127,6 +127,24 @@ def test_tiny_build_is_measured_stage_by_stage(tiny_build):
     assert f"velocity_flow_0 {measured['stage_peak_rss_mb']['velocity_flow_0']:.0f} MB" in row
 
 
+def test_quickstart_table_shows_the_cold_build_against_the_recorded_433_s():
+    """The cold-build row: its wall time, the ratio to the 433 s recorded before, the compilations and the load."""
+    from benchmarks.quickstart import RECORDED_COLD_SECONDS, markdown
+
+    scores = {"median_rel_error_accel": 0.044, "median_rel_error_density": 0.465, "median_density_ratio": 0.825,
+              "median_rel_error_tracer_density": 0.022, "median_abs_error_potential_kms2": 97.0,
+              "potential_range_kms2": 28213.0, "n_points": 14046}
+    r = {"command": "c", "date": "d", "machine": "m", "device": "cpu", "versions": {"dpotcube": "0", "jax": "0", "python": "3"},
+         "wall_seconds": 290.0, "stage_seconds": {"stars": 5.0}, "peak_rss_mb": 1000.0, "scores": scores,
+         "cold_wall_seconds": 290.0, "cold_ratio_to_433": round(290.0 / RECORDED_COLD_SECONDS, 3),
+         "cold_cpu_seconds": 450.0, "compilations": {"count": 120, "seconds": 30.0},
+         "load_average_before": [0.1, 0.2, 0.3], "load_average_after": [1.9, 1.0, 0.5]}
+    row = next(line for line in markdown(r).splitlines() if line.startswith("| cold build"))
+    assert "290 s, 0.67 × the 433 s" in row and "120 XLA compilations" in row and "load average 0.1 before" in row
+    del r["cold_wall_seconds"]  # results recorded before the cold build: no such row
+    assert not any(line.startswith("| cold build") for line in markdown(r).splitlines())
+
+
 def test_accuracy_table_shows_every_case_and_what_is_missing():
     from benchmarks.accuracy import CASES, markdown
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import equinox as eqx
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -34,6 +35,13 @@ def combine_members(values: Float[Array, "k n 3"], how: Combine) -> Float[Array,
     return jnp.sum(values * weights, axis=0) / jnp.sum(weights, axis=0)
 
 
+@eqx.filter_jit
+def _sample(model: DensityModel, key: PRNGKeyArray, n: int, c: Float[Array, "n 3"] | None) -> Float[Array, "n 3"]:
+    """A model's draws as one compiled program: run eagerly, a flow's inverse (a scan over its dimensions)
+    compiles again at every call (16 times for the quickstart's collocation chunks)."""
+    return model.sample(key, n, c)
+
+
 @dataclass(frozen=True)
 class FlowEnsemble:
     """K flows of one kind (all conditional, or all unconditional)."""
@@ -52,7 +60,7 @@ class FlowEnsemble:
         for k, (flow, member_key) in enumerate(zip(self.members, member_keys)):
             rows = np.flatnonzero(pick == k)  # each member draws only its own share
             if rows.size:
-                draws[rows] = flow.sample(member_key, rows.size, None if c is None else jnp.asarray(c)[rows])
+                draws[rows] = _sample(flow, member_key, rows.size, None if c is None else jnp.asarray(c)[rows])
         return draws
 
     def grad_log_p(
