@@ -1,6 +1,7 @@
 """Accuracy, calibration and cost of the `weak` method (weak-form CBE, linear least squares) on the Plummer mocks.
 
     python -m benchmarks run weak [--stars N] [--dusty-stars N] [--draws D] [--degree P] [--test-degree T]
+    python -m benchmarks run weak --trials NAME ... [--trial-mocks isotropic anisotropic dusty] [--stars N]
 
 On the isotropic, the anisotropic (Osipkov–Merritt, r_a = 6 kpc) and the dusty mock (known S: 1/S weights) in a
 3 kpc volume: fits `dpotcube.weak.fit_weak`, then on the cube grid (spacing 0.2 kpc) inside the volume scores
@@ -9,6 +10,10 @@ the median |Δa|/|a| and |Δρ|/ρ against the truth (the dusty mock twice: 1/S 
 range of D posterior draws (a pooled over components, ρ, Φ − Φ(observer)). Wall and CPU seconds of the fit
 (the whole build's numerical work: there is no flow); pin the process to one core (`taskset -c 0`) to measure
 the single-core cost. Writes `benchmarks/results/weak.json` and its section of docs/benchmarks.md.
+
+`--trials` runs only the named settings of `TRIALS` (the measurement log of what was tried, kept or not) on
+the chosen mocks and merges their rows into the previous file's `trials` (keyed by trial, mock and stars);
+the main table and calibration are kept as they were.
 """
 
 from __future__ import annotations
@@ -59,20 +64,27 @@ def score(model, truth, observer: np.ndarray, radius: float, draws: int) -> dict
     }
 
 
-GRADIENT_CHUNK = 2000
-"""Stars per call of the dusty truth's ∇ ln S (memory grows with chunk × dust modes × quadrature nodes)."""
-
-
-def grad_log_selection(truth, positions: np.ndarray) -> np.ndarray:
-    """The mock's exact ∇ ln S at the stars `(n, 3)`, in chunks."""
-    return np.concatenate([
-        np.asarray(truth.selection.grad_log_selection(positions[i : i + GRADIENT_CHUNK]), np.float64)
-        for i in range(0, len(positions), GRADIENT_CHUNK)
-    ])
+TRIALS: dict[str, tuple[str, dict]] = {  # name: (what it tries, WeakSpec overrides)
+    "legendre-6": ("Legendre degree 6 alone (the previous default)", {}),
+    "legendre-8": ("Legendre degree 8 alone", {"potential_degree": 8, "test_degree": 8}),
+    "legendre-6-cubic": ("degree 6, linear + cubic velocity functions", {"velocity_functions": ["linear", "cubic"]}),
+    "legendre-6-bumps": ("degree 6, bump test functions 1 kpc on 0.5 kpc", {"test_functions": "bumps"}),
+    "spherical-3": ("monopoles s = 2, 8, 32 kpc, broad prior + Legendre 4 by evidence",
+                    {"reference": "spherical", "potential_degree": 4}),
+    "spherical-6": ("monopoles s = 1…32 kpc (×2), broad prior + Legendre 4",
+                    {"reference": "spherical", "potential_degree": 4, "reference_scales_kpc": [1, 2, 4, 8, 16, 32]}),
+    "spherical-3-deg6": ("monopoles s = 2, 8, 32 kpc + Legendre 6", {"reference": "spherical", "potential_degree": 6}),
+    "spherical-3-cubic": ("monopoles s = 2, 8, 32 kpc + Legendre 4, linear + cubic velocity functions",
+                          {"reference": "spherical", "potential_degree": 4, "velocity_functions": ["linear", "cubic"]}),
+    "axisymmetric-3": ("monopoles and z-quadrupoles s = 2, 8, 32 kpc + Legendre 4",
+                       {"reference": "axisymmetric", "potential_degree": 4}),
+}
+"""Settings tried on the way to the default (`--trials`): rows for what was tried, not only what was kept."""
 
 
 def case(name: str, data, spec, draws: int, gradient: bool = False) -> dict:
     from dpotcube.sources.load import load_stars, plummer_truth
+    from dpotcube.sources.selection import grad_log_selection_of
     from dpotcube.weak import fit_weak_report
 
     started = time.perf_counter()
@@ -81,7 +93,7 @@ def case(name: str, data, spec, draws: int, gradient: bool = False) -> dict:
     gls, grad_s = None, 0.0
     if gradient:
         started = time.perf_counter()
-        gls = grad_log_selection(plummer_truth(data), stars.positions)
+        gls = grad_log_selection_of(plummer_truth(data).selection, stars.positions)
         grad_s = time.perf_counter() - started
     wall, cpu = time.perf_counter(), time.process_time()
     model, report = fit_weak_report(stars, spec, grad_log_selection=gls)
@@ -136,7 +148,11 @@ def run(argv: list[str]) -> dict:
     parser.add_argument("--seed-stars", type=int, default=200_000, help="stars per draw for the calibration")
     parser.add_argument("--degree", type=int, default=WeakSpec().potential_degree)
     parser.add_argument("--test-degree", type=int, default=WeakSpec().test_degree)
+    parser.add_argument("--trials", nargs="+", choices=sorted(TRIALS), default=[])
+    parser.add_argument("--trial-mocks", nargs="+", choices=["isotropic", "anisotropic", "dusty"], default=["isotropic"])
     args = parser.parse_args(argv)
+    if args.trials:
+        return run_trials(args, argv)
     spec = WeakSpec(potential_degree=args.degree, test_degree=args.test_degree)
     cases = [
         ("isotropic", DataSpec(n_stars=args.stars)),
@@ -160,6 +176,35 @@ def run(argv: list[str]) -> dict:
         "rows": rows,
         "calibration": calibration,
     }
+
+
+def run_trials(args: argparse.Namespace, argv: list[str]) -> dict:
+    """Run `args.trials` on `args.trial_mocks`; merge their rows into the previous results' `trials`."""
+    import json
+
+    from dpotcube.recipe import DataSpec
+    from dpotcube.weak import WeakSpec
+
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    mocks = {
+        "isotropic": (DataSpec(n_stars=args.stars), False),
+        "anisotropic": (DataSpec(n_stars=args.stars, plummer={"anisotropy_radius_kpc": ANISOTROPY_RADIUS_KPC}), False),
+        "dusty": (DataSpec(n_stars=args.dusty_stars, observation={}), True),
+    }
+    from .report import environment as env
+
+    date = env()["date"]
+    trials = {(t["trial"], t["mock"], t["n_stars"]): t for t in previous.get("trials", [])}
+    for name in args.trials:
+        description, overrides = TRIALS[name]
+        spec = WeakSpec(**overrides)
+        for mock in args.trial_mocks:
+            data, gradient = mocks[mock]
+            row = case(mock, data, spec, args.draws, gradient=gradient)
+            row |= {"trial": name, "description": description, "overrides": overrides, "date": date,
+                    "command": " ".join(["python -m benchmarks run weak", *argv])}
+            trials[(name, row["mock"], row["n_stars"])] = row
+    return {**previous, "trials": sorted(trials.values(), key=lambda t: (t["mock"], t["n_stars"], t["trial"]))}
 
 
 def markdown(r: dict) -> str:
@@ -204,6 +249,23 @@ def markdown(r: dict) -> str:
                 f"| {c['mock']} | {c['coverage_accel_mean']:.2f} ± {c['coverage_accel_sd']:.2f} | "
                 f"{c['coverage_density_mean']:.2f} ± {c['coverage_density_sd']:.2f} | "
                 f"{c['coverage_potential_mean']:.2f} ± {c['coverage_potential_sd']:.2f} |"
+            )
+    if r.get("trials"):
+        lines += [
+            "",
+            "Measurement log (`--trials`): settings tried on the way to the default, kept or not (scores as above; "
+            "the dusty mock with the known ∇ ln S):",
+            "",
+            "| trial | what | mock | stars | median \\|Δa\\|/\\|a\\| | median \\|Δρ\\|/ρ | median ρ ratio | coverage a "
+            "| coverage ρ | fit wall s | date |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for t in r["trials"]:
+            lines.append(
+                f"| {t['trial']} | {t['description']} | {t['mock']} | {t['n_stars']:,} | "
+                f"{t['median_rel_error_accel']:.3f} | {t['median_rel_error_density']:.3f} | "
+                f"{t['median_density_ratio']:.3f} | {t['coverage_accel']:.2f} | {t['coverage_density']:.2f} | "
+                f"{t['fit_wall_s']} | {t['date'][:10]} |"
             )
     return "\n".join(lines) + "\n"
 
