@@ -149,6 +149,7 @@ def run(argv: list[str]) -> dict:
     parser.add_argument("--degree", type=int, default=WeakSpec().potential_degree)
     parser.add_argument("--test-degree", type=int, default=WeakSpec().test_degree)
     parser.add_argument("--trials", nargs="+", choices=sorted(TRIALS), default=[])
+    parser.add_argument("--trial-seeds", type=int, default=0, help="with --trials: also the coverage over star draws")
     parser.add_argument("--trial-mocks", nargs="+", choices=["isotropic", "anisotropic", "dusty"], default=["isotropic"])
     args = parser.parse_args(argv)
     if args.trials:
@@ -203,8 +204,19 @@ def run_trials(args: argparse.Namespace, argv: list[str]) -> dict:
             row = case(mock, data, spec, args.draws, gradient=gradient)
             row |= {"trial": name, "description": description, "overrides": overrides, "date": date,
                     "command": " ".join(["python -m benchmarks run weak", *argv])}
+            if args.trial_seeds and not gradient:  # coverage over star draws (one draw's share is noisy)
+                calib = seed_calibration(mock, data.model_copy(update={"n_stars": args.seed_stars}), spec,
+                                         args.trial_seeds)
+                row["calibration"] = {k: v for k, v in calib.items() if k.startswith("coverage") or k in ("seeds", "n_stars")}
             trials[(name, row["mock"], row["n_stars"])] = row
     return {**previous, "trials": sorted(trials.values(), key=lambda t: (t["mock"], t["n_stars"], t["trial"]))}
+
+
+def _calibration_cell(c: dict | None) -> str:
+    if not c:
+        return "–"
+    return (f"{c['coverage_accel_mean']:.2f} ± {c['coverage_accel_sd']:.2f}, {c['coverage_density_mean']:.2f} ± "
+            f"{c['coverage_density_sd']:.2f} ({c['seeds']} × {c['n_stars']:,})")
 
 
 def markdown(r: dict) -> str:
@@ -257,15 +269,15 @@ def markdown(r: dict) -> str:
             "the dusty mock with the known ∇ ln S):",
             "",
             "| trial | what | mock | stars | median \\|Δa\\|/\\|a\\| | median \\|Δρ\\|/ρ | median ρ ratio | coverage a "
-            "| coverage ρ | fit wall s | date |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| coverage ρ | coverage a, ρ over star draws | fit wall s | date |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for t in r["trials"]:
             lines.append(
                 f"| {t['trial']} | {t['description']} | {t['mock']} | {t['n_stars']:,} | "
                 f"{t['median_rel_error_accel']:.3f} | {t['median_rel_error_density']:.3f} | "
                 f"{t['median_density_ratio']:.3f} | {t['coverage_accel']:.2f} | {t['coverage_density']:.2f} | "
-                f"{t['fit_wall_s']} | {t['date'][:10]} |"
+                f"{_calibration_cell(t.get('calibration'))} | {t['fit_wall_s']} | {t['date'][:10]} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -425,11 +425,12 @@ class WeakSpec(_Section):
     """Φ from the weak form of the CBE: a linear least-squares fit, no density model (docs/weak.md)."""
 
     potential_degree: int = Field(
-        6, ge=2, le=16, description="Total degree of the Legendre-polynomial expansion of Φ on the observer's ball "
-        "(coefficients: (d+1)(d+2)(d+3)/6 − 1; the constant is fixed by Φ(observer) = 0)."
+        4, ge=2, le=16, description="Total degree of the Legendre-polynomial expansion of Φ on the observer's ball "
+        "(coefficients: (d+1)(d+2)(d+3)/6 − 1; the constant is fixed by Φ(observer) = 0); with a `reference`, the "
+        "correction to it."
     )
     reference: Literal["none", "spherical", "axisymmetric"] = Field(
-        "none", description="Global shapes about the Galactic centre added to Φ's basis, with the Legendre "
+        "axisymmetric", description="Global shapes about the Galactic centre added to Φ's basis, with the Legendre "
         "expansion as a correction (prior strengths of both by evidence): `spherical` (monopoles −s/√(r² + s²), one "
         "per scale in `reference_scales_kpc`), `axisymmetric` (and quadrupoles about z); `none`: the Legendre "
         "expansion alone. Needs Galactocentric positions (the Galactic centre at the origin)."

@@ -13,7 +13,7 @@ from dpotcube.weak.moments import Unknowns, accumulate_covariance, accumulate_de
 from dpotcube.weak.solve import whiten
 from dpotcube.weak.testfunctions import make_test_functions
 
-SMALL = WeakSpec(potential_degree=4, test_degree=4, chunk_size=8192)
+SMALL = WeakSpec(potential_degree=4, test_degree=4, chunk_size=8192, reference="none")
 
 
 def _true_coefficients(truth, observer, radius, degree):
@@ -172,7 +172,7 @@ def test_unknown_selection_is_fitted_jointly(dust_free, truth):
 
     seen, seen_truth = dust_free
     stars = dataclasses.replace(seen, selection=None)
-    base = WeakSpec(potential_degree=4, test_degree=4, velocity_functions=("linear", "cubic"))
+    base = WeakSpec(potential_degree=4, test_degree=4, velocity_functions=("linear", "cubic"), reference="none")
     pts = _in_volume_grid(stars)
     true_a = np.asarray(truth.acceleration(pts))
 
