@@ -105,7 +105,6 @@ def fit_weak_report(
     report = {
         "n_stars": len(x), "n_test_functions": int(len(rhs)), "n_unknowns": int(design.shape[1]),
         "n_potential_coefficients": n_phi, "prior_scale_kms2": prior["tau"], "prior_decay": prior["q"],
-
         "chi2_per_test_function": post.chi2 / len(rhs), "log_evidence": post.log_evidence,
         "first_pass_s": round(first_pass, 2), "total_s": round(time.perf_counter() - started, 2),
     }
