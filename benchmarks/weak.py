@@ -78,6 +78,9 @@ TRIALS: dict[str, tuple[str, dict]] = {  # name: (what it tries, WeakSpec overri
                           {"reference": "spherical", "potential_degree": 4, "velocity_functions": ["linear", "cubic"]}),
     "axisymmetric-3": ("monopoles and z-quadrupoles s = 2, 8, 32 kpc + Legendre 4",
                        {"reference": "axisymmetric", "potential_degree": 4}),
+    "axisymmetric-3-test3": ("as axisymmetric-3 with test functions of degree 3 (60 rows, not 252: less noise in "
+                             "the estimated covariance)", {"reference": "axisymmetric", "potential_degree": 4,
+                                                           "test_degree": 3}),
 }
 """Settings tried on the way to the default (`--trials`): rows for what was tried, not only what was kept."""
 
