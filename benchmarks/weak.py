@@ -64,23 +64,27 @@ def score(model, truth, observer: np.ndarray, radius: float, draws: int) -> dict
     }
 
 
-TRIALS: dict[str, tuple[str, dict]] = {  # name: (what it tries, WeakSpec overrides)
-    "legendre-6": ("Legendre degree 6 alone (the previous default)", {}),
-    "legendre-8": ("Legendre degree 8 alone", {"potential_degree": 8, "test_degree": 8}),
-    "legendre-6-cubic": ("degree 6, linear + cubic velocity functions", {"velocity_functions": ["linear", "cubic"]}),
-    "legendre-6-bumps": ("degree 6, bump test functions 1 kpc on 0.5 kpc", {"test_functions": "bumps"}),
+TRIALS: dict[str, tuple[str, dict]] = {  # name: (what it tries, WeakSpec settings; explicit, so defaults may move)
+    "legendre-6": ("Legendre degree 6 alone (the previous default)", {"reference": "none", "potential_degree": 6}),
+    "legendre-8": ("Legendre degree 8 alone", {"reference": "none", "potential_degree": 8, "test_degree": 8}),
+    "legendre-6-cubic": ("degree 6, linear + cubic velocity functions",
+                         {"reference": "none", "potential_degree": 6, "velocity_functions": ["linear", "cubic"]}),
+    "legendre-6-bumps": ("degree 6, bump test functions 1 kpc on 0.5 kpc",
+                         {"reference": "none", "potential_degree": 6, "test_functions": "bumps"}),
     "spherical-3": ("monopoles s = 2, 8, 32 kpc, broad prior + Legendre 4 by evidence",
-                    {"reference": "spherical", "potential_degree": 4}),
+                    {"reference": "spherical", "potential_degree": 4, "reference_scales_kpc": [2, 8, 32]}),
     "spherical-6": ("monopoles s = 1…32 kpc (×2), broad prior + Legendre 4",
                     {"reference": "spherical", "potential_degree": 4, "reference_scales_kpc": [1, 2, 4, 8, 16, 32]}),
-    "spherical-3-deg6": ("monopoles s = 2, 8, 32 kpc + Legendre 6", {"reference": "spherical", "potential_degree": 6}),
+    "spherical-3-deg6": ("monopoles s = 2, 8, 32 kpc + Legendre 6",
+                         {"reference": "spherical", "potential_degree": 6, "reference_scales_kpc": [2, 8, 32]}),
     "spherical-3-cubic": ("monopoles s = 2, 8, 32 kpc + Legendre 4, linear + cubic velocity functions",
-                          {"reference": "spherical", "potential_degree": 4, "velocity_functions": ["linear", "cubic"]}),
-    "axisymmetric-3": ("monopoles and z-quadrupoles s = 2, 8, 32 kpc + Legendre 4",
-                       {"reference": "axisymmetric", "potential_degree": 4}),
+                          {"reference": "spherical", "potential_degree": 4, "reference_scales_kpc": [2, 8, 32],
+                           "velocity_functions": ["linear", "cubic"]}),
+    "axisymmetric-3": ("monopoles and z-quadrupoles s = 2, 8, 32 kpc + Legendre 4 (the default)",
+                       {"reference": "axisymmetric", "potential_degree": 4, "reference_scales_kpc": [2, 8, 32]}),
     "axisymmetric-3-test3": ("as axisymmetric-3 with test functions of degree 3 (60 rows, not 252: less noise in "
                              "the estimated covariance)", {"reference": "axisymmetric", "potential_degree": 4,
-                                                           "test_degree": 3}),
+                                                           "reference_scales_kpc": [2, 8, 32], "test_degree": 3}),
 }
 """Settings tried on the way to the default (`--trials`): rows for what was tried, not only what was kept."""
 
