@@ -245,3 +245,30 @@ def test_gradient_of_log_selection_by_differences_matches_autodiff(dust_free):
     exact = np.asarray(seen_truth.selection.grad_log_selection(x), np.float64)
     np.testing.assert_allclose(grad_log_selection_of(seen_truth.selection, x), exact,
                                atol=0.01 * np.median(np.abs(exact)))
+
+
+def test_gradient_form_needs_a_selection_function():
+    """`known_selection: gradient` without S as a function of position is refused, naming the key and the fix;
+    `auto` picks the gradient for the observed mock and nothing for a complete one."""
+    from dpotcube.errors import RecipeError
+    from dpotcube.methods.weak import Weak, known_grad_log_selection
+    from dpotcube.recipe import recipe_from_dict
+
+    def recipe(weak: dict, observation: dict | None):
+        return recipe_from_dict({"name": "c", "data": {"n_stars": 1000, "observation": observation},
+                                 "fields": {"method": "weak", "weak": weak}})
+
+    with pytest.raises(RecipeError, match="known_selection: gradient.*weights"):
+        Weak().check(recipe({"known_selection": "gradient"}, None))
+    Weak().check(recipe({"known_selection": "gradient"}, {"dust": None}))
+    x = np.array([[-8.0, 0.5, 0.1], [-7.0, -1.0, 0.5]])
+    stars = type("Stars", (), {"positions": x})()
+    assert known_grad_log_selection(recipe({}, None), stars) is None
+    assert known_grad_log_selection(recipe({"known_selection": "weights"}, {"dust": None}), stars) is None
+    grad = known_grad_log_selection(recipe({}, {"dust": None}), stars)
+    assert grad.shape == (2, 3) and np.all(np.isfinite(grad))
+    # dust-free: S falls with distance from the observer, so ∇ ln S points back towards it
+    from dpotcube.frames import solar_position_kpc
+
+    observer = solar_position_kpc(recipe({}, {"dust": None}).data.frame)
+    assert np.all(np.sum(grad * (x - observer), axis=1) < 0)
