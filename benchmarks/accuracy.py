@@ -16,6 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from dpotcube.methods import get_method
+
 from .builds import measured_build
 from .report import REPO, environment, provenance_line
 
@@ -32,6 +34,7 @@ METHODS: dict[str, tuple[str, ...]] = {  # the quickstart recipe with these over
     "vanilla": ("fields.method=vanilla", *POSITION_FLOW),
     "selection": ("fields.method=selection", *POSITION_FLOW),
     "pointwise": ("fields.method=pointwise", *POSITION_FLOW, "fields.pointwise.density=false"),  # ρ: s per point
+    "weak": ("fields.method=weak",),  # no flow: a linear fit; members: 32 posterior draws
 }
 CASES: dict[str, tuple[str, str, str, tuple[str, ...]]] = {  # name: (method, mock, recipe, overrides)
     f"{method}/{mock}": (method, description, QUICKSTART, (*mock_overrides, *method_overrides))
@@ -53,8 +56,10 @@ def run_case(name: str, scratch: Path, extra: tuple[str, ...] | list[str] = (), 
                                  scratch / "build", force=False)
     peaks = {} if peaks is None else peaks
     peaks.update(measured["stage_peak_rss_mb"])
-    used = ["stars", "velocity_flow_0", *(["position_flow_0"] if method != "conditional" else []),
-            *(["collocation", "fields"] if method != "pointwise" else []), "cube"]
+    m = get_method(method)
+    used = ["stars", *(["velocity_flow_0"] if m.fits_flows else []),
+            *(["position_flow_0"] if m.needs_position_flow else []),
+            *(["collocation"] if m.uses_collocation else []), *(["fields"] if m.fits_fields else []), "cube"]
     seconds = measured["stage_seconds"]
     return {"method": method, "mock": mock, "recipe": recipe, "overrides": [*overrides, *extra],
             "n_stars": measured["n_stars"], "scores": measured["scores"],

@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from dpotcube.methods import get_method
+
 from .report import REPO, environment, provenance_line
 
 TITLE = "Methods on the observed Plummer mocks (`benchmarks/methods.py`)"
@@ -26,7 +28,7 @@ RESULTS = REPO / "benchmarks" / "results" / "methods.json"
 MOCKS = {"dusty": {}, "dust-free": {"dust": None}}
 """`data.observation` of each mock: the defaults (dust on), or the magnitude limit alone."""
 
-METHODS = ("conditional", "selection", "vanilla", "pointwise")
+METHODS = ("conditional", "selection", "vanilla", "pointwise", "weak")
 POINTWISE = {"n_velocities": 256, "density": False}
 """`pointwise` scores a only: its ρ costs seconds per grid point (docs/pointwise.md)."""
 
@@ -34,7 +36,7 @@ POINTWISE = {"n_velocities": 256, "density": False}
 def method_recipe(name: str, mock: str, method: str, stars: int, steps: int, epochs: int) -> dict:
     """The benchmark recipe: one p(v|x) flow and field budget for every method; n(x) flows where a method needs one."""
     position = None
-    if method != "conditional":  # vanilla and pointwise weight the stars by 1/S (the mocks know S); selection must not
+    if get_method(method).needs_position_flow:  # vanilla and pointwise weight the stars by 1/S; selection must not
         weighted = method in ("vanilla", "pointwise")
         position = {"flow_layers": 6, "nn_width": 64, "max_epochs": epochs, "selection_weights": weighted}
     return {
@@ -77,10 +79,12 @@ def run_methods(mocks: list[str], methods: list[str], stars: int, steps: int, ep
                 result = dpotcube.build(recipe, text, build_dir, replace=True)
                 session = time.perf_counter() - started
                 manifest = json.loads((build_dir / "manifest.json").read_text())
-                used = ["stars", "velocity_flow_0", *(["position_flow_0"] if method != "conditional" else []),
-                        *(["collocation", "fields"] if method != "pointwise" else []), "cube"]
+                m = get_method(method)
+                used = ["stars", *(["velocity_flow_0"] if m.fits_flows else []),
+                        *(["position_flow_0"] if m.needs_position_flow else []),
+                        *(["collocation"] if m.uses_collocation else []), *(["fields"] if m.fits_fields else []), "cube"]
                 n_params = 0  # pointwise: no field network
-                if method != "pointwise":
+                if m.uses_collocation:
                     model = load_fields(build_dir / "fields.eqx")
                     n_params = sum(leaf.size for leaf in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array)))
                 scores = score_against_truth(result.cube_path, plummer_truth(recipe.data))

@@ -1,14 +1,19 @@
 """Accuracy, calibration and cost of the `weak` method (weak-form CBE, linear least squares) on the Plummer mocks.
 
-    python -m benchmarks run weak [--stars N] [--dusty-stars N] [--draws D] [--degree P] [--test-degree T]
+    python -m benchmarks run weak [--stars N] [--dusty-stars N] [--draws D] [--seeds S] [--dusty-seeds S]
+    python -m benchmarks run weak --trials NAME ... [--trial-mocks isotropic anisotropic dusty] [--stars N]
 
 On the isotropic, the anisotropic (Osipkov–Merritt, r_a = 6 kpc) and the dusty mock (known S: 1/S weights) in a
 3 kpc volume: fits `dpotcube.weak.fit_weak`, then on the cube grid (spacing 0.2 kpc) inside the volume scores
-the median |Δa|/|a| and |Δρ|/ρ against the truth (the dusty mock twice: 1/S weights, and the exact
-∇ ln S at the stars with unit weights), and the share of points whose truth lies inside the 16–84%
+the median |Δa|/|a| and |Δρ|/ρ against the truth (the dusty mock twice: 1/S weights, and ∇ ln S at the
+stars with unit weights, by central differences of the mock's S as the build does), and the share of points whose truth lies inside the 16–84%
 range of D posterior draws (a pooled over components, ρ, Φ − Φ(observer)). Wall and CPU seconds of the fit
 (the whole build's numerical work: there is no flow); pin the process to one core (`taskset -c 0`) to measure
 the single-core cost. Writes `benchmarks/results/weak.json` and its section of docs/benchmarks.md.
+
+`--trials` runs only the named settings of `TRIALS` (the measurement log of what was tried, kept or not) on
+the chosen mocks and merges their rows into the previous file's `trials` (keyed by trial, mock and stars);
+the main table and calibration are kept as they were.
 """
 
 from __future__ import annotations
@@ -59,20 +64,34 @@ def score(model, truth, observer: np.ndarray, radius: float, draws: int) -> dict
     }
 
 
-GRADIENT_CHUNK = 2000
-"""Stars per call of the dusty truth's ∇ ln S (memory grows with chunk × dust modes × quadrature nodes)."""
-
-
-def grad_log_selection(truth, positions: np.ndarray) -> np.ndarray:
-    """The mock's exact ∇ ln S at the stars `(n, 3)`, in chunks."""
-    return np.concatenate([
-        np.asarray(truth.selection.grad_log_selection(positions[i : i + GRADIENT_CHUNK]), np.float64)
-        for i in range(0, len(positions), GRADIENT_CHUNK)
-    ])
+TRIALS: dict[str, tuple[str, dict]] = {  # name: (what it tries, WeakSpec settings; explicit, so defaults may move)
+    "legendre-6": ("Legendre degree 6 alone (the previous default)", {"reference": "none", "potential_degree": 6}),
+    "legendre-8": ("Legendre degree 8 alone", {"reference": "none", "potential_degree": 8, "test_degree": 8}),
+    "legendre-6-cubic": ("degree 6, linear + cubic velocity functions",
+                         {"reference": "none", "potential_degree": 6, "velocity_functions": ["linear", "cubic"]}),
+    "legendre-6-bumps": ("degree 6, bump test functions 1 kpc on 0.5 kpc",
+                         {"reference": "none", "potential_degree": 6, "test_functions": "bumps"}),
+    "spherical-3": ("monopoles s = 2, 8, 32 kpc, broad prior + Legendre 4 by evidence",
+                    {"reference": "spherical", "potential_degree": 4, "reference_scales_kpc": [2, 8, 32]}),
+    "spherical-6": ("monopoles s = 1…32 kpc (×2), broad prior + Legendre 4",
+                    {"reference": "spherical", "potential_degree": 4, "reference_scales_kpc": [1, 2, 4, 8, 16, 32]}),
+    "spherical-3-deg6": ("monopoles s = 2, 8, 32 kpc + Legendre 6",
+                         {"reference": "spherical", "potential_degree": 6, "reference_scales_kpc": [2, 8, 32]}),
+    "spherical-3-cubic": ("monopoles s = 2, 8, 32 kpc + Legendre 4, linear + cubic velocity functions",
+                          {"reference": "spherical", "potential_degree": 4, "reference_scales_kpc": [2, 8, 32],
+                           "velocity_functions": ["linear", "cubic"]}),
+    "axisymmetric-3": ("monopoles and z-quadrupoles s = 2, 8, 32 kpc + Legendre 4 (the default)",
+                       {"reference": "axisymmetric", "potential_degree": 4, "reference_scales_kpc": [2, 8, 32]}),
+    "axisymmetric-3-test3": ("as axisymmetric-3 with test functions of degree 3 (60 rows, not 252: less noise in "
+                             "the estimated covariance)", {"reference": "axisymmetric", "potential_degree": 4,
+                                                           "reference_scales_kpc": [2, 8, 32], "test_degree": 3}),
+}
+"""Settings tried on the way to the default (`--trials`): rows for what was tried, not only what was kept."""
 
 
 def case(name: str, data, spec, draws: int, gradient: bool = False) -> dict:
     from dpotcube.sources.load import load_stars, plummer_truth
+    from dpotcube.sources.selection import grad_log_selection_of
     from dpotcube.weak import fit_weak_report
 
     started = time.perf_counter()
@@ -81,7 +100,7 @@ def case(name: str, data, spec, draws: int, gradient: bool = False) -> dict:
     gls, grad_s = None, 0.0
     if gradient:
         started = time.perf_counter()
-        gls = grad_log_selection(plummer_truth(data), stars.positions)
+        gls = grad_log_selection_of(plummer_truth(data).selection, stars.positions)
         grad_s = time.perf_counter() - started
     wall, cpu = time.perf_counter(), time.process_time()
     model, report = fit_weak_report(stars, spec, grad_log_selection=gls)
@@ -95,17 +114,20 @@ def case(name: str, data, spec, draws: int, gradient: bool = False) -> dict:
     return row
 
 
-def seed_calibration(name: str, data, spec, seeds: int) -> dict:
+def seed_calibration(name: str, data, spec, seeds: int, gradient: bool = False) -> dict:
     """Coverage of the analytic ±1σ (the 16–84% range of a Gaussian posterior) over `seeds` star draws: one
-    realisation's share over ~14,000 grid points is a noisy statistic (its errors are ~80 correlated modes)."""
+    realisation's share over ~14,000 grid points is a noisy statistic (its errors are a few dozen correlated
+    modes). `gradient`: the known selection enters by its exact ∇ ln S (the dusty mock)."""
     from dpotcube.sources.load import load_stars, plummer_truth
+    from dpotcube.sources.selection import grad_log_selection_of
     from dpotcube.weak import fit_weak
 
     truth = plummer_truth(data)
     shares = []
     for seed in range(seeds):
         stars = load_stars(data, seed=seed)
-        model = fit_weak(stars, spec)
+        gls = grad_log_selection_of(truth.selection, stars.positions) if gradient else None
+        model = fit_weak(stars, spec, grad_log_selection=gls)
         pts = grid_in_volume(stars.observer, stars.volume_radius_kpc)
         phi0 = float(truth.potential(np.asarray(stars.observer)[None])[0])
         true = np.concatenate([
@@ -134,23 +156,38 @@ def run(argv: list[str]) -> dict:
     parser.add_argument("--draws", type=int, default=200, help="posterior draws for the 16–84% ranges")
     parser.add_argument("--seeds", type=int, default=8, help="star draws for the calibration over seeds")
     parser.add_argument("--seed-stars", type=int, default=200_000, help="stars per draw for the calibration")
+    parser.add_argument("--dusty-seeds", type=int, default=4, help="star draws for the dusty mock's calibration")
+    parser.add_argument("--dusty-seed-stars", type=int, default=100_000, help="observed stars per dusty draw")
     parser.add_argument("--degree", type=int, default=WeakSpec().potential_degree)
     parser.add_argument("--test-degree", type=int, default=WeakSpec().test_degree)
+    parser.add_argument("--trials", nargs="+", choices=sorted(TRIALS), default=[])
+    parser.add_argument("--trial-seeds", type=int, default=0, help="with --trials: also the coverage over star draws")
+    parser.add_argument("--trial-mocks", nargs="+", choices=["isotropic", "anisotropic", "dusty"], default=["isotropic"])
     args = parser.parse_args(argv)
+    if args.trials:
+        return run_trials(args, argv)
     spec = WeakSpec(potential_degree=args.degree, test_degree=args.test_degree)
+    spec_weights = spec.model_copy(update={"known_selection": "weights"})
     cases = [
         ("isotropic", DataSpec(n_stars=args.stars)),
         ("anisotropic", DataSpec(n_stars=args.stars, plummer={"anisotropy_radius_kpc": ANISOTROPY_RADIUS_KPC})),
         ("dusty, 1/S weights", DataSpec(n_stars=args.dusty_stars, observation={})),
         ("dusty, known ∇ ln S", DataSpec(n_stars=args.dusty_stars, observation={})),
     ]
-    rows = [case(name, data, spec, args.draws, gradient="∇" in name) for name, data in cases]
+    rows = [case(name, data, spec if "∇" in name else spec_weights, args.draws, gradient="∇" in name)
+            for name, data in cases]
     calibration = [
         seed_calibration(name, data.model_copy(update={"n_stars": args.seed_stars}), spec, args.seeds)
         for name, data in cases[:2]
     ] if args.seeds else []
+    if args.dusty_seeds:
+        name, data = cases[3]
+        calibration.append(seed_calibration(name, data.model_copy(update={"n_stars": args.dusty_seed_stars}), spec,
+                                            args.dusty_seeds, gradient=True))
+    import json
     import os
 
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     return {
         "command": " ".join(["python -m benchmarks run weak", *argv]),
         **environment(),
@@ -159,7 +196,48 @@ def run(argv: list[str]) -> dict:
         "draws": args.draws,
         "rows": rows,
         "calibration": calibration,
+        "trials": previous.get("trials", []),
     }
+
+
+def run_trials(args: argparse.Namespace, argv: list[str]) -> dict:
+    """Run `args.trials` on `args.trial_mocks`; merge their rows into the previous results' `trials`."""
+    import json
+
+    from dpotcube.recipe import DataSpec
+    from dpotcube.weak import WeakSpec
+
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    mocks = {
+        "isotropic": (DataSpec(n_stars=args.stars), False),
+        "anisotropic": (DataSpec(n_stars=args.stars, plummer={"anisotropy_radius_kpc": ANISOTROPY_RADIUS_KPC}), False),
+        "dusty": (DataSpec(n_stars=args.dusty_stars, observation={}), True),
+    }
+    from .report import environment as env
+
+    date = env()["date"]
+    trials = {(t["trial"], t["mock"], t["n_stars"]): t for t in previous.get("trials", [])}
+    for name in args.trials:
+        description, overrides = TRIALS[name]
+        spec = WeakSpec(**overrides)
+        for mock in args.trial_mocks:
+            data, gradient = mocks[mock]
+            row = case(mock, data, spec, args.draws, gradient=gradient)
+            row |= {"trial": name, "description": description, "overrides": overrides, "date": date,
+                    "command": " ".join(["python -m benchmarks run weak", *argv])}
+            if args.trial_seeds and not gradient:  # coverage over star draws (one draw's share is noisy)
+                calib = seed_calibration(mock, data.model_copy(update={"n_stars": args.seed_stars}), spec,
+                                         args.trial_seeds)
+                row["calibration"] = {k: v for k, v in calib.items() if k.startswith("coverage") or k in ("seeds", "n_stars")}
+            trials[(name, row["mock"], row["n_stars"])] = row
+    return {**previous, "trials": sorted(trials.values(), key=lambda t: (t["mock"], t["n_stars"], t["trial"]))}
+
+
+def _calibration_cell(c: dict | None) -> str:
+    if not c:
+        return "–"
+    return (f"{c['coverage_accel_mean']:.2f} ± {c['coverage_accel_sd']:.2f}, {c['coverage_density_mean']:.2f} ± "
+            f"{c['coverage_density_sd']:.2f} ({c['seeds']} × {c['n_stars']:,})")
 
 
 def markdown(r: dict) -> str:
@@ -168,12 +246,13 @@ def markdown(r: dict) -> str:
         f"## {TITLE}",
         "",
         provenance_line(r),
-        f"Pinned to CPU cores {r['cpu_affinity']} (the machine shared with other work). Φ: Legendre degree "
+        f"Pinned to CPU cores {r['cpu_affinity']} (the machine shared with other work). Φ: reference "
+        f"`{spec.get('reference', 'none')}` (scales {spec.get('reference_scales_kpc', [])} kpc) + Legendre degree "
         f"{spec['potential_degree']}; test functions: {spec['test_functions']} of degree {spec['test_degree']} × "
         f"{', '.join(spec['velocity_functions'])}; prior by evidence. Scores on the cube grid (0.2 kpc) inside the "
         f"3 kpc volume; coverage: share of points whose truth lies inside the 16–84% range of {r['draws']} "
         "posterior draws (goal 0.68 ± 0.1). Fit time is the whole numerical cost (no flows are trained); the "
-        "dusty mock's ∇ ln S (mock truth, autodiff through the dust) took "
+        "dusty mock's ∇ ln S (central differences of the mock's S) took "
         + ", ".join(f"{row['grad_log_selection_s']} s" for row in r["rows"] if row.get("grad_log_selection_s"))
         + " more.",
         "",
@@ -189,21 +268,37 @@ def markdown(r: dict) -> str:
             f"{row['coverage_potential']:.2f} | {row['chi2_per_test_function']:.2f} |"
         )
     if r.get("calibration"):
-        c0 = r["calibration"][0]
         lines += [
             "",
-            f"Calibration over {c0['seeds']} star draws of {c0['n_stars']:,} stars (share of in-volume grid points "
+            "Calibration over star draws (share of in-volume grid points "
             "whose truth lies within the posterior's ±1σ, mean ± standard deviation over the draws; one draw's "
             "share is noisy because its errors are a few dozen correlated modes):",
             "",
-            "| mock | coverage a | coverage ρ | coverage Φ |",
-            "| --- | --- | --- | --- |",
+            "| mock | draws × stars | coverage a | coverage ρ | coverage Φ |",
+            "| --- | --- | --- | --- | --- |",
         ]
         for c in r["calibration"]:
             lines.append(
-                f"| {c['mock']} | {c['coverage_accel_mean']:.2f} ± {c['coverage_accel_sd']:.2f} | "
+                f"| {c['mock']} | {c['seeds']} × {c['n_stars']:,} | {c['coverage_accel_mean']:.2f} ± {c['coverage_accel_sd']:.2f} | "
                 f"{c['coverage_density_mean']:.2f} ± {c['coverage_density_sd']:.2f} | "
                 f"{c['coverage_potential_mean']:.2f} ± {c['coverage_potential_sd']:.2f} |"
+            )
+    if r.get("trials"):
+        lines += [
+            "",
+            "Measurement log (`--trials`): settings tried on the way to the default, kept or not (scores as above; "
+            "the dusty mock with the known ∇ ln S):",
+            "",
+            "| trial | what | mock | stars | median \\|Δa\\|/\\|a\\| | median \\|Δρ\\|/ρ | median ρ ratio | coverage a "
+            "| coverage ρ | coverage a, ρ over star draws | fit wall s | date |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for t in r["trials"]:
+            lines.append(
+                f"| {t['trial']} | {t['description']} | {t['mock']} | {t['n_stars']:,} | "
+                f"{t['median_rel_error_accel']:.3f} | {t['median_rel_error_density']:.3f} | "
+                f"{t['median_density_ratio']:.3f} | {t['coverage_accel']:.2f} | {t['coverage_density']:.2f} | "
+                f"{_calibration_cell(t.get('calibration'))} | {t['fit_wall_s']} | {t['date'][:10]} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -9,7 +9,8 @@ M, b and C are fitted by least squares to the network's Φ and a at `EXTENSION_P
 uniform in the volume: a monopole extension, right for the Plummer mock and a rough continuation for
 the Milky Way (docs/released.md). Φ is one smooth function, so its orbits conserve energy.
 
-`Φ_net` is the published network minus its value at `potential_reference_point` (as in the cube).
+`Φ_net` is the published network (or, for `weak` cubes, the published Legendre/reference expansion, exact in
+float64) minus its value at `potential_reference_point` (as in the cube).
 Evaluation runs in float64 (the float32 weights are widened), so orbit integrators see a smooth Φ.
 """
 
@@ -30,6 +31,8 @@ from .errors import DataError
 from .fields.model import load_fields
 from .fields.nets import ScalarField
 from .published import fields_location, member_file, read_spec
+from .weak.model import KIND as WEAK_KIND
+from .weak.model import load_weak
 
 BLEND_WIDTH = 0.25
 """Width of the blending shell in units of the volume radius: s in (1, 1.25)."""
@@ -178,12 +181,14 @@ def potential(entry, member: int = 0, catalog: str | Path = "catalog/catalog.yam
         ds = entry if isinstance(entry, xr.Dataset) else open_cube(entry, catalog=catalog)
         if "potential" not in ds.data_vars:
             raise DataError(
-                f"This cube (method `{ds.attrs.get('method', '?')}`) has no `potential`: its method has no Φ network "
-                "(e.g. `pointwise`, which solves a at each grid point), so no learned Φ is published. Use the cube "
-                "(`dpotcube.query`), or build with a method that fits Φ (`conditional`, `vanilla`, `selection`)."
+                f"This cube (method `{ds.attrs.get('method', '?')}`) has no `potential`: its method has no model of Φ "
+                "(e.g. `pointwise`, which solves a at each grid point), so no Φ is published. Use the cube "
+                "(`dpotcube.query`), or build with a method that fits Φ (`conditional`, `vanilla`, `selection`, "
+                "`weak`)."
             )
         location = fields_location(ds)
     spec = read_spec(location)
-    model = load_fields(member_file(location, spec, member))
-    return LearnedPotential(model.potential, spec["potential_reference_point"], spec["observer_position_kpc"],
+    path = member_file(location, spec, member)
+    network = load_weak(path) if spec.get("model_kind") == WEAK_KIND else load_fields(path).potential
+    return LearnedPotential(network, spec["potential_reference_point"], spec["observer_position_kpc"],
                             spec["volume_radius_kpc"], spec, member)

@@ -201,8 +201,8 @@ def publish(recipe: Recipe, method: Method, layout: BuildLayout, replace: bool) 
     members = plan_members(recipe)
     networks = [layout.fields, *(member_files(m, recipe, layout.root).fields for m in members)]
     kinds = [str(k) for k in written["member_kind"].values]
-    publish_fields(networks if method.uses_collocation else None, kinds, written.attrs, layout.root, target,
-                   recipe.entry_name)
+    models = method.published_models(recipe, networks, stage_seed(recipe.seed, "cube"), layout.root / "published-models")
+    publish_fields(models, kinds, written.attrs, layout.root, target, recipe.entry_name)
     if recipe.diagnostics.enabled:
         copy_to_url(layout.diagnostics, join(str(target), f"{recipe.entry_name}.diagnostics"))
     return published

@@ -1,4 +1,5 @@
-"""The fitted fields published beside a cube: `<entry>.fields/` holds every member's Φ network in the
+"""The fitted fields published beside a cube: `<entry>.fields/` holds every member's model of Φ (a network, or
+the `weak` method's basis coefficients and their spec) in the
 project's one serialisation (`dpotcube.serialise`: a JSON header line, then equinox leaves) and a
 `spec.json` that says what they are (architecture, units, frame, members, checksums).
 
@@ -43,7 +44,8 @@ def write_fields_folder(
 ) -> Path:
     """Write `folder` (replacing it): each member's field model and `spec.json`. Returns `folder`.
 
-    `model_paths`: the saved `CBEFields` of members 0..M-1 in cube order (`fields.eqx` files);
+    `model_paths`: the saved models of Φ (`CBEFields`, or `WeakPotential` coefficients) of members 0..M-1 in cube
+    order (`.eqx` files, from the method's `published_models`);
     `cube_attrs`: the cube's global attributes (method, frame, reference point, volume).
     """
     if len(model_paths) != len(member_kinds):
@@ -63,7 +65,8 @@ def write_fields_folder(
     spec = {
         "spec_version": SPEC_VERSION,
         "serialisation": SERIALISATION,
-        "loader": "dpotcube.potential(entry, member=m), or dpotcube.fields.model.load_fields(path)",
+        "loader": "dpotcube.potential(entry, member=m), or dpotcube.fields.model.load_fields(path) "
+        "(model_kind weak: dpotcube.weak.load_weak(path))",
         "model_kind": header["kind"] if header else None,
         "architecture": header["hyperparameters"] if header else None,
         "method": cube_attrs.get("method"),
@@ -77,7 +80,8 @@ def write_fields_folder(
         "potential_reference_point": cube_attrs.get("potential_reference_point"),
         "G_kpc_km2_s2_per_msun": cube_attrs.get("G_kpc_km2_s2_per_msun"),
         "recipe_sha256": cube_attrs.get("recipe_sha256"),
-        "potential": "Phi(x) = potential_network(x) - potential_network(potential_reference_point), as in the cube",
+        "potential": "Phi(x) = model(x) - model(potential_reference_point), as in the cube (model: the potential "
+        "network, or for model_kind weak the expansion in its hyperparameters' basis)",
         "members": members,
     }
     (staging / "spec.json").write_text(json.dumps(spec, indent=2))
@@ -93,7 +97,7 @@ def publish_fields(
 ) -> Path | str | None:
     """Write `<build_dir>/fields-published/` and copy it to `<destination>/<entry>.fields` (a folder or URL).
 
-    `model_paths` None (the `pointwise` method: no Φ network) publishes nothing and returns None.
+    `model_paths` None (the `pointwise` method: no model of Φ) publishes nothing and returns None.
     """
     if model_paths is None:
         return None

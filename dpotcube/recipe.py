@@ -498,8 +498,18 @@ class WeakSpec(_Section):
     """Φ from the weak form of the CBE: a linear least-squares fit, no density model (docs/weak.md)."""
 
     potential_degree: int = Field(
-        6, ge=2, le=16, description="Total degree of the Legendre-polynomial expansion of Φ on the observer's ball "
-        "(coefficients: (d+1)(d+2)(d+3)/6 − 1; the constant is fixed by Φ(observer) = 0)."
+        4, ge=2, le=16, description="Total degree of the Legendre-polynomial expansion of Φ on the observer's ball "
+        "(coefficients: (d+1)(d+2)(d+3)/6 − 1; the constant is fixed by Φ(observer) = 0); with a `reference`, the "
+        "correction to it."
+    )
+    reference: Literal["none", "spherical", "axisymmetric"] = Field(
+        "axisymmetric", description="Global shapes about the Galactic centre added to Φ's basis, with the Legendre "
+        "expansion as a correction (prior strengths of both by evidence): `spherical` (monopoles −s/√(r² + s²), one "
+        "per scale in `reference_scales_kpc`), `axisymmetric` (and quadrupoles about z); `none`: the Legendre "
+        "expansion alone. Needs Galactocentric positions (the Galactic centre at the origin)."
+    )
+    reference_scales_kpc: tuple[float, ...] = Field(
+        (2.0, 8.0, 32.0), min_length=1, description="Scales s of the reference shapes (kpc)."
     )
     test_functions: Literal["polynomial", "bumps"] = Field(
         "polynomial", description="Position part of the test functions: `polynomial` (Legendre products of total "
@@ -521,6 +531,11 @@ class WeakSpec(_Section):
     )
     prior_scale_kms2: float = Field(1e4, gt=0, description="τ in km² s⁻² (`prior: fixed`).")
     prior_decay: float = Field(0.5, gt=0, lt=1, description="q per degree (`prior: fixed`).")
+    reference_prior_scale_kms2: float = Field(
+        1e7, gt=0, description="Prior standard deviation of each reference shape's coefficient (km² s⁻²); broad by "
+        "default, so the reference is fitted by the data, not shrunk (a Plummer sphere of 10¹¹ M☉ and scale s has "
+        "4·10⁵ kpc/s km² s⁻²)."
+    )
     pattern_speed: bool = Field(
         False, description="Fit a pattern speed Ω_p (one more linear unknown): f stationary in a frame rotating "
         "about the z axis; reported positive in the sense of Galactic rotation."
@@ -532,6 +547,13 @@ class WeakSpec(_Section):
     )
     selection_prior_std: float = Field(
         3.0, gt=0, description="Prior standard deviation of ln ε's degree-1 coefficients (falls by `prior_decay`^d)."
+    )
+    known_selection: Literal["auto", "gradient", "weights"] = Field(
+        "auto", description="How a known selection S(x) enters: `gradient`, test functions S·w with unit weights "
+        "and the term w v·∇ ln S (∇ ln S at each star by central differences of S; needs S as a function of "
+        "position: the mock's `data.observation`); `weights`, ω = 1/S per star (needs only S at the stars, e.g. a "
+        "table's `selection_column`, but where S spans decades a few stars carry the sums and the posterior is too "
+        "narrow); `auto`: `gradient` where S is known as a function, else `weights`."
     )
     min_selection: float = Field(
         1e-3, gt=0, le=1, description="Known S(x) below this is raised to it before weighting by 1/S."

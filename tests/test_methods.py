@@ -188,7 +188,8 @@ def test_pointwise_build_writes_accelerations_without_a_potential(selection_buil
 
 def test_weak_build_fits_no_flow_and_writes_posterior_members(tmp_path):
     """`weak` from the recipe: no flow, collocation or network; Φ, a, ρ from the linear fit and its posterior draws
-    as members of kind `posterior`; a bootstrap member refits on resampled stars; seed members are refused."""
+    as members of kind `posterior`; a bootstrap member refits on resampled stars; every member's Φ is published
+    (`dpotcube.potential` equals the cube in the volume); seed members are refused."""
     extra = ("--set", "fields.method=weak", "--set", "data.n_stars=60000", "--set", "fields.weak.potential_degree=4",
              "--set", "fields.weak.test_degree=4", "--set", "fields.weak.n_members=3", "--set", "ensemble.bootstrap=1",
              "--set", "cube.spacing_kpc=1.0", "--set", "cube.baryon_model=none", "--set", "diagnostics.enabled=false")
@@ -202,6 +203,14 @@ def test_weak_build_fits_no_flow_and_writes_posterior_members(tmp_path):
     assert np.mean(np.sum(accel * pts, axis=1) < 0) > 0.9  # a points inwards, to the Plummer centre
     spread = float(np.nanmedian(ds["density"].where(ds["in_volume"]).isel(member=slice(2, None)).std("member").values))
     assert spread > 0  # posterior draws differ
+    import dpotcube
+
+    for member in (0, 3):  # the fitted model and a posterior draw: published beside the cube, exact in the volume
+        pot = dpotcube.potential(ds, member=member)
+        cube_phi = ds["potential"].isel(member=member).values[inside]
+        np.testing.assert_allclose(pot.potential(pts), cube_phi, rtol=1e-4, atol=1e-2 * np.abs(cube_phi).max())
+        cube_a = np.stack([ds[f"accel_{c}"].isel(member=member).values[inside] for c in "xyz"], axis=1)
+        np.testing.assert_allclose(pot.acceleration(pts), cube_a, rtol=1e-4, atol=1e-3 * np.abs(cube_a).max())
     from typer.testing import CliRunner
 
     from dpotcube.cli import app

@@ -118,6 +118,12 @@ class Method(ABC):
         """Cube members the method adds after the fitted ones (e.g. posterior draws), by kind."""
         return []
 
+    def published_models(self, recipe: Recipe, fitted: list[Path], seed: int, folder: Path) -> list[Path] | None:
+        """The saved Φ model of every cube member in cube order, to publish beside the cube (`dpotcube.potential`);
+        `fitted`: the fitted members' `fields.eqx`, `seed`: the cube stage's, `folder`: scratch space in the build.
+        None: the method has no model of Φ (nothing is published)."""
+        return fitted if self.uses_collocation else None
+
 
 class FieldMethod(Method):
     """A method that trains Φ (and maybe a second network) on the CBE residual at collocation points."""

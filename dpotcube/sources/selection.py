@@ -98,6 +98,23 @@ def selection_of(
     return out
 
 
+GRADIENT_STEP_KPC = 1e-3
+"""Step of the central differences in `grad_log_selection_of` (dust varies on ≥ 0.25 kpc: error ~ (step/0.25)²)."""
+
+
+def grad_log_selection_of(truth: SelectionTruth, x: Float[np.ndarray, "n 3"]) -> Float[np.ndarray, "n 3"]:
+    """∇ ln S(x) in kpc⁻¹ for many points, by central differences of `selection_of(..., kind="log_selection")`:
+    six forward passes cost ~40× less on a CPU than reverse-mode autodiff through the dust's line integrals."""
+    x = np.asarray(x, np.float64).reshape(-1, 3)
+    out = np.empty_like(x)
+    for j in range(3):
+        step = np.zeros(3)
+        step[j] = GRADIENT_STEP_KPC
+        up, down = selection_of(truth, x + step, kind="log_selection"), selection_of(truth, x - step, kind="log_selection")
+        out[:, j] = (up - down) / (2 * GRADIENT_STEP_KPC)
+    return out
+
+
 @functools.lru_cache(maxsize=16)
 def _jitted(truth: SelectionTruth, kind: str) -> Callable:
     return jax.jit(getattr(truth, kind))

@@ -10,6 +10,7 @@ from ..sources.base import PhaseSpaceTable
 from .basis import degrees, multi_indices, tensor_basis
 from .model import WeakPotential
 from .moments import Unknowns, accumulate_covariance, accumulate_design
+from .reference import n_reference, potential_basis
 from .solve import Posterior, best_prior, posterior, whiten
 from .spec import WeakSpec
 from .testfunctions import make_test_functions
@@ -57,12 +58,14 @@ def fit_weak_report(
         )
     w = star_weights(stars, spec, gradient_known=gls is not None)
     tf = make_test_functions(spec, observer, radius, v)
-    unknowns = Unknowns(spec.potential_degree, spec.pattern_speed, spec.unknown_selection_degree)
+    scales = tuple(float(s) for s in spec.reference_scales_kpc) if spec.reference != "none" else ()
+    unknowns = Unknowns(spec.potential_degree, spec.pattern_speed, spec.unknown_selection_degree, spec.reference, scales)
     design, rhs, outer = accumulate_design(tf, unknowns, radius, x, v, w, spec.chunk_size, gls)
     first_pass = time.perf_counter() - started
 
     deg = degrees(spec.potential_degree, False)
-    n_phi = len(deg)
+    n_ref = n_reference(spec.reference, scales)
+    n_phi = n_ref + len(deg)
     extra_var = []
     if spec.pattern_speed:
         extra_var.append(PATTERN_PRIOR_STD**2)
@@ -70,23 +73,24 @@ def fit_weak_report(
         sel_deg = degrees(spec.unknown_selection_degree, False)
         extra_var.extend((spec.selection_prior_std * spec.prior_decay ** (sel_deg - 1.0)) ** 2)
     extra_var = np.asarray(extra_var, np.float64)
+    ref_var = np.full(n_ref, spec.reference_prior_scale_kms2**2)  # broad: the reference is fitted, not shrunk
 
-    def solve(cov: np.ndarray) -> tuple[Posterior, float, float]:
+    def solve(cov: np.ndarray) -> tuple[Posterior, dict]:
         white = whiten(design, rhs, cov)
         if spec.prior == "fixed":
-            var = np.concatenate([spec.prior_scale_kms2**2 * spec.prior_decay ** (2.0 * deg), extra_var])
-            return posterior(white, var), spec.prior_scale_kms2, spec.prior_decay
-        return best_prior(white, deg, extra_var, SCALES, DECAYS)
+            var = np.concatenate([ref_var, spec.prior_scale_kms2**2 * spec.prior_decay ** (2.0 * deg), extra_var])
+            return posterior(white, var), {"tau": spec.prior_scale_kms2, "q": spec.prior_decay}
+        return best_prior(white, deg, np.concatenate([ref_var, extra_var]), SCALES, DECAYS, n_ref)
 
-    first, _, _ = solve(outer)  # noise of the right-hand side alone: a first solution
+    first, _ = solve(outer)  # noise of the right-hand side alone: a first solution
     omega, sel = _extras(first.mean, n_phi, spec)
-    grad_phi = _grad_phi(first.mean[:n_phi], x, observer, radius, spec.potential_degree)
+    grad_phi = _grad_phi(first.mean[:n_phi], x, observer, radius, unknowns)
     grad_log_eps = (
         tensor_basis(x, observer, radius, spec.unknown_selection_degree, False)[1] @ sel
         if spec.unknown_selection_degree else np.zeros_like(x)
     )
     cov = accumulate_covariance(tf, unknowns, radius, x, v, w, spec.chunk_size, grad_phi, omega, grad_log_eps, gls)
-    post, tau, q = solve(cov)
+    post, prior = solve(cov)
     omega, sel = _extras(post.mean, n_phi, spec)
     cov_phi = post.covariance[:n_phi, :n_phi]
     factor = np.linalg.cholesky(cov_phi + 1e-12 * np.max(np.diag(cov_phi)) * np.eye(n_phi))
@@ -96,11 +100,11 @@ def fit_weak_report(
     model = WeakPotential(
         coefficients=post.mean[:n_phi], covariance_factor=factor, observer=observer, pattern_speed=pattern,
         selection_coefficients=sel, radius_kpc=radius, degree=spec.potential_degree,
-        selection_degree=spec.unknown_selection_degree,
+        selection_degree=spec.unknown_selection_degree, reference=spec.reference, reference_scales=scales,
     )
     report = {
         "n_stars": len(x), "n_test_functions": int(len(rhs)), "n_unknowns": int(design.shape[1]),
-        "n_potential_coefficients": n_phi, "prior_scale_kms2": tau, "prior_decay": q,
+        "n_potential_coefficients": n_phi, "prior_scale_kms2": prior["tau"], "prior_decay": prior["q"],
         "chi2_per_test_function": post.chi2 / len(rhs), "log_evidence": post.log_evidence,
         "first_pass_s": round(first_pass, 2), "total_s": round(time.perf_counter() - started, 2),
     }
@@ -117,9 +121,10 @@ def _extras(q: np.ndarray, n_phi: int, spec: WeakSpec) -> tuple[float, np.ndarra
     return omega, np.asarray(q[i : i + n_sel], np.float64)
 
 
-def _grad_phi(theta: np.ndarray, x: np.ndarray, observer: np.ndarray, radius: float, degree: int) -> np.ndarray:
+def _grad_phi(theta: np.ndarray, x: np.ndarray, observer: np.ndarray, radius: float, unknowns: Unknowns) -> np.ndarray:
     """∇Φ at the stars `(n, 3)`, in chunks."""
     out = np.empty_like(x)
+    args = (observer, radius, unknowns.potential_degree, unknowns.reference, unknowns.reference_scales, np)
     for lo in range(0, len(x), 65_536):
-        out[lo : lo + 65_536] = tensor_basis(x[lo : lo + 65_536], observer, radius, degree, False)[1] @ theta
+        out[lo : lo + 65_536] = potential_basis(x[lo : lo + 65_536], *args)[1] @ theta
     return out

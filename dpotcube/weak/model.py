@@ -5,19 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import equinox as eqx
+import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Float
+from jaxtyping import Array, Float
 
 from ..constants import G_KPC_KM2_S2_PER_MSUN, MSUN_PER_KPC3_TO_MSUN_PER_PC3
 from ..serialise import load_model, save_model
 from .basis import tensor_basis, value_at_centre
+from .reference import n_reference, potential_basis
 
 KIND = "weak"
 
 
 class WeakPotential(eqx.Module):
-    """Φ(x) = Σ_i θ_i [B_i(x) − B_i(x⊙)] (B_i: Legendre products of total degree ≤ `degree` in (x − x⊙)/R), so
-    Φ(observer) = 0 as in the cube. The posterior of θ is N(`coefficients`, L Lᵀ), L = `covariance_factor`.
+    """Φ(x) = Σ_i θ_i [B_i(x) − B_i(x⊙)] (B_i: the `reference` shapes about the Galactic centre at `reference_scales`,
+    then Legendre products of total degree ≤ `degree` in (x − x⊙)/R), so Φ(observer) = 0 as in the cube. The
+    posterior of θ is N(`coefficients`, L Lᵀ), L = `covariance_factor`.
 
     Units: positions kpc, Φ km² s⁻², a km² s⁻² kpc⁻¹, ρ M☉ pc⁻³ (the cube's), Ω_p km s⁻¹ kpc⁻¹.
     """
@@ -30,24 +33,40 @@ class WeakPotential(eqx.Module):
     radius_kpc: float = eqx.field(static=True)
     degree: int = eqx.field(static=True)
     selection_degree: int = eqx.field(static=True, default=0)
+    reference: str = eqx.field(static=True, default="none")
+    reference_scales: tuple[float, ...] = eqx.field(static=True, default=())
 
     @classmethod
-    def skeleton(cls, degree: int, radius_kpc: float, selection_degree: int = 0) -> WeakPotential:
+    def skeleton(
+        cls, degree: int, radius_kpc: float, selection_degree: int = 0, reference: str = "none",
+        reference_scales: tuple[float, ...] | list[float] = (),
+    ) -> WeakPotential:
         """An empty model of the given sizes (what `load_weak` fills)."""
         from .basis import multi_indices
 
-        p, n_sel = len(multi_indices(degree, False)), len(multi_indices(selection_degree, False)) if selection_degree else 0
+        scales = tuple(float(s) for s in reference_scales)
+        p = n_reference(reference, scales) + len(multi_indices(degree, False))
+        n_sel = len(multi_indices(selection_degree, False)) if selection_degree else 0
         return cls(np.zeros(p), np.zeros((p, p)), np.zeros(3), np.full(2, np.nan), np.zeros(n_sel), radius_kpc, degree,
-                   selection_degree)
+                   selection_degree, reference, scales)
 
     @property
     def hyperparameters(self) -> dict:
-        return {"degree": self.degree, "radius_kpc": self.radius_kpc, "selection_degree": self.selection_degree}
+        return {"degree": self.degree, "radius_kpc": self.radius_kpc, "selection_degree": self.selection_degree,
+                "reference": self.reference, "reference_scales": list(self.reference_scales)}
 
     def _basis(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x = np.asarray(x, np.float64).reshape(-1, 3)
-        values, grads, laps = tensor_basis(x, self.observer, self.radius_kpc, self.degree, False)
-        return values - value_at_centre(self.degree, False), grads, laps
+        args = (self.observer, self.radius_kpc, self.degree, self.reference, self.reference_scales, np)
+        values, grads, laps = potential_basis(x, *args)
+        return values - potential_basis(self.observer[None], *args)[0], grads, laps
+
+    def __call__(self, x: Float[Array, "3"]) -> Float[Array, ""]:
+        """Φ(x) − Φ(observer) at one position `(3,)`, a pure JAX function (what `dpotcube.potential` wraps)."""
+        observer = jnp.asarray(self.observer, x.dtype)
+        args = (self.radius_kpc, self.degree, self.reference, self.reference_scales, jnp)
+        values = potential_basis(x.reshape(1, 3), observer, *args)[0] - potential_basis(observer[None], observer, *args)[0]
+        return (values @ jnp.asarray(self.coefficients, x.dtype))[0]
 
     def potential(self, x: Float[np.ndarray, "n 3"]) -> Float[np.ndarray, " n"]:
         """Φ − Φ(observer) in km² s⁻² at positions `x` `(n, 3)` kpc."""

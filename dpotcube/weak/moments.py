@@ -21,16 +21,20 @@ import numpy as np
 from jaxtyping import Float
 
 from .basis import tensor_basis
+from .reference import potential_basis
 from .testfunctions import TestFunctions, position_parts, velocity_parts
 
 
 @dataclass(frozen=True)
 class Unknowns:
-    """The linear unknowns: Φ's Legendre degree, whether Ω is fitted, ln ε's degree (0: none)."""
+    """The linear unknowns: Φ's Legendre degree, whether Ω is fitted, ln ε's degree (0: none), Φ's reference
+    shapes (kind and scales, kpc; their coefficients come first)."""
 
     potential_degree: int
     pattern_speed: bool
     selection_degree: int
+    reference: str = "none"
+    reference_scales: tuple[float, ...] = ()
 
 
 @dataclass
@@ -68,7 +72,8 @@ def design_kernel(tf: TestFunctions, unknowns: Unknowns, radius: float) -> Calla
     @jax.jit
     def kernel(x, v, w, gls):
         p = _per_star(tf, unknowns, radius, x, v, w, gls)
-        _, db, _ = tensor_basis(x, tf.observer, radius, unknowns.potential_degree, False, jnp)
+        _, db, _ = potential_basis(x, tf.observer, radius, unknowns.potential_degree, unknowns.reference,
+                                   unknowns.reference_scales, jnp)
         g = jnp.einsum("njm,njp->nmp", p["dh"], db)
         cols = [jnp.einsum("na,nmp->amp", p["wphi"], g)]
         if unknowns.pattern_speed:

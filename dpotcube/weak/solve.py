@@ -43,6 +43,14 @@ def whiten(design: np.ndarray, rhs: np.ndarray, covariance: np.ndarray, jitter: 
     return Whitened(F=a.T @ a, g=a.T @ b, bb=float(b @ b), n_rows=len(rhs))
 
 
+def log_evidence(w: Whitened, prior_var: np.ndarray) -> float:
+    """The log evidence alone (what the prior search needs; no covariance)."""
+    factor = sl.cho_factor(w.F + np.diag(1.0 / prior_var), lower=True)
+    mean = sl.cho_solve(factor, w.g)
+    log_det = 2 * np.sum(np.log(np.diag(factor[0])))
+    return float(-0.5 * (w.bb - w.g @ mean) - 0.5 * (log_det + np.sum(np.log(prior_var))))
+
+
 def posterior(w: Whitened, prior_var: np.ndarray) -> Posterior:
     """Posterior mean and covariance, and the log evidence, for prior variances `prior_var` `(Q,)`."""
     h = w.F + np.diag(1.0 / prior_var)
@@ -56,16 +64,18 @@ def posterior(w: Whitened, prior_var: np.ndarray) -> Posterior:
 
 
 def best_prior(
-    w: Whitened, degrees: np.ndarray, extra_var: np.ndarray, scales: np.ndarray, decays: np.ndarray
-) -> tuple[Posterior, float, float]:
-    """The posterior under the prior var τ² q^(2·degree) (Φ's coefficients) of highest evidence over the grid
-    `scales` × `decays`; `extra_var` `(E,)`: fixed prior variances of the other unknowns. Returns (posterior, τ, q)."""
-    best = None
+    w: Whitened, degrees: np.ndarray, fixed_var: np.ndarray, scales: np.ndarray, decays: np.ndarray, n_before: int = 0
+) -> tuple[Posterior, dict]:
+    """The posterior of highest evidence over the grid of priors τ² q^(2·degree) on Φ's Legendre coefficients
+    (τ in `scales`, q in `decays`); the other unknowns have the fixed prior variances `fixed_var`, the first
+    `n_before` of them ordered before the Legendre coefficients (the reference shapes), the rest after.
+    Returns (posterior, {"tau": τ, "q": q})."""
+    best, best_z = None, -np.inf
     for q in decays:
         for tau in scales:
-            var = np.concatenate([tau**2 * q ** (2.0 * degrees), extra_var])
-            post = posterior(w, var)
-            if best is None or post.log_evidence > best[0].log_evidence:
-                best = (post, float(tau), float(q))
+            var = np.concatenate([fixed_var[:n_before], tau**2 * q ** (2.0 * degrees), fixed_var[n_before:]])
+            z = log_evidence(w, var)
+            if z > best_z:
+                best, best_z = (var, {"tau": float(tau), "q": float(q)}), z
     assert best is not None
-    return best
+    return posterior(w, best[0]), best[1]
