@@ -185,7 +185,7 @@ def validate(
     for key, size in plan.sizes.items():
         console.print(f"size: {key}: {size}", highlight=False, markup=False)
     console.print(f"build folder: {plan.build_dir}; grid {'×'.join(map(str, plan.grid.shape))}", highlight=False)
-    console.print(f"[green]recipe {recipe} is valid[/green]")
+    console.print(f"[green]recipe {recipe} is valid[/green]", soft_wrap=True)  # a long path stays one copyable line
 
 
 @app.command()
