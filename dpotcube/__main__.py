@@ -1,3 +1,3 @@
-from .cli import app
+from .cli import program
 
-app(prog_name="dpotcube")
+program()

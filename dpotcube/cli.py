@@ -16,6 +16,15 @@ from rich.table import Table
 from .errors import DpotcubeError
 from .progress import console
 
+
+def program() -> None:
+    """The `dpotcube` command (and `python -m dpotcube`): the CLI as a process of its own."""
+    from . import crash
+
+    crash.IS_PROGRAM = True
+    app(prog_name="dpotcube")
+
+
 app = typer.Typer(help="Build released 3-D maps of the Galactic potential from stellar phase space.", no_args_is_help=True)
 catalog_app = typer.Typer(help="Inspect the Intake catalog of published cubes.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
@@ -68,6 +77,7 @@ def _user_errors(command):
             raise typer.Exit(code=2) from None
         except KeyboardInterrupt:
             console.print(f"[bold red]error:[/bold red] {escape(crash.interrupted())}", highlight=False, soft_wrap=True)
+            crash.exit_now_if_program(130)
             raise typer.Exit(code=130) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise

@@ -7,7 +7,9 @@ one-line message, the latter after writing the full traceback to a log file.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -16,6 +18,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 _STATE: dict[str, object] = {}
+
+
+IS_PROGRAM = False  # set by `cli.program`: this process is the `dpotcube` command, not a library call
+
+
+def exit_now_if_program(code: int) -> None:
+    """After Ctrl-C, end the `dpotcube` process at once (output flushed, files already closed by the unwinding):
+    interpreter teardown with JAX/XLA work cut off mid-call could crash (SIGSEGV) instead of exiting `code`."""
+    if IS_PROGRAM:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def context(build_dir: Path | None = None, resume: str | None = None) -> None:
