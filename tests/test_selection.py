@@ -14,7 +14,7 @@ from dpotcube.sources.base import PhaseSpaceTable
 from dpotcube.sources.dust import DustField, correlation
 from dpotcube.sources.load import load_stars, observation_truth, plummer_truth
 from dpotcube.sources.mocks import _positions_in_volume
-from dpotcube.sources.selection import selection_of
+from dpotcube.sources.selection import grad_log_selection_of, selection_of
 
 OBSERVER = (-8.122, 0.0, 0.0208)
 DUST = {"mean_extinction_mag_per_kpc": 0.5, "log_sigma": 1.0, "spectral_index": 3.0, "min_scale_kpc": 0.25,
@@ -99,6 +99,17 @@ def test_grad_log_selection_matches_finite_differences():
         fd = np.stack([np.asarray(log_s(x + h * e) - log_s(x - h * e)) / (2 * h) for e in jnp.eye(3)], axis=1)
     np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-6)
     assert np.max(np.abs(grad)) > 0.1, "the test points must see a gradient"
+
+
+def test_weak_methods_central_difference_grad_log_selection_matches_autodiff():
+    """`grad_log_selection_of` (what `fields.weak.known_selection: gradient` feeds the weak fit) against the
+    dusty selection's reverse-mode gradient: same sign, same units (kpc⁻¹)."""
+    truth = observation_truth(DataSpec(observation={}))
+    x = np.vstack([_points(20, seed=4), np.asarray(OBSERVER) + [0.02, 0.01, -0.01]])
+    exact = np.asarray(truth.grad_log_selection(jnp.asarray(x, jnp.float32)))
+    central = grad_log_selection_of(truth, x)
+    assert central.shape == (len(x), 3) and np.max(np.abs(exact)) > 0.1
+    np.testing.assert_allclose(central, exact, rtol=2e-2, atol=2e-3 * np.max(np.abs(exact)))
 
 
 def test_field_variance_and_correlation_scales():
