@@ -72,3 +72,16 @@ def train_loop(
                 bar.update(task, status=f"early stop, best {early_stopping.metric} {best:.4f}")
                 break
     return (params if early_stopping is None else best_params), history
+
+
+def train_by_epochs(
+    run_epoch: RunCall, params: Any, opt_state: Any, keys: Sequence[Any], label: str, patience: int, loss_name: str
+) -> tuple[Any, dict[str, list[float]]]:
+    """A density model's training: one `run_epoch` per key (metrics `train` and `val`), the best parameters on
+    `val` kept, stopping after `patience` epochs without a new minimum; a non-finite loss names the flow's
+    learning rate."""
+    return train_loop(
+        run_epoch, params, opt_state, keys, label,
+        status=lambda metrics, _: f"{loss_name} {metrics['val']:.4f}",
+        early_stopping=EarlyStopping("val", patience), fix="the flow's `learning_rate`",
+    )

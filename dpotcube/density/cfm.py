@@ -23,7 +23,7 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..recipe import CFMSpec
-from ..training import EarlyStopping, train_loop
+from ..training import train_by_epochs
 from .ball import ball_to_space, space_to_ball
 from .base import DensityModel
 
@@ -237,9 +237,7 @@ def fit_cfm(
         params, opt_state, train_loss, val_loss = run_epoch(params, opt_state, key)
         return params, opt_state, {"train": train_loss, "val": val_loss}
 
-    best_params, history = train_loop(
-        run_call, params, opt_state, jr.split(key_train, spec.max_epochs), label,
-        status=lambda metrics, _: f"val cfm loss {metrics['val']:.4f}",
-        early_stopping=EarlyStopping("val", spec.patience), fix="the flow's `learning_rate`",
+    best_params, history = train_by_epochs(
+        run_call, params, opt_state, jr.split(key_train, spec.max_epochs), label, spec.patience, "val cfm loss"
     )
     return eqx.tree_at(lambda m: m.field, model, eqx.combine(best_params, static)), history

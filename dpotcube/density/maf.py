@@ -23,7 +23,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from ..activations import ACTIVATIONS
 from ..recipe import FlowSpec
 from ..sources.chunks import FlowSample
-from ..training import EarlyStopping, train_loop
+from ..training import train_by_epochs
 from .ball import BallToSpace
 from .base import DensityModel
 
@@ -181,10 +181,8 @@ def fit_flow(
         params, opt_state, train_loss, val_loss = run_epoch(params, opt_state, key, data)
         return params, opt_state, {"train": train_loss, "val": val_loss}
 
-    best_params, history = train_loop(
-        run_call, params, opt_state, jr.split(key_train, spec.max_epochs), label,
-        status=lambda metrics, _: f"val nll {metrics['val']:.4f}",
-        early_stopping=EarlyStopping("val", spec.patience), fix="the flow's `learning_rate`",
+    best_params, history = train_by_epochs(
+        run_call, params, opt_state, jr.split(key_train, spec.max_epochs), label, spec.patience, "val nll"
     )
     return eqx.tree_at(lambda m: m.flow, model, eqx.combine(best_params, static)), history
 
@@ -298,9 +296,7 @@ def fit_flow_streamed(
             total += value
         return params, opt_state, {"train": total / steps, "val": validation(params, y_val, c_val, w_val)}
 
-    best_params, history = train_loop(
-        run_call, params, opt_state, jr.split(key_train, spec.max_epochs), label,
-        status=lambda metrics, _: f"val nll {metrics['val']:.4f}",
-        early_stopping=EarlyStopping("val", spec.patience), fix="the flow's `learning_rate`",
+    best_params, history = train_by_epochs(
+        run_call, params, opt_state, jr.split(key_train, spec.max_epochs), label, spec.patience, "val nll"
     )
     return eqx.tree_at(lambda m: m.flow, model, eqx.combine(best_params, static)), history
