@@ -391,10 +391,12 @@ def measure(sizes: Sizes, out: Path | None, command: str) -> dict:
             out.write_text(json.dumps(result, indent=2) + "\n")
 
     print(f"[device] backends: {result['jax_devices']}; {result['note']}; {os.cpu_count()} CPUs", flush=True)
-    recipe, stars, truth = _stars(sizes.n_stars)
-    points = _exact_collocation(recipe, stars, truth)
-    print(f"[device] {len(stars):,} stars, {len(points.x):,} collocation points ({time.perf_counter() - started:.1f} s)",
-          flush=True)
+    recipe = stars = points = None
+    if sizes.parts:  # whole builds alone (`--parts ""`) need no quickstart stars
+        recipe, stars, truth = _stars(sizes.n_stars)
+        points = _exact_collocation(recipe, stars, truth)
+        print(f"[device] {len(stars):,} stars, {len(points.x):,} collocation points "
+              f"({time.perf_counter() - started:.1f} s)", flush=True)
     save()
     with tempfile.TemporaryDirectory(prefix="device_") as tmp:
         runs: dict[str, Callable[[str], dict]] = {
@@ -453,7 +455,7 @@ def run(argv: list[str]) -> dict:
     parser.add_argument("--builds", default="", help="comma-separated recipes built whole on the first backend (5)")
     parser.add_argument("--build-set", dest="build_overrides", action="append", default=[],
                         help="override a key of every recipe in --builds (repeatable)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="the JSON written after every part")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the JSON written after every part (and in the end, in place of device.json)")
     args = parser.parse_args(argv)
     parts = tuple(p.strip() for p in args.parts.split(",") if p.strip())
     unknown = sorted(set(parts) - set(PARTS))
@@ -465,7 +467,10 @@ def run(argv: list[str]) -> dict:
     changed = [f"--{k.replace('_', '-')} {','.join(v) if isinstance(v, tuple) else f'{v:g}'}"
                for k, v in asdict(sizes).items() if v != getattr(default, k) and k != "build_overrides"]
     changed += [f"--build-set {o}" for o in sizes.build_overrides]
-    return measure(sizes, args.out, " ".join(["python -m benchmarks run device", *changed]))
+    result = measure(sizes, args.out, " ".join(["python -m benchmarks run device", *changed]))
+    if args.out.resolve() != RESULTS.resolve():  # e.g. a GPU build of the paper recipe: device.json stays as it was
+        result["_results_file"] = str(args.out)
+    return result
 
 
 def _seconds(r: dict | None, name: str, seconds: dict[str, Callable[[dict], float]] = STEADY_SECONDS) -> str:

@@ -16,12 +16,15 @@ export PYTHONPATH="$SITE:$PWD"
 nvidia-smi -L || echo "device_run: no nvidia-smi"
 "$PYTHON" -c "import jax, numpy; print('jax', jax.__version__, 'numpy', numpy.__version__, jax.devices())"
 echo "device_run: set-up took $(( $(date +%s) - started )) s"
+if [ -n "${PREFLIGHT:-}" ]; then  # a module that must finish in time before the benchmark runs, e.g. benchmarks.dust_probe
+  timeout "${PREFLIGHT_TIMEOUT:-90}" "$PYTHON" -m $PREFLIGHT || { echo "device_run: preflight $PREFLIGHT failed"; exit 3; }
+fi
 timeout "${BENCH_TIMEOUT:-430}" "$PYTHON" -m benchmarks run device "$@"
 rc=$?
 echo "device_run: benchmark exit $rc, $(( $(date +%s) - started )) s in all"
 if [ -n "${OUT:-}" ]; then
   mkdir -p "$OUT"
-  cp benchmarks/results/device.json docs/benchmarks.md "$OUT/" 2>/dev/null || echo "device_run: no device.json to copy"
+  cp benchmarks/results/device*.json docs/benchmarks.md "$OUT/" 2>/dev/null || echo "device_run: no device.json to copy"
   sleep 1; cp "$LOG" "$OUT/device_run.log"
 fi
 exit $rc

@@ -9,9 +9,9 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 WHEELS=(
   absl-py==2.5.1 annotated-types==0.8.0 astropy==8.0.2 astropy-iers-data==0.2026.11.16.0.37.44 click==8.5.1
-  cloudpickle==3.1.3 dask==2026.8.0 diffrax==0.7.2 donfig==0.8.1.post1 equinox==0.13.8 flowjax==19.1.2
-  google-crc32c==1.9.0 importlib_metadata==10.2.0 jaxtyping==0.3.11 lineax==0.1.1 locket==1.0.0
-  numcodecs==0.16.6 optax==0.2.8 optimistix==0.1.0 packaging==26.4 paramax==0.0.5 partd==1.4.2
+  cloudpickle==3.1.3 dask==2026.8.0 diffrax==0.7.2 donfig==0.8.1.post1 emcee==3.1.6 equinox==0.13.8 flowjax==19.1.2
+  google-crc32c==1.9.0 importlib_metadata==10.2.0 intake==2.0.9 jaxtyping==0.3.11 lineax==0.1.1 locket==1.0.0
+  numcodecs==0.16.6 optax==0.2.8 optimistix==0.1.0 packaging==26.4 paramax==0.0.5 partd==1.4.2 platformdirs==4.14.9
   pydantic==2.14.4 pydantic_core==2.50.5 pyerfa==2.0.1.5 toolz==1.2.0 tqdm==4.70.1 typing-inspection==0.4.5
   typing_extensions==4.16.0 wadler_lindig==0.1.8 xarray==2026.9.0 zarr==3.1.6 zipp==4.1.2
 )

@@ -27,6 +27,12 @@ from .report import REPO, environment, provenance_line
 TITLE = "The paper's dusty Plummer recipe on a CPU (`recipes/paper-plummer.yaml`, projected)"
 RESULTS = REPO / "benchmarks" / "results" / "paper_plummer.json"
 RECIPE = REPO / "recipes" / "paper-plummer.yaml"
+GPU_RUN = REPO / "benchmarks" / "results" / "device_paper.json"
+"""The recipe built on a GPU, reduced (`python -m benchmarks run device --parts "" --builds recipes/paper-plummer.yaml
+--build-set ... --out benchmarks/results/device_paper.json`, through benchmarks/device_run.sh on the device)."""
+GPU_STAGES = {"velocity_flow_0": "density.velocity.max_epochs", "collocation": "density.collocation.n_positions",
+              "fields": "fields.steps"}
+"""The stages whose GPU time is scaled to the recipe's size by the ratio of this key's full value to the run's."""
 
 
 class StageCPU:
@@ -156,4 +162,49 @@ def markdown(r: dict) -> str:
         f"| total | | | {r['projected_total_hours']:.0f} h |",
         "",
     ]
+    if GPU_RUN.exists():
+        lines += gpu_lines(json.loads(GPU_RUN.read_text()))
     return "\n".join(lines)
+
+
+def gpu_lines(run: dict) -> list[str]:
+    """The GPU build of the recipe (reduced where its overrides say), each stage projected to the recipe's size."""
+    from dpotcube.recipe import load_recipe
+
+    build = next(iter(run["builds"].values()))
+    if "stage_seconds" not in build:
+        return [f"The GPU run ({run['date'][:10]}) did not finish: {build.get('error') or build.get('skipped')}", ""]
+    full, _ = load_recipe(RECIPE)
+    reduced, _ = load_recipe(RECIPE, build["overrides"])
+    rows, total = [], 0.0
+    for stage, seconds in build["stage_seconds"].items():
+        key = GPU_STAGES.get(stage)
+        factor = 1.0 if key is None else _key(full, key) / _key(reduced, key)
+        rows.append(f"| {stage} | {seconds:.0f} s | {'as the recipe' if key is None else f'{key} × {factor:g}'} | "
+                    f"{seconds * factor / 60:.1f} min |")
+        total += seconds * factor
+    s = build["scores"]
+    return [
+        f"On one {run['gpu']} ({run['date'][:10]}, `{run['command']}`): the recipe's {build['n_stars']:,} observed "
+        f"stars, networks and batch sizes, reduced by {', '.join(f'`{o}`' for o in build['overrides'])}; the build "
+        f"took {build['wall_seconds']:.0f} s (peak memory {build['peak_rss_mb'] / 1024:.0f} GB, in the stars stage). "
+        "Each stage's time (compilation included) scaled linearly to the recipe's size:",
+        "",
+        "| stage | GPU time | scaled by | recipe's size |",
+        "| --- | --- | --- | --- |",
+        *rows,
+        f"| total | {sum(build['stage_seconds'].values()):.0f} s | | {total / 3600:.1f} h |",
+        "",
+        f"Its cube against the truth (in-volume median): |Δa|/|a| {s['median_rel_error_accel']:.3f}, |Δρ|/ρ "
+        f"{s['median_rel_error_density']:.3f} (ratio {s['median_density_ratio']:.2f}), share within 10% "
+        f"{s['share_density_within_10pct']:.2f} ({s['share_density_within_10pct_well_seen']:.2f} where S > 0.1), "
+        f"n shape {s['median_shape_error_tracer_density']:.3f}.",
+        "",
+    ]
+
+
+def _key(recipe, dotted: str) -> float:
+    value = recipe
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return float(value)

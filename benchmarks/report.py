@@ -69,10 +69,11 @@ def render(text: str) -> str:
 
 
 def record(name: str, result: dict) -> None:
-    """Write a benchmark's result to its JSON file and redraw its section of docs/benchmarks.md."""
+    """Write a benchmark's result to its JSON file (or where its `_results_file` says) and redraw its section of
+    docs/benchmarks.md."""
     from .registry import load
 
-    path = load(name).RESULTS
+    path = Path(result.pop("_results_file", load(name).RESULTS))
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
     update_section(DOC, name, section(name))

@@ -200,6 +200,7 @@ def test_device_check_runs_tiny_on_the_cpu_and_says_so(tmp_path):
     result = run(["--n-stars", "8000", "--cpu-flow-batches", "2", "--field-steps", "50", "--cube-edge", "8",
                   "--members", "1", "--laplacian-points", "2048", "--parts", "maf_epoch,cfm_epoch,cube,laplacian",
                   "--out", str(out)])
+    assert result.pop("_results_file") == str(out), "`--out` elsewhere: `benchmarks run` leaves device.json alone"
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))
     assert result["gpu"] is None and result["note"] == "no GPU visible: CPU only"
     assert set(result["jax_devices"]) == {"cpu"} and result["speedup_gpu_over_cpu"] == {}

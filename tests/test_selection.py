@@ -164,6 +164,23 @@ def test_dust_free_counts_in_distance_shells_and_normalisation():
     assert abs(n_true - truth.expected_true_stars) < 4 * np.sqrt(20_000 * (1 - p)) / p
 
 
+def test_observed_draw_holds_bounded_rounds(monkeypatch):
+    """Rounds of radii stay under the cap (a 4 × 10⁶-star draw once held 43 GB), and the capped rounds still
+    draw the expected number of true stars."""
+    from dpotcube.sources import mocks
+
+    rounds = []
+    original = mocks._positions_in_volume
+    monkeypatch.setattr(mocks, "MAX_RADII_PER_DRAW", 1 << 15)
+    monkeypatch.setattr(mocks, "_positions_in_volume", lambda rng, t, n: rounds.append(n) or original(rng, t, n))
+    data = DataSpec(n_stars=5_000, observation={"dust": None})
+    truth = plummer_truth(data)
+    _, _, _, n_true = mocks.sample_observed_plummer(truth, seed=4)
+    assert len(rounds) > 3 and max(rounds) == 1 << 15
+    p = truth.selected_fraction
+    assert abs(n_true - truth.expected_true_stars) < 4 * np.sqrt(5_000 * (1 - p)) / p
+
+
 def test_dusty_counts_in_shells_and_sky_patches(dusty):
     stars, truth = dusty
     rng = np.random.default_rng(8)

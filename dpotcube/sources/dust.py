@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
@@ -103,10 +104,14 @@ def softened_distance(offset: Float[Array, "... 3"]) -> Float[Array, "..."]:
 
 
 def fast_cos(angle: Float[Array, "..."]) -> Float[Array, "..."]:
-    """cos by reduction to [−π, π] and its Taylor series to r¹⁸ (error < 1e-8; float32 rounding ~1e-6).
+    """cos by reduction to [−π, π] and its Taylor series to r¹⁸ (error < 1e-8; float32 rounding ~1e-6) on a CPU,
+    XLA's own cosine elsewhere.
 
-    XLA's CPU cosine is about 4 times slower, and the (points × nodes × modes) cosines dominate A(x).
+    XLA's CPU cosine is about 4 times slower, and the (points × nodes × modes) cosines dominate A(x). On a GPU
+    the series inside the modes' reduction made XLA's compilation of the stars stage stall (an H200 run, 2026-12-04).
     """
+    if jax.default_backend() != "cpu":
+        return jnp.cos(angle)
     r = angle - 2 * np.pi * jnp.round(angle / (2 * np.pi))
     r2 = r * r
     out = jnp.full_like(r, _COS_TAYLOR[-1])

@@ -201,6 +201,11 @@ def sample_plummer(
     return positions, draw_velocities(truth, positions, rng)
 
 
+MAX_RADII_PER_DRAW = 1 << 22
+"""Radii drawn per round of `sample_observed_plummer` (~0.5 GB of temporaries): few land in the volume and fewer are
+seen, so one round sized for 4 × 10⁶ observed stars drew ~8 × 10⁸ radii and held 43 GB (an H200 run, 2026-12-04)."""
+
+
 def sample_observed_plummer(
     truth: PlummerTruth, seed: int
 ) -> tuple[Float[np.ndarray, "n 3"], Float[np.ndarray, "n 3"], Float[np.ndarray, " n"], int]:
@@ -216,7 +221,7 @@ def sample_observed_plummer(
     kept_per_draw = 0.1  # first guess of the share of radii drawn that end up kept; updated from the draws
     while n_kept < truth.n_stars:
         need = truth.n_stars - n_kept
-        n_draw = max(int(1.05 * need / kept_per_draw), 4096)  # S is the cost: overshoot little
+        n_draw = min(max(int(1.05 * need / kept_per_draw), 4096), MAX_RADII_PER_DRAW)  # S is the cost: overshoot little
         pos = _positions_in_volume(rng, truth, n_draw)
         s = selection_of(truth.selection, pos)
         seen = rng.uniform(size=len(pos)) < s

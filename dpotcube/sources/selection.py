@@ -22,7 +22,7 @@ from jaxtyping import Array, Float
 
 from .dust import DustField, softened_distance
 
-CPU_CHUNK, ACCELERATOR_CHUNK = 256, 32_768
+CPU_CHUNK, ACCELERATOR_CHUNK = 256, 4096
 """Points per jitted call in `selection_of`: the (points × nodes × modes) cosines of a call should stay in cache
 on a CPU (8× slower at 512 points, 64 nodes, 256 modes), and fill an accelerator."""
 
