@@ -112,7 +112,7 @@ def laplacian_speed(net: dict = NET, n_points: int = LAPLACIAN_POINTS, repeats: 
     import jax
     import jax.random as jr
 
-    from dpotcube.cube.evaluate import BATCH
+    from dpotcube.cube.blocks import BATCH
     from dpotcube.fields.forward import value_grad_laplacian
     from dpotcube.fields.nets import ScalarField, laplacian_jacfwd
 
@@ -152,7 +152,8 @@ def kernel_before_after(net: dict = NET, n_points: int = LAPLACIAN_POINTS, repea
     import jax.numpy as jnp
 
     from dpotcube.constants import G_KPC_KM2_S2_PER_MSUN, MSUN_PER_KPC3_TO_MSUN_PER_PC3
-    from dpotcube.cube.evaluate import BATCH, evaluate_points
+    from dpotcube.cube.blocks import BATCH
+    from dpotcube.cube.evaluate import evaluate_points
     from dpotcube.fields.model import load_fields
     from dpotcube.fields.nets import laplacian_jacfwd
     from dpotcube.methods import get_method
@@ -195,7 +196,8 @@ def pipeline_throughput(
     folder: Path, edge: int = PIPELINE_EDGE, members: int = MEMBERS, net: dict = NET, repeats: int = REPEATS
 ) -> dict:
     """(b): the cube stage into Zarr against the bare kernel on the same points, both warm."""
-    from dpotcube.cube.evaluate import BATCH, _model_on_worker, evaluate_points
+    from dpotcube.cube.blocks import BATCH
+    from dpotcube.cube.evaluate import _model_on_worker, evaluate_points
     from dpotcube.methods import get_method
 
     extra = get_method("conditional").extra_values

@@ -119,3 +119,23 @@ def test_member_kinds_must_match_and_be_known(two_models, stars):
         cube_dataset(blocks, grid, {}, ["seed"], VARIABLES)
     with pytest.raises(ValueError, match="must be among"):
         cube_dataset(blocks, grid, {}, ["seed", "jackknife"], VARIABLES)
+
+
+def test_kernel_batches_by_backend_and_padding_keeps_values(monkeypatch):
+    """A CPU calls kernels on 1,024 points; an accelerator on the power of two holding the block (at most 32,768);
+    the padded calls give each point its own value whatever the batch."""
+    assert cube_blocks.kernel_batch(5000) == cube_blocks.BATCH
+    monkeypatch.setattr(cube_blocks.jax, "default_backend", lambda: "gpu")
+    assert [cube_blocks.kernel_batch(n) for n in (1, 1024, 1025, 4096, 5000, 40_000)] == [
+        1024, 1024, 2048, 4096, 8192, 32_768]
+    points = np.random.default_rng(0).normal(size=(5000, 3))
+    calls = []
+
+    def compute(part):
+        calls.append(len(part))
+        return np.stack([part[:, 0] * 2, part.sum(axis=1)])
+
+    out = cube_blocks.in_padded_batches(compute, points)
+    assert calls == [8192] and out.shape == (2, 5000)
+    np.testing.assert_allclose(out, cube_blocks.in_padded_batches(compute, points, batch=1024), rtol=1e-6)
+    np.testing.assert_allclose(out[1], points.sum(axis=1), atol=1e-5)

@@ -19,7 +19,7 @@ from ..density.base import DensityModel
 from ..density.registry import load_density
 from ..fields.forward import value_grad_laplacian
 from ..fields.model import CBEFields, load_fields
-from .blocks import BATCH, in_padded_batches, member_blocks, on_worker
+from .blocks import in_padded_batches, member_blocks, on_worker
 from .grid import Grid
 
 ExtraValues = Callable[[CBEFields, Float[Array, "n 3"]], list[Float[Array, " n"]]]
@@ -48,9 +48,9 @@ def evaluate_block(
     reference: Float[Array, "3"],
     points: Float[np.ndarray, "n 3"],
     extra: ExtraValues | None = None,
-    batch: int = BATCH,
+    batch: int | None = None,
 ) -> Float[np.ndarray, "f n"]:
-    """`evaluate_points` on `points` of shape `(n, 3)` in padded batches of `batch` points."""
+    """`evaluate_points` on `points` of shape `(n, 3)` in padded batches of `batch` points (default: by backend)."""
     return in_padded_batches(lambda part: evaluate_points(model, reference, part, extra), points, batch)
 
 
