@@ -216,9 +216,9 @@ def fields(recipe, points, stars, sizes: Sizes, kind: str) -> dict:
 
 def cube(recipe, sizes: Sizes, kind: str, folder: Path) -> dict:
     """(3) an edge³ cube of `members` members through the cube stage into Zarr, after a compiling 16³ one."""
-    from dpotcube.cube.blocks import BATCH
+    from dpotcube.cube.blocks import kernel_batch
 
-    from .cube_throughput import cube_grid, fresh_models, write_members
+    from .cube_throughput import CHUNK, cube_grid, fresh_models, write_members
 
     net = {k: v for k, v in recipe.fields.potential.model_dump().items() if k in ("width", "depth", "activation")}
     paths = fresh_models(folder / f"models_{kind}", sizes.members, net)  # a folder per backend: models load per path
@@ -229,7 +229,8 @@ def cube(recipe, sizes: Sizes, kind: str, folder: Path) -> dict:
     write_members(paths, cube_grid(sizes.cube_edge), folder / f"cube_{kind}.zarr")
     seconds = time.perf_counter() - started
     n = sizes.members * sizes.cube_edge**3
-    return {"net": net, "edge": sizes.cube_edge, "members": sizes.members, "kernel_batch": BATCH,
+    return {"net": net, "edge": sizes.cube_edge, "members": sizes.members,
+            "kernel_batch": kernel_batch(min(CHUNK, sizes.cube_edge) ** 3),
             "warm_cube_16_s": round(warm, 3), "seconds": round(seconds, 3), "points_per_s": round(n / seconds)}
 
 

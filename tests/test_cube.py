@@ -125,7 +125,7 @@ def test_kernel_batches_by_backend_and_padding_keeps_values(monkeypatch):
     """A CPU calls kernels on 1,024 points; an accelerator on the power of two holding the block (at most 32,768);
     the padded calls give each point its own value whatever the batch."""
     assert cube_blocks.kernel_batch(5000) == cube_blocks.BATCH
-    monkeypatch.setattr(cube_blocks.jax, "default_backend", lambda: "gpu")
+    monkeypatch.setattr(cube_blocks, "default_platform", lambda: "gpu")
     assert [cube_blocks.kernel_batch(n) for n in (1, 1024, 1025, 4096, 5000, 40_000)] == [
         1024, 1024, 2048, 4096, 8192, 32_768]
     points = np.random.default_rng(0).normal(size=(5000, 3))

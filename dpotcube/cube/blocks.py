@@ -9,10 +9,10 @@ from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import dask.array as da
-import jax
 import numpy as np
 from jaxtyping import Float
 
+from ..backend import default_platform
 from .grid import Grid
 
 BATCH = 1024
@@ -25,7 +25,7 @@ ACCELERATOR_BATCH = 32_768
 def kernel_batch(n_points: int) -> int:
     """Points per kernel call for a block of `n_points`: `BATCH` on a CPU; elsewhere the power of two that holds
     the block, from `BATCH` to `ACCELERATOR_BATCH` (few shapes, so few compilations)."""
-    if jax.default_backend() == "cpu":
+    if default_platform() == "cpu":
         return BATCH
     return min(max(BATCH, 1 << max(n_points - 1, 0).bit_length()), ACCELERATOR_BATCH)
 

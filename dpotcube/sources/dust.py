@@ -17,10 +17,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
+
+from ..backend import default_platform
 
 DISTANCE_SOFTENING_KPC = 1e-4
 """|x − o| is softened to √(|x − o|² + ε²) so that A, S and their gradients stay finite at the observer."""
@@ -110,7 +111,7 @@ def fast_cos(angle: Float[Array, "..."]) -> Float[Array, "..."]:
     XLA's CPU cosine is about 4 times slower, and the (points × nodes × modes) cosines dominate A(x). On a GPU
     the series inside the modes' reduction made XLA's compilation of the stars stage stall (an H200 run, 2026-12-04).
     """
-    if jax.default_backend() != "cpu":
+    if default_platform() != "cpu":
         return jnp.cos(angle)
     r = angle - 2 * np.pi * jnp.round(angle / (2 * np.pi))
     r2 = r * r

@@ -20,6 +20,7 @@ import numpy as np
 from jax.scipy.special import log_ndtr, ndtr
 from jaxtyping import Array, Float
 
+from ..backend import default_platform
 from .dust import DustField, softened_distance
 
 CPU_CHUNK, ACCELERATOR_CHUNK = 256, 4096
@@ -88,7 +89,7 @@ def selection_of(
     """S(x) (or `kind` = `log_selection`, `extinction`) for many points, in jitted chunks of `chunk`, as numpy."""
     fn = _jitted(truth, kind)
     x = np.asarray(x, np.float64).reshape(-1, 3)
-    chunk = chunk or (CPU_CHUNK if jax.default_backend() == "cpu" else ACCELERATOR_CHUNK)
+    chunk = chunk or (CPU_CHUNK if default_platform() == "cpu" else ACCELERATOR_CHUNK)
     chunk = max(min(chunk, len(x)), 1)
     out = np.empty(len(x))
     for start in range(0, len(x), chunk):
