@@ -70,6 +70,8 @@ CASES = {  # name: run_case keywords; fewer stars, smaller batches: enough steps
                                  "n_test": 2000, "cfm": {"ode_steps": 16, "condition_noise_kpc": 0.5}},
     "cfm-1M-ode16-e30": {"model": "cfm", "n_stars": 1_000_000, "epochs": 30, "batch_size": 4096, "n_test": 2000,
                          "cfm": {"ode_steps": 16}},
+    "cfm-1M-ode16-e30-xnoise0.2": {"model": "cfm", "n_stars": 1_000_000, "epochs": 30, "batch_size": 4096,
+                                   "n_test": 2000, "cfm": {"ode_steps": 16, "condition_noise_kpc": 0.2}},
     "bagged-maf-200k-K4": {"model": "bagged maf", "n_stars": 200_000, "epochs": 20, "members": 4, "batch_size": 2048},
     "wide-maf-200k": {"model": "wide maf", "n_stars": 200_000, "epochs": 40, "batch_size": 2048},
 }
