@@ -29,7 +29,7 @@ N_TEST = 20_000
 
 VELOCITY = {"flow_layers": 6, "nn_width": 128, "nn_depth": 2, "learning_rate": 1e-3}
 POSITION = {"flow_layers": 6, "nn_width": 64, "nn_depth": 2, "learning_rate": 1e-3}
-CFM = {"width": 128, "depth": 3, "time_frequencies": 4, "ode_steps": 8, "learning_rate": 2e-3}
+CFM = {"width": 128, "depth": 3, "time_frequencies": 4, "ode_steps": 8, "learning_rate": 2e-3, "condition_noise_kpc": 0.0}
 CASES = {  # name: run_case keywords; fewer stars, smaller batches: enough steps
     "50k": {"n_stars": 50_000, "epochs": 40, "members": 1, "batch_size": 512},
     "200k-e20": {"n_stars": 200_000, "epochs": 20, "members": 1, "batch_size": 2048},
@@ -230,7 +230,7 @@ def markdown(r: dict) -> str:
         f"Adam at {VELOCITY['learning_rate']:g}, patience 8 (`maf`: K seeds, median-combined; `bagged maf`: K "
         f"bootstrap resamples, gradients averaged; `wide maf`: {WIDE_VELOCITY['flow_layers']} layers × "
         f"{WIDE_VELOCITY['nn_width']}). `cfm`: flow matching, ResNet {CFM['depth']} blocks × {CFM['width']}, "
-        f"{CFM['ode_steps']} Tsit5 steps, AdamW at {CFM['learning_rate']:g}, no early stop (the whole cosine schedule); p(v|x) only. Scored at "
+        f"{CFM['ode_steps']} Tsit5 steps, AdamW at {CFM['learning_rate']:g}, no position jitter unless said, no early stop (the whole cosine schedule); p(v|x) only. Scored at "
         f"{N_TEST:,} held-out stars (`cfm`: the first 2,000; true velocities) inside the 3 kpc volume. Each cell: "
         "median |Δg|/|g| · median cosine · median |Δg| / median |g|. Training time is the wall time summed over members, fitted "
         "one after another (in brackets: its CPU time, what one free core would take on this loaded machine); gradient time per point is compiled ∇ₓ and ∇ᵥ together, 1,000 points a call."),
