@@ -351,7 +351,8 @@ class CFMSpec(_Section):
         "∝ (noise / smallest scale of the galaxy)² for less sampling noise in ∇ₓ ln p. Measured on the Plummer "
         "mock (b = 4 kpc; gradients benchmark): 0.25 kpc cuts the ∇ₓ ln p error by ~10% at 2 × 10⁵ stars on two "
         "independent samples (0.171 → 0.154, 0.157 → 0.140) and 0.2 kpc by 12% at 10⁶ (0.122 → 0.107), while "
-        "0.5 kpc loses (0.204); lower it for structure finer than ~1 kpc (a thin disc) or many more stars; 0: none."
+        "0.15 and 0.35 kpc give 0.163, 0.5 kpc 0.204; lower it for structure finer than ~1 kpc (a thin disc) or "
+        "many more stars; 0: none."
     )
     learning_rate: float = Field(2e-3, gt=0, description="AdamW peak learning rate (cosine decay over `max_epochs`).")
     weight_decay: float = Field(1e-5, ge=0, description="Decoupled weight decay (AdamW).")
