@@ -29,7 +29,7 @@ N_TEST = 20_000
 
 VELOCITY = {"flow_layers": 6, "nn_width": 128, "nn_depth": 2, "learning_rate": 1e-3}
 POSITION = {"flow_layers": 6, "nn_width": 64, "nn_depth": 2, "learning_rate": 1e-3}
-CFM = {"width": 128, "depth": 3, "time_frequencies": 4, "ode_steps": 8, "learning_rate": 2e-3}
+CFM = {"width": 128, "depth": 3, "time_frequencies": 4, "ode_steps": 8, "learning_rate": 2e-3, "condition_noise_kpc": 0.0}
 CASES = {  # name: run_case keywords; fewer stars, smaller batches: enough steps
     "50k": {"n_stars": 50_000, "epochs": 40, "members": 1, "batch_size": 512},
     "200k-e20": {"n_stars": 200_000, "epochs": 20, "members": 1, "batch_size": 2048},
@@ -54,6 +54,28 @@ CASES = {  # name: run_case keywords; fewer stars, smaller batches: enough steps
                            "cfm": {"condition_noise_kpc": 0.1}},
     "cfm-200k-xnoise0.25": {"model": "cfm", "n_stars": 200_000, "epochs": 60, "batch_size": 4096, "n_test": 2000,
                             "cfm": {"condition_noise_kpc": 0.25}},
+    # issue 19 sweep (density3): variants of `cfm-200k-ode16`; `twin`: a second fit on an independent sample
+    "cfm-200k-ode16-twin": {"model": "cfm", "n_stars": 200_000, "epochs": 60, "batch_size": 4096, "n_test": 2000,
+                            "cfm": {"ode_steps": 16}, "twin": True},
+    "cfm-200k-w256d4": {"model": "cfm", "n_stars": 200_000, "epochs": 60, "batch_size": 4096, "n_test": 2000,
+                        "cfm": {"ode_steps": 16, "width": 256, "depth": 4}},
+    "cfm-200k-w64d2": {"model": "cfm", "n_stars": 200_000, "epochs": 60, "batch_size": 4096, "n_test": 2000,
+                       "cfm": {"ode_steps": 16, "width": 64, "depth": 2}},
+    "cfm-200k-ode16-xnoise0.25": {"model": "cfm", "n_stars": 200_000, "epochs": 60, "batch_size": 4096,
+                                  "n_test": 2000, "cfm": {"ode_steps": 16, "condition_noise_kpc": 0.25}},
+    "cfm-200k-ode16-xnoise0.25-twin": {"model": "cfm", "n_stars": 200_000, "epochs": 60, "batch_size": 4096,
+                                       "n_test": 2000, "cfm": {"ode_steps": 16, "condition_noise_kpc": 0.25},
+                                       "twin": True},
+    "cfm-200k-ode16-xnoise0.15": {"model": "cfm", "n_stars": 200_000, "epochs": 60, "batch_size": 4096,
+                                  "n_test": 2000, "cfm": {"ode_steps": 16, "condition_noise_kpc": 0.15}},
+    "cfm-200k-ode16-xnoise0.35": {"model": "cfm", "n_stars": 200_000, "epochs": 60, "batch_size": 4096,
+                                  "n_test": 2000, "cfm": {"ode_steps": 16, "condition_noise_kpc": 0.35}},
+    "cfm-200k-ode16-xnoise0.5": {"model": "cfm", "n_stars": 200_000, "epochs": 60, "batch_size": 4096,
+                                 "n_test": 2000, "cfm": {"ode_steps": 16, "condition_noise_kpc": 0.5}},
+    "cfm-1M-ode16-e30": {"model": "cfm", "n_stars": 1_000_000, "epochs": 30, "batch_size": 4096, "n_test": 2000,
+                         "cfm": {"ode_steps": 16}},
+    "cfm-1M-ode16-e30-xnoise0.2": {"model": "cfm", "n_stars": 1_000_000, "epochs": 30, "batch_size": 4096,
+                                   "n_test": 2000, "cfm": {"ode_steps": 16, "condition_noise_kpc": 0.2}},
     "bagged-maf-200k-K4": {"model": "bagged maf", "n_stars": 200_000, "epochs": 20, "members": 4, "batch_size": 2048},
     "wide-maf-200k": {"model": "wide maf", "n_stars": 200_000, "epochs": 40, "batch_size": 2048},
 }
@@ -93,13 +115,15 @@ def _grad_log_p_chunked(models: list, x, v, chunk: int = 1000):
 
 def run_case(
     n_stars: int, epochs: int, members: int = 1, batch_size: int = 2048, seed: int = 0, model: str = "maf",
-    n_test: int = N_TEST, cfm: dict | None = None,
+    n_test: int = N_TEST, cfm: dict | None = None, twin: bool = False,
 ) -> dict:
     """Fit and score one case; returns errors per gradient, wall times per density kind, gradient time per point.
 
     `model`: `maf` (K flows by seed, gradients combined by the ensemble median, n(x) fitted too), `bagged maf`
     (K flows on bootstrap resamples of the stars, gradients averaged), `wide maf` (8 layers × 256), or `cfm`
-    (flow matching, `cfm` its settings over `CFM`); the last three fit p(v|x) only.
+    (flow matching, `cfm` its settings over `CFM`); the last three fit p(v|x) only. `twin` (not `maf`): fit
+    the same model again on an independent sample of as many stars and record how the ∇ₓ ln p error splits into
+    sampling noise and bias (`twin_split`).
     """
     import jax
 
@@ -142,6 +166,12 @@ def run_case(
         grad_x, grad_v, per_point = _grad_log_p_chunked(velocity_models, test_x, test_v)
         grad_n = None
     true_x, true_v = truth.grad_log_p(test_x, test_v)
+    split = None
+    if twin:
+        positions_b, velocities_b = sample_plummer(truth, seed + 1)
+        twin_model = _fit_velocity(model, velocities_b, positions_b, epochs, batch_size, seed + 1, cfm or {})
+        twin_x = _grad_log_p_chunked([twin_model], test_x, test_v)[0]
+        split = sampling_split(grad_x, twin_x, true_x)
     return {
         "model": model,
         **({"cfm": cfm} if cfm else {}),
@@ -158,7 +188,24 @@ def run_case(
         "grad_v_log_p": gradient_errors(grad_v, true_v),
         "grad_x_log_p": gradient_errors(grad_x, true_x),
         "grad_log_n": None if grad_n is None else gradient_errors(grad_n, truth.grad_log_tracer_density(test_x)),
+        **({"twin_split": split} if split else {}),
     }
+
+
+def sampling_split(a: jnp.ndarray, b: jnp.ndarray, truth: jnp.ndarray) -> dict[str, float]:
+    """Two fits `a`, `b` on independent samples: their errors, that of their mean, and the sampling noise.
+
+    Each fit's error is bias + noise, the noise independent between samples: |a − b|/√2 estimates the noise
+    alone, and the mean of the pair halves its variance. All as median |·| / |g|.
+    """
+    a, b, truth = (np.asarray(q, np.float64) for q in (a, b, truth))
+    size = np.linalg.norm(truth, axis=1)
+
+    def median(d):
+        return round(float(np.median(np.linalg.norm(d, axis=1) / size)), 4)
+
+    return {"first": median(a - truth), "second": median(b - truth), "mean_of_pair": median((a + b) / 2 - truth),
+            "noise": median((a - b) / np.sqrt(2))}
 
 
 def gradient_errors(estimate: jnp.ndarray, truth: jnp.ndarray) -> dict[str, float]:
@@ -187,7 +234,7 @@ def markdown(r: dict) -> str:
         f"Adam at {VELOCITY['learning_rate']:g}, patience 8 (`maf`: K seeds, median-combined; `bagged maf`: K "
         f"bootstrap resamples, gradients averaged; `wide maf`: {WIDE_VELOCITY['flow_layers']} layers × "
         f"{WIDE_VELOCITY['nn_width']}). `cfm`: flow matching, ResNet {CFM['depth']} blocks × {CFM['width']}, "
-        f"{CFM['ode_steps']} Tsit5 steps, AdamW at {CFM['learning_rate']:g}, no early stop (the whole cosine schedule); p(v|x) only. Scored at "
+        f"{CFM['ode_steps']} Tsit5 steps, AdamW at {CFM['learning_rate']:g}, no position jitter unless said, no early stop (the whole cosine schedule); p(v|x) only. Scored at "
         f"{N_TEST:,} held-out stars (`cfm`: the first 2,000; true velocities) inside the 3 kpc volume. Each cell: "
         "median |Δg|/|g| · median cosine · median |Δg| / median |g|. Training time is the wall time summed over members, fitted "
         "one after another (in brackets: its CPU time, what one free core would take on this loaded machine); gradient time per point is compiled ∇ₓ and ∇ᵥ together, 1,000 points a call."),
@@ -217,6 +264,13 @@ def markdown(r: dict) -> str:
                   "`python -m benchmarks.gradients` of 2026-11-21, before cases named their model; the line above the "
                   "table names the last run. The `cfm` rows were run pinned to one core (`taskset -c 0` or `-c 1`) on the "
                   "shared machine: wall times are upper bounds for 2 cores, CPU times what one free core would take."]
+    for name, c in r["cases"].items():
+        if "twin_split" in c:
+            t = c["twin_split"]
+            lines += ["", (f"`{name}`, ∇ₓ ln p split by a second fit on an independent sample of {c['n_stars']:,} stars "
+                           f"(median |Δg|/|g|): first fit {t['first']:.3f}, second {t['second']:.3f}, their mean "
+                           f"{t['mean_of_pair']:.3f}; sampling noise |a − b|/√2: {t['noise']:.3f}. Pure noise would give "
+                           "noise ≈ error and the mean ≈ error/√2; pure bias, noise ≈ 0 and the mean ≈ error.")]
     lines += ["", ("Goal (200 k stars, ≤ 10 min of training on 2 cores): ∇ᵥ ln p ≤ 0.05, ∇ₓ ln p and ∇ ln n ≤ 0.10. "
                    "Goal of issue 19: ∇ₓ ln p ≤ 0.10 at 200 k and ≤ 0.06 at 1 M stars, ∇ᵥ ln p ≤ 0.03."), ""]
     return "\n".join(lines)

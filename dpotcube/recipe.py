@@ -346,9 +346,13 @@ class CFMSpec(_Section):
         "are read; as the paper), `uniform` t = U."
     )
     condition_noise_kpc: float = Field(
-        0.0, ge=0, description="p(v|x) only: standard deviation (kpc) of Gaussian jitter added to each star's "
+        0.25, ge=0, description="p(v|x) only: standard deviation (kpc) of Gaussian jitter added to each star's "
         "position, afresh at every step, while training: p(v|x) smoothed over this scale in x, trading a bias "
-        "∝ (noise / scale of the galaxy)² for less sampling noise in ∇ₓ ln p (0: none; gradients benchmark)."
+        "∝ (noise / smallest scale of the galaxy)² for less sampling noise in ∇ₓ ln p. Measured on the Plummer "
+        "mock (b = 4 kpc; gradients benchmark): 0.25 kpc cuts the ∇ₓ ln p error by ~10% at 2 × 10⁵ stars on two "
+        "independent samples (0.171 → 0.154, 0.157 → 0.140) and 0.2 kpc by 12% at 10⁶ (0.122 → 0.107), while "
+        "0.15 and 0.35 kpc give 0.163, 0.5 kpc 0.204; lower it for structure finer than ~1 kpc (a thin disc) or "
+        "many more stars; 0: none."
     )
     learning_rate: float = Field(2e-3, gt=0, description="AdamW peak learning rate (cosine decay over `max_epochs`).")
     weight_decay: float = Field(1e-5, ge=0, description="Decoupled weight decay (AdamW).")
