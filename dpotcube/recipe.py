@@ -634,6 +634,21 @@ class FieldsSpec(_Section):
     polish_laplacian_points: int = Field(
         512, gt=0, description="Points of the polish's fixed set on which the negative-density penalty is evaluated."
     )
+    polish_sampling: Literal["stars", "volume"] = Field(
+        "stars", description="How the polish's fixed set is drawn from the collocation points: `stars`, uniformly "
+        "(as dense as the stars); `volume`, with probability ∝ 1/n̂(x) (n̂ from the 16th-nearest collocation "
+        "position), spread evenly through the volume so that the sparse, low-density side weighs as much as the "
+        "dense one."
+    )
+    polish_validation_points: int = Field(
+        0, ge=0, description="Collocation points held out of the polish's set (0: none): every 25 iterations the "
+        "loss on them is measured, and the polish stops after `polish_patience` checks without a new minimum, "
+        "keeping the parameters at that minimum: it stops where fitting the set starts fitting the gradients' noise."
+    )
+    polish_patience: int = Field(
+        4, gt=0, description="Held-out checks (25 L-BFGS iterations each) without a new minimum before the polish "
+        "stops (with `polish_validation_points` > 0)."
+    )
     pattern_speed: bool = Field(
         False, description="Fit a pattern speed Ω_p: f stationary in a frame rotating about the z axis "
         "(SCIENCE.md); reported as cube attribute `pattern_speed_kms_per_kpc`, positive in the sense of Galactic "
@@ -642,6 +657,16 @@ class FieldsSpec(_Section):
     pattern_speed_init_kms_per_kpc: float = Field(
         0.0, description="Starting value of Ω_p (Galactic-rotation sense) when `pattern_speed: true`."
     )
+
+    @model_validator(mode="after")
+    def _tie_needs_star_distributed_polish(self) -> FieldsSpec:
+        if self.density_tie_weight > 0 and self.polish_steps > 0 and self.polish_sampling == "volume":
+            raise ValueError(
+                "`density_tie_weight` > 0 ties n to the star counts of the polish's set, which "
+                "`polish_sampling: volume` spreads evenly through the volume; set `polish_sampling: stars` or "
+                "`density_tie_weight: 0`"
+            )
+        return self
 
 
 class CubeSpec(_Section):
