@@ -38,6 +38,9 @@ VARIANTS: dict[str, tuple[str, ...]] = {  # name: `fields.*` overrides on the qu
                    "fields.polish_sampling=stars"),
     "adam+lbfgs-volume": ("fields.polish_steps=3000", "fields.polish_points=4096", "fields.polish_laplacian_points=512",
                           "fields.polish_sampling=volume"),
+    "adam+lbfgs-volume-heldout": ("fields.polish_steps=3000", "fields.polish_points=4096",
+                                  "fields.polish_laplacian_points=512", "fields.polish_sampling=volume",
+                                  "fields.polish_validation_points=16384", "fields.polish_patience=4"),
 }
 KEPT = "adam+lbfgs-volume"
 """The variant kept: the best solver on exact gradients (whether the recipes' default turns it on: docs/methods.md)."""

@@ -60,7 +60,7 @@ def lbfgs_polish(
     through the one training loop. Returns the parameters and the history of `polish_loss` (and
     `polish_validation` with a `validation` loss) every `_STEPS_PER_CALL` iterations; stops early if the loss stops
     being finite (keeping the last finite parameters), or, with `validation`, after `patience` calls without a new
-    minimum of it (keeping the parameters at that minimum)."""
+    minimum of it (keeping the parameters at that minimum, or the unpolished ones if the polish never lowered it)."""
     optimizer = optax.lbfgs(memory_size=memory)
     value_and_grad = optax.value_and_grad_from_state(loss)
 
@@ -84,8 +84,14 @@ def lbfgs_polish(
 
     calls = -(-steps // _STEPS_PER_CALL)
     stopping = None if validation is None else EarlyStopping("polish_validation", patience)
-    return train_loop(lambda p, s, _: run(p, s), params, optimizer.init(params), [None] * calls, label,
-                      _STEPS_PER_CALL, status, early_stopping=stopping, finish_on_non_finite=True)
+    polished, history = train_loop(lambda p, s, _: run(p, s), params, optimizer.init(params), [None] * calls, label,
+                                   _STEPS_PER_CALL, status, early_stopping=stopping, finish_on_non_finite=True)
+    if validation is not None:  # the held-out loss before the first iteration: no polish at all may be best
+        start = float(jax.jit(validation)(params))
+        history["polish_validation_start"] = [start]
+        if not min(history.get("polish_validation", [np.inf])) < start:
+            return params, history
+    return polished, history
 
 
 def polish_fields(
@@ -100,8 +106,9 @@ def polish_fields(
     validation = None
     held_out = None
     if spec.polish_validation_points:
-        v_idx, v_lap, v_uniform = polish_sets(
-            n_collocation, spec.polish_validation_points, spec.polish_laplacian_points, observer, radius, seed + 7907
+        v_idx, v_lap, v_uniform = polish_sets(  # drawn as the polish's set is: the same loss, on other points
+            n_collocation, spec.polish_validation_points, spec.polish_laplacian_points, observer, radius, seed + 7907,
+            probabilities=probabilities,
         )
         held_out = np.asarray(v_idx)
         validation = lambda p: loss_fn(p, v_idx, v_lap, v_uniform)  # noqa: E731
