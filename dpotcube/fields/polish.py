@@ -100,15 +100,15 @@ def polish_fields(
     """The polish `spec` (a `FieldsSpec`) asks for: `spec.polish_steps` L-BFGS iterations of `loss_fn` on fixed
     sets of `spec.polish_points` collocation points (of positions `x`, spread evenly through the volume with
     `spec.polish_sampling: volume`) and `spec.polish_laplacian_points` Laplacian points, stopped early on
-    `spec.polish_validation_points` held-out points if > 0."""
+    `spec.polish_validation_points` held-out points (at most a quarter of them) if > 0."""
     n_collocation = len(x)
     probabilities = spread_probabilities(x) if spec.polish_sampling == "volume" else None
     validation = None
     held_out = None
     if spec.polish_validation_points:
         v_idx, v_lap, v_uniform = polish_sets(  # drawn as the polish's set is: the same loss, on other points
-            n_collocation, spec.polish_validation_points, spec.polish_laplacian_points, observer, radius, seed + 7907,
-            probabilities=probabilities,
+            n_collocation, min(spec.polish_validation_points, n_collocation // 4), spec.polish_laplacian_points,
+            observer, radius, seed + 7907, probabilities=probabilities,
         )
         held_out = np.asarray(v_idx)
         validation = lambda p: loss_fn(p, v_idx, v_lap, v_uniform)  # noqa: E731
