@@ -35,9 +35,9 @@ METHODS = ("vanilla", "conditional", "selection", "conditional+pattern")
 VARIANTS: dict[str, tuple[str, ...]] = {  # name: `fields.*` overrides on the quickstart recipe (then --set ones)
     "adam": ("fields.polish_steps=0",),
     "adam+lbfgs": ("fields.polish_steps=1500", "fields.polish_points=4096", "fields.polish_laplacian_points=512",
-                   "fields.polish_sampling=stars"),
+                   "fields.polish_sampling=stars", "fields.polish_validation_points=0"),
     "adam+lbfgs-volume": ("fields.polish_steps=3000", "fields.polish_points=4096", "fields.polish_laplacian_points=512",
-                          "fields.polish_sampling=volume"),
+                          "fields.polish_sampling=volume", "fields.polish_validation_points=0"),
     "adam+lbfgs-volume-heldout": ("fields.polish_steps=3000", "fields.polish_points=4096",
                                   "fields.polish_laplacian_points=512", "fields.polish_sampling=volume",
                                   "fields.polish_validation_points=16384", "fields.polish_patience=4"),
