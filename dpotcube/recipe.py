@@ -625,11 +625,13 @@ class FieldsSpec(_Section):
         "keep it 0 where a selection function shapes the counts.",
     )
     polish_steps: int = Field(
-        0, ge=0, description="L-BFGS iterations after Adam, full batch on a fixed set of collocation points (0: "
+        3000, ge=0, description="L-BFGS iterations after Adam, full batch on a fixed set of collocation points (0: "
         "none). ρ = ∇²Φ/(4πG) needs the loss minimised beyond what minibatch Adam reaches: on exact gradients "
-        "1,500 iterations take `conditional`'s median |Δa|/|a| from ~2% to ~0.1% and |Δρ|/ρ from ~21% to ~3% "
-        "in ~2 min on one core (benchmarks/solver.py). Off by default: on today's MAF gradients the polish fits "
-        "their noise, and the quickstart's |Δρ|/ρ rose from 0.46 to 0.70 with 1,500 iterations (docs/methods.md)."
+        "3,000 iterations on a volume-spread set take `conditional`'s median |Δa|/|a| from ~1% to 0.07% and "
+        "|Δρ|/ρ from ~21% to 2% (benchmarks/solver.py). On noisy flow gradients the held-out check "
+        "(`polish_validation_points`) stops it: on the quickstart's MAF gradients the held-out loss rises from the "
+        "first 25 iterations, the unpolished fields are kept and the cube is unchanged (without the check, 3,000 "
+        "iterations raise its |Δρ|/ρ from 0.46 to 0.54: docs/methods.md)."
     )
     polish_points: int = Field(
         4096, gt=0, description="Collocation points in the polish's fixed set (all if fewer): the full-batch cost "
@@ -637,6 +639,22 @@ class FieldsSpec(_Section):
     )
     polish_laplacian_points: int = Field(
         512, gt=0, description="Points of the polish's fixed set on which the negative-density penalty is evaluated."
+    )
+    polish_sampling: Literal["stars", "volume"] = Field(
+        "volume", description="How the polish's fixed set is drawn from the collocation points: `stars`, uniformly "
+        "(as dense as the stars); `volume`, with probability ∝ 1/n̂(x) (n̂ from the 16th-nearest collocation "
+        "position), spread evenly through the volume so that the sparse, low-density side weighs as much as the "
+        "dense one."
+    )
+    polish_validation_points: int = Field(
+        16384, ge=0, description="Collocation points held out of the polish's set (at most a quarter of them; 0: "
+        "none), drawn as the set is: every 25 iterations the loss on them is measured, and the polish stops after "
+        "`polish_patience` checks without a new minimum, keeping the parameters at that minimum (the unpolished "
+        "ones if the polish never lowered it): it stops where fitting the set starts fitting the gradients' noise."
+    )
+    polish_patience: int = Field(
+        4, gt=0, description="Held-out checks (25 L-BFGS iterations each) without a new minimum before the polish "
+        "stops (with `polish_validation_points` > 0)."
     )
     pattern_speed: bool = Field(
         False, description="Fit a pattern speed Ω_p: f stationary in a frame rotating about the z axis "
@@ -646,6 +664,16 @@ class FieldsSpec(_Section):
     pattern_speed_init_kms_per_kpc: float = Field(
         0.0, description="Starting value of Ω_p (Galactic-rotation sense) when `pattern_speed: true`."
     )
+
+    @model_validator(mode="after")
+    def _tie_needs_star_distributed_polish(self) -> FieldsSpec:
+        if self.density_tie_weight > 0 and self.polish_steps > 0 and self.polish_sampling == "volume":
+            raise ValueError(
+                "`density_tie_weight` > 0 ties n to the star counts of the polish's set, which "
+                "`polish_sampling: volume` spreads evenly through the volume; set `polish_sampling: stars` or "
+                "`density_tie_weight: 0`"
+            )
+        return self
 
 
 class CubeSpec(_Section):

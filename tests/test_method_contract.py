@@ -38,7 +38,8 @@ from .helpers import observed_collocation
 
 SMALL_NETS = {"potential": {"width": 64, "depth": 3}, "log_density": {"width": 48, "depth": 3},
               "efficiency": {"width": 64, "depth": 3}, "steps": 1200, "batch_size": 1024,
-              "polish_steps": 150, "polish_points": 2048, "polish_laplacian_points": 256}
+              "polish_steps": 150, "polish_points": 2048, "polish_laplacian_points": 256,
+              "polish_sampling": "stars", "polish_validation_points": 0}
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jaxtyping import Array, Float, Int, PyTree
+from scipy.spatial import cKDTree
 
 from ..geometry import uniform_in_ball
-from ..training import train_loop
+from ..training import EarlyStopping, train_loop
 
 _STEPS_PER_CALL = 25  # L-BFGS iterations fused into one jitted scan between progress updates
 
@@ -26,25 +27,40 @@ LossFn = Callable[[PyTree, Int[Array, " b"], Int[Array, " l"], Float[Array, "u 3
 indices `lap_idx` and uniform in-volume points `uniform` (as in `train_fields`)."""
 
 
+def spread_probabilities(x: Float[np.ndarray, "n 3"], neighbours: int = 16) -> Float[np.ndarray, " n"]:
+    """Drawing probabilities of the collocation points that spread a draw evenly through the volume: ∝ 1/n̂(x), the
+    positions' own density estimated from the distance to the `neighbours`-th nearest distinct position."""
+    unique, inverse = np.unique(np.asarray(x, np.float64), axis=0, return_inverse=True)
+    distance = cKDTree(unique).query(unique, k=min(neighbours + 1, len(unique)))[0][:, -1]
+    weight = distance[inverse.reshape(-1)] ** 3 / np.bincount(inverse.reshape(-1))[inverse.reshape(-1)]
+    return weight / weight.sum()
+
+
 def polish_sets(
-    n_collocation: int, points: int, laplacian_points: int, observer: np.ndarray, radius: float, seed: int
+    n_collocation: int, points: int, laplacian_points: int, observer: np.ndarray, radius: float, seed: int,
+    exclude: np.ndarray | None = None, probabilities: np.ndarray | None = None,
 ) -> tuple[Int[Array, " b"], Int[Array, " l"], Float[Array, "b 3"]]:
-    """The fixed sets of the polish: `points` collocation indices (all if fewer), `laplacian_points` indices
-    for the positivity penalty and as many uniform in-volume points as collocation indices."""
+    """The fixed sets of the polish: `points` collocation indices (all not in `exclude` if fewer; drawn with
+    `probabilities` if given), `laplacian_points` indices for the positivity penalty and as many uniform in-volume
+    points as collocation indices."""
     rng = np.random.default_rng(seed)
-    idx = np.arange(n_collocation) if points >= n_collocation else rng.choice(n_collocation, points, replace=False)
-    lap_idx = rng.choice(n_collocation, min(laplacian_points, n_collocation), replace=False)
+    pool = np.arange(n_collocation) if exclude is None else np.setdiff1d(np.arange(n_collocation), exclude)
+    p = None if probabilities is None else probabilities[pool] / probabilities[pool].sum()
+    idx = pool if points >= len(pool) else rng.choice(pool, points, replace=False, p=p)
+    lap_idx = rng.choice(pool, min(laplacian_points, len(pool)), replace=False)
     uniform = uniform_in_ball(rng, len(idx), np.asarray(observer, np.float64), radius)
     return jnp.asarray(idx), jnp.asarray(lap_idx), jnp.asarray(uniform, jnp.float32)
 
 
 def lbfgs_polish(
     loss: Callable[[PyTree], Float[Array, ""]], params: PyTree, steps: int, label: str = "L-BFGS polish",
-    memory: int = 20,
-) -> tuple[PyTree, list[float]]:
+    memory: int = 20, validation: Callable[[PyTree], Float[Array, ""]] | None = None, patience: int = 4,
+) -> tuple[PyTree, dict[str, list[float]]]:
     """Minimise `loss(params)` (deterministic, full batch) by `steps` L-BFGS iterations with a zoom line search,
-    through the one training loop. Returns the parameters and the loss every `_STEPS_PER_CALL` iterations; stops
-    early if the loss stops being finite (keeping the last finite parameters)."""
+    through the one training loop. Returns the parameters and the history of `polish_loss` (and
+    `polish_validation` with a `validation` loss) every `_STEPS_PER_CALL` iterations; stops early if the loss stops
+    being finite (keeping the last finite parameters), or, with `validation`, after `patience` calls without a new
+    minimum of it (keeping the parameters at that minimum, or the unpolished ones if the polish never lowered it)."""
     optimizer = optax.lbfgs(memory_size=memory)
     value_and_grad = optax.value_and_grad_from_state(loss)
 
@@ -57,25 +73,49 @@ def lbfgs_polish(
             return (optax.apply_updates(params, updates), state), value
 
         (params, state), values = jax.lax.scan(step, (params, state), None, length=_STEPS_PER_CALL)
-        return params, state, values[-1]
+        metrics = {"polish_loss": values[-1]}
+        if validation is not None:
+            metrics["polish_validation"] = validation(params)
+        return params, state, metrics
 
-    def run_call(params, state, key):
-        params, state, value = run(params, state)
-        return params, state, {"polish_loss": value}
+    def status(metrics: dict[str, float], _) -> str:
+        held_out = f", held out {metrics['polish_validation']:.4g}" if "polish_validation" in metrics else ""
+        return f"loss {metrics['polish_loss']:.4g}{held_out}"
 
     calls = -(-steps // _STEPS_PER_CALL)
-    params, history = train_loop(run_call, params, optimizer.init(params), [None] * calls, label, _STEPS_PER_CALL,
-                                 lambda metrics, _: f"loss {metrics['polish_loss']:.4g}", finish_on_non_finite=True)
-    return params, history.get("polish_loss", [])
+    stopping = None if validation is None else EarlyStopping("polish_validation", patience)
+    polished, history = train_loop(lambda p, s, _: run(p, s), params, optimizer.init(params), [None] * calls, label,
+                                   _STEPS_PER_CALL, status, early_stopping=stopping, finish_on_non_finite=True)
+    if validation is not None:  # the held-out loss before the first iteration: no polish at all may be best
+        start = float(jax.jit(validation)(params))
+        history["polish_validation_start"] = [start]
+        if not min(history.get("polish_validation", [np.inf])) < start:
+            return params, history
+    return polished, history
 
 
 def polish_fields(
-    loss_fn: LossFn, params: PyTree, n_collocation: int, observer: np.ndarray, radius: float, spec, seed: int
-) -> tuple[PyTree, list[float]]:
+    loss_fn: LossFn, params: PyTree, x: Float[np.ndarray, "n 3"], observer: np.ndarray, radius: float, spec, seed: int
+) -> tuple[PyTree, dict[str, list[float]]]:
     """The polish `spec` (a `FieldsSpec`) asks for: `spec.polish_steps` L-BFGS iterations of `loss_fn` on fixed
-    sets of `spec.polish_points` collocation points and `spec.polish_laplacian_points` Laplacian points."""
+    sets of `spec.polish_points` collocation points (of positions `x`, spread evenly through the volume with
+    `spec.polish_sampling: volume`) and `spec.polish_laplacian_points` Laplacian points, stopped early on
+    `spec.polish_validation_points` held-out points (at most a quarter of them) if > 0."""
+    n_collocation = len(x)
+    probabilities = spread_probabilities(x) if spec.polish_sampling == "volume" else None
+    validation = None
+    held_out = None
+    if spec.polish_validation_points:
+        v_idx, v_lap, v_uniform = polish_sets(  # drawn as the polish's set is: the same loss, on other points
+            n_collocation, min(spec.polish_validation_points, n_collocation // 4), spec.polish_laplacian_points,
+            observer, radius, seed + 7907, probabilities=probabilities,
+        )
+        held_out = np.asarray(v_idx)
+        validation = lambda p: loss_fn(p, v_idx, v_lap, v_uniform)  # noqa: E731
     idx, lap_idx, uniform = polish_sets(
-        n_collocation, spec.polish_points, spec.polish_laplacian_points, observer, radius, seed + 7919
+        n_collocation, spec.polish_points, spec.polish_laplacian_points, observer, radius, seed + 7919, held_out,
+        probabilities,
     )
     return lbfgs_polish(lambda p: loss_fn(p, idx, lap_idx, uniform), params, spec.polish_steps,
-                        f"fields L-BFGS polish ({len(idx):,} points)")
+                        f"fields L-BFGS polish ({len(idx):,} points)", validation=validation,
+                        patience=spec.polish_patience)

@@ -131,7 +131,8 @@ def train_fields(
                                  f"fields {method.networks_label} ({method.name})", _STEPS_PER_CALL, status,
                                  fix="`fields.learning_rate`")
     if spec.polish_steps:  # full-batch L-BFGS on a fixed set: ρ, a second derivative, needs it (polish.py)
-        params, history["polish_loss"] = polish_fields(loss_fn, params, len(x), observer, volume_radius_kpc, spec, seed)
+        params, polish_history = polish_fields(loss_fn, params, points.x, observer, volume_radius_kpc, spec, seed)
+        history |= polish_history
     model = eqx.combine(params, static)
     if model.log_density is not None:
         log_norm = _log_normalisation(model, observer, volume_radius_kpc, n_tracers, seed)
