@@ -272,3 +272,11 @@ def test_gradient_form_needs_a_selection_function():
 
     observer = solar_position_kpc(recipe({}, {"dust": None}).data.frame)
     assert np.all(np.sum(grad * (x - observer), axis=1) < 0)
+
+
+def test_fitted_parameter_count_is_the_number_of_coefficients(fitted, tmp_path):
+    """The methods table's "field parameters" for `weak`: Φ's coefficients (34 at Legendre degree 4, no reference)."""
+    from dpotcube.methods import get_method
+
+    save_weak(tmp_path / "fields.eqx", fitted[0])
+    assert get_method("weak").fitted_parameter_count(tmp_path / "fields.eqx") == 34 == len(fitted[0].coefficients)
