@@ -23,6 +23,7 @@ class Whitened:
     g: Float[np.ndarray, " Q"]
     bb: float
     n_rows: int
+    meat: Float[np.ndarray, "Q Q"] | None = None  # Ãᵀ C̃ Ã with the rows' own noise C̃ where it differs from 1
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,32 @@ def whiten(design: np.ndarray, rhs: np.ndarray, covariance: np.ndarray, jitter: 
     return Whitened(F=a.T @ a, g=a.T @ b, bb=float(b @ b), n_rows=len(rhs))
 
 
+def cross_fitted_whiten(
+    designs: list[np.ndarray], rhss: list[np.ndarray], covariances: list[np.ndarray], sizes: list[int],
+    jitter: float = 1e-10,
+) -> Whitened:
+    """The folds' rows stacked, each fold g's moments (`designs[g]` `(K, Q)`, `rhss[g]` `(K,)`, sums over its
+    `sizes[g]` stars) whitened by the noise covariance of the *other* folds' stars (`covariances` `(K, K)` per fold,
+    summed over the others and rescaled to fold g's size).
+
+    A covariance estimated from the same stars as the moments is correlated with them (a star with a large term
+    raises the variance of the rows it enters, so it loses weight exactly where it pulls), which biases a
+    generalised least-squares fit and narrows its posterior where the per-star terms are heavy-tailed; estimated
+    from disjoint stars it is not correlated with them."""
+    total, n = sum(covariances), sum(sizes)
+    white, meat = [], 0.0
+    for design, rhs, cov, size in zip(designs, rhss, covariances, sizes, strict=True):
+        weight = (total - cov) * size / (n - size)
+        lower = np.linalg.cholesky(weight + jitter * np.mean(np.diag(weight)) * np.eye(len(weight)))
+        a = sl.solve_triangular(lower, design, lower=True)
+        b = sl.solve_triangular(lower, rhs, lower=True)
+        own = sl.solve_triangular(lower, sl.solve_triangular(lower, cov, lower=True).T, lower=True)
+        white.append((a.T @ a, a.T @ b, float(b @ b)))
+        meat = meat + a.T @ own @ a
+    return Whitened(F=sum(w[0] for w in white), g=sum(w[1] for w in white), bb=sum(w[2] for w in white),
+                    n_rows=len(covariances) * len(total), meat=0.5 * (meat + meat.T))
+
+
 def log_evidence(w: Whitened, prior_var: np.ndarray) -> float:
     """The log evidence alone (what the prior search needs; no covariance)."""
     factor = sl.cho_factor(w.F + np.diag(1.0 / prior_var), lower=True)
@@ -60,6 +87,8 @@ def posterior(w: Whitened, prior_var: np.ndarray) -> Posterior:
     log_z = -0.5 * (w.bb - w.g @ mean) - 0.5 * (log_det + np.sum(np.log(prior_var)))
     chi2 = float(w.bb - 2 * w.g @ mean + mean @ w.F @ mean)
     cov = sl.cho_solve(factor, np.eye(len(h)))
+    if w.meat is not None:  # the sandwich H⁻¹ (Ãᵀ C̃ Ã + prior precision) H⁻¹: the rows' realised noise
+        cov = cov @ (w.meat + np.diag(1.0 / prior_var)) @ cov
     return Posterior(mean=mean, covariance=0.5 * (cov + cov.T), log_evidence=float(log_z), chi2=chi2, prior_var=prior_var)
 
 
