@@ -213,7 +213,6 @@ def run_trials(args: argparse.Namespace, argv: list[str]) -> dict:
     from dpotcube.recipe import DataSpec
     from dpotcube.weak import WeakSpec
 
-    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     mocks = {
         "isotropic": (DataSpec(n_stars=args.stars), False),
         "anisotropic": (DataSpec(n_stars=args.stars, plummer={"anisotropy_radius_kpc": ANISOTROPY_RADIUS_KPC}), False),
@@ -222,7 +221,7 @@ def run_trials(args: argparse.Namespace, argv: list[str]) -> dict:
     from .report import environment as env
 
     date = env()["date"]
-    trials = {(t["trial"], t["mock"], t["n_stars"]): t for t in previous.get("trials", [])}
+    trials = {}
     for name in args.trials:
         description, overrides = TRIALS[name]
         spec = WeakSpec(**overrides)
@@ -237,7 +236,9 @@ def run_trials(args: argparse.Namespace, argv: list[str]) -> dict:
                                          gradient=gradient)
                 row["calibration"] = {k: v for k, v in calib.items() if k.startswith("coverage") or k in ("seeds", "n_stars")}
             trials[(name, row["mock"], row["n_stars"])] = row
-    return {**previous, "trials": sorted(trials.values(), key=lambda t: (t["mock"], t["n_stars"], t["trial"]))}
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}  # read last: another run may have written
+    merged = {(t["trial"], t["mock"], t["n_stars"]): t for t in previous.get("trials", [])} | trials
+    return {**previous, "trials": sorted(merged.values(), key=lambda t: (t["mock"], t["n_stars"], t["trial"]))}
 
 
 def _calibration_cell(c: dict | None) -> str:
