@@ -56,12 +56,9 @@ def method_recipe(name: str, mock: str, method: str, stars: int, steps: int, epo
 
 
 def run_methods(mocks: list[str], methods: list[str], stars: int, steps: int, epochs: int) -> dict:
-    import equinox as eqx
-    import jax
     import yaml
 
     import dpotcube
-    from dpotcube.fields.model import load_fields
     from dpotcube.recipe import recipe_from_dict
     from dpotcube.sources.load import plummer_truth
     from dpotcube.truth import score_against_truth
@@ -83,10 +80,7 @@ def run_methods(mocks: list[str], methods: list[str], stars: int, steps: int, ep
                 used = ["stars", *(["velocity_flow_0"] if m.fits_flows else []),
                         *(["position_flow_0"] if m.needs_position_flow else []),
                         *(["collocation"] if m.uses_collocation else []), *(["fields"] if m.fits_fields else []), "cube"]
-                n_params = 0  # pointwise: no field network
-                if m.uses_collocation:
-                    model = load_fields(build_dir / "fields.eqx")
-                    n_params = sum(leaf.size for leaf in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array)))
+                n_params = m.fitted_parameter_count(build_dir / "fields.eqx") if m.fits_fields else 0  # pointwise: none
                 scores = score_against_truth(result.cube_path, plummer_truth(recipe.data))
                 rows.append({
                     "mock": mock, "method": method,

@@ -65,26 +65,32 @@ def score(model, truth, observer: np.ndarray, radius: float, draws: int) -> dict
 
 
 TRIALS: dict[str, tuple[str, dict]] = {  # name: (what it tries, WeakSpec settings; explicit, so defaults may move)
-    "legendre-6": ("Legendre degree 6 alone (the previous default)", {"reference": "none", "potential_degree": 6}),
-    "legendre-8": ("Legendre degree 8 alone", {"reference": "none", "potential_degree": 8, "test_degree": 8}),
+    "legendre-6": ("Legendre degree 6 alone (the previous default)", {"cross_fit_folds": 1, "reference": "none", "potential_degree": 6}),
+    "legendre-8": ("Legendre degree 8 alone", {"cross_fit_folds": 1, "reference": "none", "potential_degree": 8, "test_degree": 8}),
     "legendre-6-cubic": ("degree 6, linear + cubic velocity functions",
-                         {"reference": "none", "potential_degree": 6, "velocity_functions": ["linear", "cubic"]}),
+                         {"cross_fit_folds": 1, "reference": "none", "potential_degree": 6, "velocity_functions": ["linear", "cubic"]}),
     "legendre-6-bumps": ("degree 6, bump test functions 1 kpc on 0.5 kpc",
-                         {"reference": "none", "potential_degree": 6, "test_functions": "bumps"}),
+                         {"cross_fit_folds": 1, "reference": "none", "potential_degree": 6, "test_functions": "bumps"}),
     "spherical-3": ("monopoles s = 2, 8, 32 kpc, broad prior + Legendre 4 by evidence",
-                    {"reference": "spherical", "potential_degree": 4, "reference_scales_kpc": [2, 8, 32]}),
+                    {"cross_fit_folds": 1, "reference": "spherical", "potential_degree": 4, "reference_scales_kpc": [2, 8, 32]}),
     "spherical-6": ("monopoles s = 1…32 kpc (×2), broad prior + Legendre 4",
-                    {"reference": "spherical", "potential_degree": 4, "reference_scales_kpc": [1, 2, 4, 8, 16, 32]}),
+                    {"cross_fit_folds": 1, "reference": "spherical", "potential_degree": 4, "reference_scales_kpc": [1, 2, 4, 8, 16, 32]}),
     "spherical-3-deg6": ("monopoles s = 2, 8, 32 kpc + Legendre 6",
-                         {"reference": "spherical", "potential_degree": 6, "reference_scales_kpc": [2, 8, 32]}),
+                         {"cross_fit_folds": 1, "reference": "spherical", "potential_degree": 6, "reference_scales_kpc": [2, 8, 32]}),
     "spherical-3-cubic": ("monopoles s = 2, 8, 32 kpc + Legendre 4, linear + cubic velocity functions",
-                          {"reference": "spherical", "potential_degree": 4, "reference_scales_kpc": [2, 8, 32],
+                          {"cross_fit_folds": 1, "reference": "spherical", "potential_degree": 4, "reference_scales_kpc": [2, 8, 32],
                            "velocity_functions": ["linear", "cubic"]}),
-    "axisymmetric-3": ("monopoles and z-quadrupoles s = 2, 8, 32 kpc + Legendre 4 (the default)",
-                       {"reference": "axisymmetric", "potential_degree": 4, "reference_scales_kpc": [2, 8, 32]}),
+    "axisymmetric-3": ("monopoles and z-quadrupoles s = 2, 8, 32 kpc + Legendre 4 (the default before cross-fitting)",
+                       {"cross_fit_folds": 1, "reference": "axisymmetric", "potential_degree": 4, "reference_scales_kpc": [2, 8, 32]}),
     "axisymmetric-3-test3": ("as axisymmetric-3 with test functions of degree 3 (60 rows, not 252: less noise in "
-                             "the estimated covariance)", {"reference": "axisymmetric", "potential_degree": 4,
+                             "the estimated covariance)", {"cross_fit_folds": 1, "reference": "axisymmetric", "potential_degree": 4,
                                                            "reference_scales_kpc": [2, 8, 32], "test_degree": 3}),
+    "cross-fit-2": ("as axisymmetric-3, each half's moments weighted by the other half's noise covariance",
+                    {"reference": "axisymmetric", "potential_degree": 4, "reference_scales_kpc": [2, 8, 32],
+                     "cross_fit_folds": 2}),
+    "cross-fit-8": ("as axisymmetric-3, 8 folds each weighted by the other 7's noise covariance, sandwich posterior "
+                    "(the default)", {"reference": "axisymmetric", "potential_degree": 4,
+                                      "reference_scales_kpc": [2, 8, 32], "cross_fit_folds": 8}),
 }
 """Settings tried on the way to the default (`--trials`): rows for what was tried, not only what was kept."""
 
@@ -207,7 +213,6 @@ def run_trials(args: argparse.Namespace, argv: list[str]) -> dict:
     from dpotcube.recipe import DataSpec
     from dpotcube.weak import WeakSpec
 
-    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     mocks = {
         "isotropic": (DataSpec(n_stars=args.stars), False),
         "anisotropic": (DataSpec(n_stars=args.stars, plummer={"anisotropy_radius_kpc": ANISOTROPY_RADIUS_KPC}), False),
@@ -216,7 +221,7 @@ def run_trials(args: argparse.Namespace, argv: list[str]) -> dict:
     from .report import environment as env
 
     date = env()["date"]
-    trials = {(t["trial"], t["mock"], t["n_stars"]): t for t in previous.get("trials", [])}
+    trials = {}
     for name in args.trials:
         description, overrides = TRIALS[name]
         spec = WeakSpec(**overrides)
@@ -225,12 +230,15 @@ def run_trials(args: argparse.Namespace, argv: list[str]) -> dict:
             row = case(mock, data, spec, args.draws, gradient=gradient)
             row |= {"trial": name, "description": description, "overrides": overrides, "date": date,
                     "command": " ".join(["python -m benchmarks run weak", *argv])}
-            if args.trial_seeds and not gradient:  # coverage over star draws (one draw's share is noisy)
-                calib = seed_calibration(mock, data.model_copy(update={"n_stars": args.seed_stars}), spec,
-                                         args.trial_seeds)
+            if args.trial_seeds:  # coverage over star draws (one draw's share is noisy)
+                stars = args.dusty_seed_stars if gradient else args.seed_stars
+                calib = seed_calibration(mock, data.model_copy(update={"n_stars": stars}), spec, args.trial_seeds,
+                                         gradient=gradient)
                 row["calibration"] = {k: v for k, v in calib.items() if k.startswith("coverage") or k in ("seeds", "n_stars")}
             trials[(name, row["mock"], row["n_stars"])] = row
-    return {**previous, "trials": sorted(trials.values(), key=lambda t: (t["mock"], t["n_stars"], t["trial"]))}
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}  # read last: another run may have written
+    merged = {(t["trial"], t["mock"], t["n_stars"]): t for t in previous.get("trials", [])} | trials
+    return {**previous, "trials": sorted(merged.values(), key=lambda t: (t["mock"], t["n_stars"], t["trial"]))}
 
 
 def _calibration_cell(c: dict | None) -> str:
@@ -249,7 +257,8 @@ def markdown(r: dict) -> str:
         f"Pinned to CPU cores {r['cpu_affinity']} (the machine shared with other work). Φ: reference "
         f"`{spec.get('reference', 'none')}` (scales {spec.get('reference_scales_kpc', [])} kpc) + Legendre degree "
         f"{spec['potential_degree']}; test functions: {spec['test_functions']} of degree {spec['test_degree']} × "
-        f"{', '.join(spec['velocity_functions'])}; prior by evidence. Scores on the cube grid (0.2 kpc) inside the "
+        f"{', '.join(spec['velocity_functions'])}; noise covariance cross-fitted over {spec.get('cross_fit_folds', 1)} "
+        "fold(s) (1: from the moments' own stars); prior by evidence. Scores on the cube grid (0.2 kpc) inside the "
         f"3 kpc volume; coverage: share of points whose truth lies inside the 16–84% range of {r['draws']} "
         "posterior draws (goal 0.68 ± 0.1). Fit time is the whole numerical cost (no flows are trained); the "
         "dusty mock's ∇ ln S (central differences of the mock's S) took "

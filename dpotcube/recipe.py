@@ -562,6 +562,13 @@ class WeakSpec(_Section):
     min_selection: float = Field(
         1e-3, gt=0, le=1, description="Known S(x) below this is raised to it before weighting by 1/S."
     )
+    cross_fit_folds: int = Field(
+        8, ge=1, le=64, description="The stars are dealt into this many folds (every k-th star); each fold's "
+        "moments are weighted by the noise covariance, and projected by the design, of the other folds' stars, and "
+        "the posterior is the sandwich of the folds' own noise: a covariance from the moments' own stars is "
+        "correlated with them, which biases the fit and narrows its posterior where the per-star terms are "
+        "heavy-tailed (dust). 1: one covariance from all stars (the fit of earlier versions)."
+    )
     chunk_size: int = Field(16_384, gt=0, description="Stars per chunk when accumulating the moments (bounds memory).")
     n_members: int = Field(32, ge=1, description="Posterior draws written as cube members (`member_kind: posterior`).")
 

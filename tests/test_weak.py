@@ -272,3 +272,38 @@ def test_gradient_form_needs_a_selection_function():
 
     observer = solar_position_kpc(recipe({}, {"dust": None}).data.frame)
     assert np.all(np.sum(grad * (x - observer), axis=1) < 0)
+
+
+def test_fitted_parameter_count_is_the_number_of_coefficients(fitted, tmp_path):
+    """The methods table's "field parameters" for `weak`: Φ's coefficients (34 at Legendre degree 4, no reference)."""
+    from dpotcube.methods import get_method
+
+    save_weak(tmp_path / "fields.eqx", fitted[0])
+    assert get_method("weak").fitted_parameter_count(tmp_path / "fields.eqx") == 34 == len(fitted[0].coefficients)
+
+
+def test_cross_fitted_weights_remove_the_bias_of_a_covariance_from_the_same_stars():
+    """A toy weak system with skewed, heavy-tailed per-star terms (lognormal): weighting by the covariance of the
+    moments' own stars biases the fit by many standard errors; weighting each fold by the other folds' covariance
+    does not, and the sandwich posterior (the folds' own noise) covers the truth at about 68%."""
+    from dpotcube.weak.solve import cross_fitted_whiten, posterior
+
+    rng = np.random.default_rng(1)
+    n_stars, n_rep, folds = 1000, 120, [slice(g, None, 8) for g in range(8)]
+    centres, theta, prior_var = np.linspace(0, 1, 24), np.array([1.0, -0.5]), np.full(2, 1e8)
+    pooled, cross, inside = [], [], []
+    for _ in range(n_rep):
+        x = rng.uniform(size=n_stars)
+        phi = np.exp(-0.5 * ((x[:, None] - centres) / 0.08) ** 2)  # overlapping rows, (n, K)
+        a = phi[:, :, None] * np.stack([np.ones_like(x), x], 1)[:, None, :]  # per-star design, (n, K, 2)
+        e = phi * (rng.lognormal(0, 1.2, n_stars) - np.exp(0.72))[:, None]  # zero-mean per-star noise
+        y = a @ theta + e
+        pooled.append(posterior(whiten(a.sum(0), y.sum(0), e.T @ e), prior_var).mean)
+        post = posterior(cross_fitted_whiten([a[f].sum(0) for f in folds], [y[f].sum(0) for f in folds],
+                                             [e[f].T @ e[f] for f in folds], [len(x[f]) for f in folds]), prior_var)
+        cross.append(post.mean)
+        inside.append(np.abs(post.mean - theta) < np.sqrt(np.diag(post.covariance)))
+    for estimates, biased in ((np.array(pooled), True), (np.array(cross), False)):
+        t = (estimates.mean(0) - theta) / (estimates.std(0) / np.sqrt(n_rep))
+        assert (np.max(np.abs(t)) > 5) == biased, t
+    assert 0.55 < np.mean(inside) < 0.8

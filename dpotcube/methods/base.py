@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import dask.array as da
+import equinox as eqx
 import jax
 import xarray as xr
 from jaxtyping import Array, Float
@@ -114,6 +115,10 @@ class Method(ABC):
         """Ω_p (Galactic-rotation sense, km s⁻¹ kpc⁻¹) of the model saved at `fields`, where it fitted one."""
         return None
 
+    def fitted_parameter_count(self, fields: Path) -> int:
+        """How many numbers the model saved at `fields` fitted (network weights, or linear coefficients)."""
+        return 0
+
     def extra_member_kinds(self, recipe: Recipe) -> list[str]:
         """Cube members the method adds after the fitted ones (e.g. posterior draws), by kind."""
         return []
@@ -141,6 +146,10 @@ class FieldMethod(Method):
     def fitted_pattern_speed(self, fields: Path) -> float | None:
         speed = load_fields(fields).pattern_speed
         return None if speed is None else float(speed)
+
+    def fitted_parameter_count(self, fields: Path) -> int:
+        leaves = jax.tree_util.tree_leaves(eqx.filter(load_fields(fields), eqx.is_inexact_array))
+        return int(sum(leaf.size for leaf in leaves))
 
     def grad_log_n(self, model: CBEFields, x: Float[Array, "3"], grad_log_n_flow: Float[Array, "3"]) -> Float[Array, "3"]:
         """∇ ln n of the true tracers as the method models it (default: the n(x) flow's gradient)."""

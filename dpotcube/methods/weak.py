@@ -58,6 +58,11 @@ class Weak(Method):
         mean = float(load_weak(fields).pattern_speed[0])
         return None if np.isnan(mean) else mean
 
+    def fitted_parameter_count(self, fields: Path) -> int:
+        """Φ's coefficients, and Ω_p and ln ε's coefficients where fitted."""
+        model = load_weak(fields)
+        return len(model.coefficients) + int(not np.isnan(model.pattern_speed[0])) + len(model.selection_coefficients)
+
     def extra_member_kinds(self, recipe: Recipe) -> list[str]:
         return ["posterior"] * recipe.fields.weak.n_members
 

@@ -11,7 +11,7 @@ from .basis import degrees, multi_indices, tensor_basis
 from .model import WeakPotential
 from .moments import Unknowns, accumulate_covariance, accumulate_design
 from .reference import n_reference, potential_basis
-from .solve import Posterior, best_prior, posterior, whiten
+from .solve import Posterior, Whitened, best_prior, cross_fitted_whiten, posterior, whiten
 from .spec import WeakSpec
 from .testfunctions import make_test_functions
 
@@ -28,6 +28,20 @@ def star_weights(stars: PhaseSpaceTable, spec: WeakSpec, gradient_known: bool = 
     if stars.selection is None or spec.unknown_selection_degree or gradient_known:
         return np.ones(len(stars))
     return 1.0 / np.maximum(np.asarray(stars.selection, np.float64), spec.min_selection)
+
+
+def folds(n: int, k: int) -> list[slice]:
+    """`k` folds of `n` stars (at most `n`), every k-th star from the g-th: disjoint, deterministic, and fair samples
+    of a table in any order (a table sorted by position still gives each fold stars from everywhere)."""
+    k = max(1, min(k, n))
+    return [slice(g, None, k) for g in range(k)]
+
+
+def fold_chunk_size(n: int, k: int, chunk: int) -> int:
+    """One chunk size for every fold (one compilation) that splits the largest fold into equal chunks of at most
+    `chunk` stars, so that padding wastes at most one star per chunk."""
+    largest = -(-n // max(1, min(k, n)))
+    return -(-largest // -(-largest // chunk))
 
 
 def fit_weak(
@@ -60,7 +74,10 @@ def fit_weak_report(
     tf = make_test_functions(spec, observer, radius, v)
     scales = tuple(float(s) for s in spec.reference_scales_kpc) if spec.reference != "none" else ()
     unknowns = Unknowns(spec.potential_degree, spec.pattern_speed, spec.unknown_selection_degree, spec.reference, scales)
-    design, rhs, outer = accumulate_design(tf, unknowns, radius, x, v, w, spec.chunk_size, gls)
+    parts, chunk = folds(len(x), spec.cross_fit_folds), fold_chunk_size(len(x), spec.cross_fit_folds, spec.chunk_size)
+    sums = [accumulate_design(tf, unknowns, radius, x[f], v[f], w[f], chunk, None if gls is None else gls[f])
+            for f in parts]
+    design, rhs, outer = (sum(s[i] for s in sums) for i in range(3))
     first_pass = time.perf_counter() - started
 
     deg = degrees(spec.potential_degree, False)
@@ -75,22 +92,26 @@ def fit_weak_report(
     extra_var = np.asarray(extra_var, np.float64)
     ref_var = np.full(n_ref, spec.reference_prior_scale_kms2**2)  # broad: the reference is fitted, not shrunk
 
-    def solve(cov: np.ndarray) -> tuple[Posterior, dict]:
-        white = whiten(design, rhs, cov)
+    def solve(white: Whitened) -> tuple[Posterior, dict]:
         if spec.prior == "fixed":
             var = np.concatenate([ref_var, spec.prior_scale_kms2**2 * spec.prior_decay ** (2.0 * deg), extra_var])
             return posterior(white, var), {"tau": spec.prior_scale_kms2, "q": spec.prior_decay}
         return best_prior(white, deg, np.concatenate([ref_var, extra_var]), SCALES, DECAYS, n_ref)
 
-    first, _ = solve(outer)  # noise of the right-hand side alone: a first solution
+    first, _ = solve(whiten(design, rhs, outer))  # noise of the right-hand side alone: a first solution
     omega, sel = _extras(first.mean, n_phi, spec)
     grad_phi = _grad_phi(first.mean[:n_phi], x, observer, radius, unknowns)
     grad_log_eps = (
         tensor_basis(x, observer, radius, spec.unknown_selection_degree, False)[1] @ sel
         if spec.unknown_selection_degree else np.zeros_like(x)
     )
-    cov = accumulate_covariance(tf, unknowns, radius, x, v, w, spec.chunk_size, grad_phi, omega, grad_log_eps, gls)
-    post, prior = solve(cov)
+    covs = [accumulate_covariance(tf, unknowns, radius, x[f], v[f], w[f], chunk, grad_phi[f], omega, grad_log_eps[f],
+                                  None if gls is None else gls[f]) for f in parts]
+    if len(parts) == 1:  # the covariance from the moments' own stars
+        white = whiten(design, rhs, covs[0])
+    else:
+        white = cross_fitted_whiten([s[0] for s in sums], [s[1] for s in sums], covs, [len(x[f]) for f in parts])
+    post, prior = solve(white)
     omega, sel = _extras(post.mean, n_phi, spec)
     cov_phi = post.covariance[:n_phi, :n_phi]
     factor = np.linalg.cholesky(cov_phi + 1e-12 * np.max(np.diag(cov_phi)) * np.eye(n_phi))
@@ -105,7 +126,8 @@ def fit_weak_report(
     report = {
         "n_stars": len(x), "n_test_functions": int(len(rhs)), "n_unknowns": int(design.shape[1]),
         "n_potential_coefficients": n_phi, "prior_scale_kms2": prior["tau"], "prior_decay": prior["q"],
-        "chi2_per_test_function": post.chi2 / len(rhs), "log_evidence": post.log_evidence,
+        "chi2_per_test_function": post.chi2 / white.n_rows,
+        "cross_fit_folds": len(parts), "log_evidence": post.log_evidence,
         "first_pass_s": round(first_pass, 2), "total_s": round(time.perf_counter() - started, 2),
     }
     return model, report
