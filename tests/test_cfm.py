@@ -110,6 +110,29 @@ def test_samples_have_the_target_moments_and_from_base_agrees(gaussian_fit):
     np.testing.assert_allclose(np.asarray(model.from_base(z[:50], c)), draws[:50], rtol=1e-4, atol=1e-3)
 
 
+def _mean_slopes(model, key: int) -> np.ndarray:
+    """Least-squares slope of each velocity component on the same position component, one draw per condition."""
+    c = np.random.default_rng(key).normal(size=(4000, 3)).astype(np.float32)
+    v = np.asarray(model.sample(jr.key(key), len(c), jnp.asarray(c)))
+    return np.array([np.polyfit(c[:, i], v[:, i], 1)[0] for i in range(3)])
+
+
+def test_position_jitter_learns_the_analytic_smoothed_conditional():
+    """With positions jittered by s while training, the flow learns p(v | x + ε): for x ~ N(0, 1) and μ = 20 x,
+    E[v | x'] = 20 x' / (1 + s²), a slope of 16 km/s per unit at s = 0.5 (20 without jitter). A jitter in the
+    wrong units (not divided by the condition's scale) or not applied gives another slope."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(16_000, 3)).astype(np.float32)
+    mu, sigma = mean_sigma(x)
+    v = (mu + sigma * rng.normal(size=x.shape)).astype(np.float32)
+    jittered, _ = fit_cfm(v, SPEC.model_copy(update={"condition_noise_kpc": 0.5}), seed=0, conditions=x)
+    np.testing.assert_allclose(_mean_slopes(jittered, 11), 16.0, atol=1.6)
+
+
+def test_without_jitter_the_slope_is_the_true_one(gaussian_fit):
+    np.testing.assert_allclose(_mean_slopes(gaussian_fit[0], 11), 20.0, atol=1.6)
+
+
 def test_save_load_round_trip(gaussian_fit, tmp_path):
     model, _ = gaussian_fit
     save_density(tmp_path / "p.eqx", model, SPEC)
