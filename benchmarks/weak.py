@@ -11,6 +11,10 @@ range of D posterior draws (a pooled over components, ρ, Φ − Φ(observer)). 
 (the whole build's numerical work: there is no flow); pin the process to one core (`taskset -c 0`) to measure
 the single-core cost. Writes `benchmarks/results/weak.json` and its section of docs/benchmarks.md.
 
+`--calibrate-only MOCK ...` reruns only the named mocks' calibration over star draws and merges it into the
+previous file (the other calibration rows, the main table and the trials are kept; each calibration row says when
+and by which command it was measured).
+
 `--trials` runs only the named settings of `TRIALS` (the measurement log of what was tried, kept or not) on
 the chosen mocks and merges their rows into the previous file's `trials` (keyed by trial, mock and stars);
 the main table and calibration are kept as they were.
@@ -129,7 +133,7 @@ def seed_calibration(name: str, data, spec, seeds: int, gradient: bool = False) 
     from dpotcube.weak import fit_weak
 
     truth = plummer_truth(data)
-    shares = []
+    shares, ratios = [], []
     for seed in range(seeds):
         stars = load_stars(data, seed=seed)
         gls = grad_log_selection_of(truth.selection, stars.positions) if gradient else None
@@ -141,13 +145,20 @@ def seed_calibration(name: str, data, spec, seeds: int, gradient: bool = False) 
             np.asarray(truth.acceleration(pts), np.float64).T,
             np.asarray(truth.density(pts), np.float64)[None] * 1e-9,
         ])
-        inside = np.abs(model.fields(pts) - true) <= model.standard_deviations(pts)
+        fields = model.fields(pts)
+        inside = np.abs(fields - true) <= model.standard_deviations(pts)
         shares.append([inside[1:4].mean(), inside[4].mean(), inside[0].mean()])
+        ratios.append(float(np.median(fields[4] / true[4])))
+        print(f"{name} draw {seed}: coverage a, ρ, Φ {np.round(shares[-1], 2).tolist()}, median ρ ratio {ratios[-1]:.3f}",
+              flush=True)
     shares = np.asarray(shares)
     out = {"mock": name, "n_stars": data.n_stars, "seeds": seeds}
     for i, field in enumerate(("accel", "density", "potential")):
         out[f"coverage_{field}_mean"] = float(shares[:, i].mean())
         out[f"coverage_{field}_sd"] = float(shares[:, i].std(ddof=1)) if seeds > 1 else 0.0
+        out[f"coverage_{field}_se"] = out[f"coverage_{field}_sd"] / np.sqrt(seeds)
+        out[f"coverage_{field}_per_draw"] = [round(float(c), 3) for c in shares[:, i]]
+    out["median_density_ratio_per_draw"] = [round(r, 3) for r in ratios]
     print(out, flush=True)
     return out
 
@@ -168,6 +179,8 @@ def run(argv: list[str]) -> dict:
     parser.add_argument("--test-degree", type=int, default=WeakSpec().test_degree)
     parser.add_argument("--trials", nargs="+", choices=sorted(TRIALS), default=[])
     parser.add_argument("--trial-seeds", type=int, default=0, help="with --trials: also the coverage over star draws")
+    parser.add_argument("--calibrate-only", nargs="+", choices=["isotropic", "anisotropic", "dusty"], default=[],
+                        help="rerun only these mocks' calibration over star draws; keep the rest of the previous file")
     parser.add_argument("--trial-mocks", nargs="+", choices=["isotropic", "anisotropic", "dusty"], default=["isotropic"])
     args = parser.parse_args(argv)
     if args.trials:
@@ -180,6 +193,8 @@ def run(argv: list[str]) -> dict:
         ("dusty, 1/S weights", DataSpec(n_stars=args.dusty_stars, observation={})),
         ("dusty, known ∇ ln S", DataSpec(n_stars=args.dusty_stars, observation={})),
     ]
+    if args.calibrate_only:
+        return run_calibrations(args, argv, spec, cases)
     rows = [case(name, data, spec if "∇" in name else spec_weights, args.draws, gradient="∇" in name)
             for name, data in cases]
     calibration = [
@@ -193,17 +208,42 @@ def run(argv: list[str]) -> dict:
     import json
     import os
 
+    command, date = " ".join(["python -m benchmarks run weak", *argv]), environment()["date"]
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     return {
-        "command": " ".join(["python -m benchmarks run weak", *argv]),
+        "command": command,
         **environment(),
         "cpu_affinity": sorted(os.sched_getaffinity(0)),
         "spec": spec.model_dump(mode="json"),
         "draws": args.draws,
         "rows": rows,
-        "calibration": calibration,
+        "calibration": [c | {"command": command, "date": date} for c in calibration],
         "trials": previous.get("trials", []),
     }
+
+
+def run_calibrations(args: argparse.Namespace, argv: list[str], spec, cases: list) -> dict:
+    """Only the calibration over star draws of `args.calibrate_only`, merged into the previous results (the rows of
+    the other mocks, the main table and the trials kept as they were)."""
+    import json
+
+    named = {"isotropic": (cases[0], args.seeds, args.seed_stars, False),
+             "anisotropic": (cases[1], args.seeds, args.seed_stars, False),
+             "dusty": (cases[3], args.dusty_seeds, args.dusty_seed_stars, True)}
+    command, date = " ".join(["python -m benchmarks run weak", *argv]), environment()["date"]
+    fresh = []
+    for mock in args.calibrate_only:
+        (name, data), seeds, stars, gradient = named[mock]
+        row = seed_calibration(name, data.model_copy(update={"n_stars": stars}), spec, seeds, gradient=gradient)
+        fresh.append(row | {"command": command, "date": date})
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}  # read last: another run may have written
+    if previous.get("spec", spec.model_dump(mode="json")) != spec.model_dump(mode="json"):
+        raise SystemExit("--calibrate-only: the previous results were measured with another WeakSpec; rerun in full")
+    done = {row["mock"] for row in fresh}
+    kept = [c | {"command": c.get("command", previous.get("command")), "date": c.get("date", previous.get("date"))}
+            for c in previous.get("calibration", []) if c["mock"] not in done]
+    order = [name for name, _ in cases]
+    return {**previous, "calibration": sorted(kept + fresh, key=lambda c: order.index(c["mock"]))}
 
 
 def run_trials(args: argparse.Namespace, argv: list[str]) -> dict:
@@ -280,17 +320,26 @@ def markdown(r: dict) -> str:
         lines += [
             "",
             "Calibration over star draws (share of in-volume grid points "
-            "whose truth lies within the posterior's ±1σ, mean ± standard deviation over the draws; one draw's "
-            "share is noisy because its errors are a few dozen correlated modes):",
+            "whose truth lies within the posterior's ±1σ: mean ± standard deviation over the draws, and in brackets "
+            "the mean's standard error; one draw's share is nearly all-or-nothing because its errors are a few "
+            "correlated modes, so the mean over draws is what is calibrated):",
             "",
-            "| mock | draws × stars | coverage a | coverage ρ | coverage Φ |",
-            "| --- | --- | --- | --- | --- |",
+            "| mock | draws × stars | coverage a | coverage ρ | coverage Φ | ρ coverage per draw | median ρ ratio per draw "
+            "| date |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
+
+        def cell(c: dict, field: str) -> str:
+            se = c.get(f"coverage_{field}_se")
+            return (f"{c[f'coverage_{field}_mean']:.2f} ± {c[f'coverage_{field}_sd']:.2f}"
+                    + (f" ({se:.2f})" if se is not None else ""))
+
         for c in r["calibration"]:
+            per_draw = " ".join(f"{v:.2f}" for v in c.get("coverage_density_per_draw", [])) or "–"
+            ratios = " ".join(f"{v:.2f}" for v in c.get("median_density_ratio_per_draw", [])) or "–"
             lines.append(
-                f"| {c['mock']} | {c['seeds']} × {c['n_stars']:,} | {c['coverage_accel_mean']:.2f} ± {c['coverage_accel_sd']:.2f} | "
-                f"{c['coverage_density_mean']:.2f} ± {c['coverage_density_sd']:.2f} | "
-                f"{c['coverage_potential_mean']:.2f} ± {c['coverage_potential_sd']:.2f} |"
+                f"| {c['mock']} | {c['seeds']} × {c['n_stars']:,} | {cell(c, 'accel')} | {cell(c, 'density')} | "
+                f"{cell(c, 'potential')} | {per_draw} | {ratios} | {c.get('date', r['date'])[:10]} |"
             )
     if r.get("trials"):
         lines += [
