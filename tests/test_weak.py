@@ -307,3 +307,29 @@ def test_cross_fitted_weights_remove_the_bias_of_a_covariance_from_the_same_star
         t = (estimates.mean(0) - theta) / (estimates.std(0) / np.sqrt(n_rep))
         assert (np.max(np.abs(t)) > 5) == biased, t
     assert 0.55 < np.mean(inside) < 0.8
+
+
+def test_dusty_moments_vanish_at_the_truth_with_the_selection_term():
+    """The dusty mock's stars (S from an apparent-magnitude limit through patchy dust): with the test functions S·w
+    the moments at the true Φ vanish (χ²/K ≈ 1) only with the w v·∇ln S term as written; dropped or with its sign
+    flipped, χ²/K ≫ 1 (measured 1.1, 37 and 67 at 20,000 stars)."""
+    from dpotcube.sources.selection import grad_log_selection_of
+
+    data = DataSpec(n_stars=20_000, observation={})
+    seen, seen_truth = load_stars(data, seed=3), plummer_truth(data)
+    x, v, obs, radius = seen.positions, seen.velocities, seen.observer, seen.volume_radius_kpc
+    gls = grad_log_selection_of(seen_truth.selection, x)
+    tf = make_test_functions(SMALL, obs, radius, v)
+    unknowns = Unknowns(SMALL.potential_degree, False, 0)
+    theta = _true_coefficients(seen_truth, obs, radius, SMALL.potential_degree)
+    grad = tensor_basis(x, obs, radius, SMALL.potential_degree, False)[1] @ theta
+    ones = np.ones(len(x))
+    chi2 = {}
+    for factor in (1.0, 0.0, -1.0):
+        design, rhs, _ = accumulate_design(tf, unknowns, radius, x, v, ones, SMALL.chunk_size, factor * gls)
+        cov = accumulate_covariance(tf, unknowns, radius, x, v, ones, SMALL.chunk_size, grad, 0.0, np.zeros_like(x),
+                                    factor * gls)
+        white = whiten(design, rhs, cov)
+        chi2[factor] = (white.bb - 2 * white.g @ theta + theta @ white.F @ theta) / white.n_rows
+    assert abs(chi2[1.0] - 1) < 5 * np.sqrt(2 / white.n_rows), chi2
+    assert chi2[0.0] > 10 and chi2[-1.0] > 20, chi2
