@@ -12,8 +12,8 @@ range of D posterior draws (a pooled over components, ρ, Φ − Φ(observer)). 
 the single-core cost. Writes `benchmarks/results/weak.json` and its section of docs/benchmarks.md.
 
 `--calibrate-only MOCK ...` reruns only the named mocks' calibration over star draws and merges it into the
-previous file (the other calibration rows, the main table and the trials are kept; each calibration row says when
-and by which command it was measured).
+previous file, replacing the row of the same mock and star count (the other calibration rows, the main table and the
+trials are kept; each calibration row says when and by which command it was measured).
 
 `--trials` runs only the named settings of `TRIALS` (the measurement log of what was tried, kept or not) on
 the chosen mocks and merges their rows into the previous file's `trials` (keyed by trial, mock and stars);
@@ -239,11 +239,11 @@ def run_calibrations(args: argparse.Namespace, argv: list[str], spec, cases: lis
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}  # read last: another run may have written
     if previous.get("spec", spec.model_dump(mode="json")) != spec.model_dump(mode="json"):
         raise SystemExit("--calibrate-only: the previous results were measured with another WeakSpec; rerun in full")
-    done = {row["mock"] for row in fresh}
+    done = {(row["mock"], row["n_stars"]) for row in fresh}  # a calibration at another star count is kept beside
     kept = [c | {"command": c.get("command", previous.get("command")), "date": c.get("date", previous.get("date"))}
-            for c in previous.get("calibration", []) if c["mock"] not in done]
+            for c in previous.get("calibration", []) if (c["mock"], c["n_stars"]) not in done]
     order = [name for name, _ in cases]
-    return {**previous, "calibration": sorted(kept + fresh, key=lambda c: order.index(c["mock"]))}
+    return {**previous, "calibration": sorted(kept + fresh, key=lambda c: (order.index(c["mock"]), c["n_stars"]))}
 
 
 def run_trials(args: argparse.Namespace, argv: list[str]) -> dict:
