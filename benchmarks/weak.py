@@ -1,6 +1,7 @@
 """Accuracy, calibration and cost of the `weak` method (weak-form CBE, linear least squares) on the Plummer mocks.
 
     python -m benchmarks run weak [--stars N] [--dusty-stars N] [--draws D] [--seeds S] [--dusty-seeds S]
+    python -m benchmarks run weak --calibrate-only dusty [--dusty-seeds S] [--dusty-seed-stars N]
     python -m benchmarks run weak --trials NAME ... [--trial-mocks isotropic anisotropic dusty] [--stars N]
 
 On the isotropic, the anisotropic (Osipkov–Merritt, r_a = 6 kpc) and the dusty mock (known S: 1/S weights) in a
