@@ -2,6 +2,7 @@
 
     python -m benchmarks run weak [--stars N] [--dusty-stars N] [--draws D] [--seeds S] [--dusty-seeds S]
     python -m benchmarks run weak --calibrate-only dusty [--dusty-seeds S] [--dusty-seed-stars N]
+    python -m benchmarks run weak --table-only [--stars N] [--dusty-stars N]
     python -m benchmarks run weak --trials NAME ... [--trial-mocks isotropic anisotropic dusty] [--stars N]
 
 On the isotropic, the anisotropic (Osipkov–Merritt, r_a = 6 kpc) and the dusty mock (known S: 1/S weights) in a
@@ -15,6 +16,9 @@ the single-core cost. Writes `benchmarks/results/weak.json` and its section of d
 `--calibrate-only MOCK ...` reruns only the named mocks' calibration over star draws and merges it into the
 previous file, replacing the row of the same mock and star count (the other calibration rows, the main table and the
 trials are kept; each calibration row says when and by which command it was measured).
+
+`--table-only` reruns only the main table (accuracy and cost per mock) and keeps the previous calibration rows
+and trials as they were (each calibration row keeps its own date and command).
 
 `--trials` runs only the named settings of `TRIALS` (the measurement log of what was tried, kept or not) on
 the chosen mocks and merges their rows into the previous file's `trials` (keyed by trial, mock and stars);
@@ -165,6 +169,9 @@ def seed_calibration(name: str, data, spec, seeds: int, gradient: bool = False) 
 
 
 def run(argv: list[str]) -> dict:
+    import json
+    import os
+
     from dpotcube.recipe import DataSpec
     from dpotcube.weak import WeakSpec
 
@@ -182,6 +189,8 @@ def run(argv: list[str]) -> dict:
     parser.add_argument("--trial-seeds", type=int, default=0, help="with --trials: also the coverage over star draws")
     parser.add_argument("--calibrate-only", nargs="+", choices=["isotropic", "anisotropic", "dusty"], default=[],
                         help="rerun only these mocks' calibration over star draws; keep the rest of the previous file")
+    parser.add_argument("--table-only", action="store_true",
+                        help="rerun only the main table; keep the previous calibration rows and trials")
     parser.add_argument("--trial-mocks", nargs="+", choices=["isotropic", "anisotropic", "dusty"], default=["isotropic"])
     args = parser.parse_args(argv)
     if args.trials:
@@ -198,6 +207,16 @@ def run(argv: list[str]) -> dict:
         return run_calibrations(args, argv, spec, cases)
     rows = [case(name, data, spec if "∇" in name else spec_weights, args.draws, gradient="∇" in name)
             for name, data in cases]
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    command, date = " ".join(["python -m benchmarks run weak", *argv]), environment()["date"]
+    if args.table_only:
+        if previous.get("spec", spec.model_dump(mode="json")) != spec.model_dump(mode="json"):
+            raise SystemExit("--table-only: the previous results were measured with another WeakSpec; rerun in full")
+        kept = [c | {"command": c.get("command", previous.get("command")), "date": c.get("date", previous.get("date"))}
+                for c in previous.get("calibration", [])]
+        return {**previous, "command": command, **environment(), "cpu_affinity": sorted(os.sched_getaffinity(0)),
+                "draws": args.draws, "rows": rows,
+                "calibration": kept}
     calibration = [
         seed_calibration(name, data.model_copy(update={"n_stars": args.seed_stars}), spec, args.seeds)
         for name, data in cases[:2]
@@ -206,11 +225,6 @@ def run(argv: list[str]) -> dict:
         name, data = cases[3]
         calibration.append(seed_calibration(name, data.model_copy(update={"n_stars": args.dusty_seed_stars}), spec,
                                             args.dusty_seeds, gradient=True))
-    import json
-    import os
-
-    command, date = " ".join(["python -m benchmarks run weak", *argv]), environment()["date"]
-    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     return {
         "command": command,
         **environment(),
