@@ -58,6 +58,23 @@ def test_forward_mode_matches_autodiff(activation, width, depth, body):
     _assert_close(jax.vmap(laplacian, in_axes=(None, 0))(field, x), reference)
 
 
+def test_reference_under_the_network_matches_autodiff_and_the_cored_log_density():
+    """Φ = Φ_ref + network: the forward pass's Φ, ∇Φ, ∇²Φ equal autodiff of the sum, and the reference alone has
+    the cored logarithmic potential's density v₀²(3r_c² + r²)/(4πG(r² + r_c²)²)."""
+    field = ScalarField(32, 3, "silu", (-8.2, 0.3, 0.02), 2.5, 1.7e4, reference="cored-log", key=jax.random.key(3))
+    field = eqx.tree_at(lambda f: (f.reference.log_v0_sq, f.reference.log_core_sq), field,
+                        (jnp.asarray(0.3), jnp.asarray(-0.5)))
+    x = field.loc + 5.0 * jax.random.uniform(jax.random.key(4), (64, 3), minval=-1, maxval=1)
+    value, grad, lap = jax.vmap(value_grad_laplacian, in_axes=(None, 0))(field, x)
+    _assert_close(value, jax.vmap(field)(x))
+    _assert_close(grad, jax.vmap(jax.grad(field))(x))
+    _assert_close(lap, jax.vmap(laplacian_jacfwd, in_axes=(None, 0))(field, x))
+    v0_sq, core_sq = 1.7e4 * np.exp(0.3), 2.5**2 * np.exp(-0.5)
+    r2 = np.sum(np.asarray(x, np.float64) ** 2, axis=1)
+    ref_lap = jax.vmap(lambda p: field.reference.value_grad_laplacian(p)[2])(x)
+    np.testing.assert_allclose(ref_lap, v0_sq * (3 * core_sq + r2) / (r2 + core_sq) ** 2, rtol=1e-5)
+
+
 def test_forward_mode_parameter_gradients_match_autodiff():
     """Training differentiates the penalty through the forward pass: its parameter gradients match the reference."""
     field, x = _random_field("silu", 32, 3, seed=7)
