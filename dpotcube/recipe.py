@@ -632,7 +632,7 @@ class FieldsSpec(_Section):
         "keep it 0 where a selection function shapes the counts.",
     )
     potential_reference: Literal["none", "cored-log"] = Field(
-        "none", description="A reference potential trained under the Φ network, Φ = Φ_ref + network "
+        "cored-log", description="A reference potential trained under the Φ network, Φ = Φ_ref + network "
         "(dpotcube/fields/reference.py): `cored-log`, ½ v₀² ln(r² + r_c²) about the Galactic centre (the frame's "
         "origin) with v₀ and r_c trained; `none`: the network alone."
     )
@@ -650,7 +650,7 @@ class FieldsSpec(_Section):
         "per iteration against over-fitting one set."
     )
     polish_by_position: bool = Field(
-        False, description="The polish's sets hold whole collocation positions, each with all its velocities "
+        True, description="The polish's sets hold whole collocation positions, each with all its velocities "
         "(`polish_points` and `polish_validation_points` then count positions): ∇Φ (and ∇ ln n) are evaluated once "
         "per position, so the set imposes `velocities_per_position` times the residuals at the same cost."
     )
@@ -662,10 +662,6 @@ class FieldsSpec(_Section):
         "(as dense as the stars); `volume`, with probability ∝ 1/n̂(x) (n̂ from the 16th-nearest collocation "
         "position), spread evenly through the volume so that the sparse, low-density side weighs as much as the "
         "dense one."
-    )
-    polish_edge_share: float = Field(
-        0.0, ge=0, lt=1, description="Share of the polish's sets drawn from the outermost tenth of the volume's "
-        "radius (0: as `polish_sampling` draws them): the edge is constrained from one side only."
     )
     polish_validation_points: int = Field(
         16384, ge=0, description="Collocation points held out of the polish's set (at most a quarter of them; 0: "

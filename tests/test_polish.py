@@ -6,12 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from dpotcube.fields.polish import (
-    EDGE_SHELL,
     lbfgs_polish,
     polish_sets,
     position_groups,
     spread_probabilities,
-    with_edge_share,
 )
 
 
@@ -81,13 +79,3 @@ def test_residuals_by_position_equal_those_point_by_point():
         np.testing.assert_allclose(by_position, by_point, rtol=1e-5, atol=1e-5 * float(jnp.abs(by_point).max()))
         np.testing.assert_array_equal(positions, arrays[0][::4])
 
-
-def test_edge_share_puts_that_share_of_the_draw_in_the_outer_shell():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(100_000, 3))
-    x = x / np.linalg.norm(x, axis=1, keepdims=True) * rng.uniform(size=(len(x), 1)) ** (1 / 3)
-    edge = np.linalg.norm(x, axis=1) > 1 - EDGE_SHELL
-    idx, _, _ = polish_sets(len(x), 2000, 10, np.zeros(3), 1.0, seed=1,
-                            probabilities=with_edge_share(None, x, np.zeros(3), 1.0, 0.6))
-    assert 0.25 < edge.mean() < 0.29  # 1 − 0.9³ of the volume
-    assert 0.57 < edge[np.asarray(idx)].mean() < 0.63

@@ -47,24 +47,6 @@ def position_groups(x: Float[np.ndarray, "n 3"]) -> Int[np.ndarray, "p k"] | Non
     return np.arange(len(x)).reshape(len(starts), lengths[0])
 
 
-EDGE_SHELL = 0.1
-"""The volume's edge, where `with_edge_share` weights the polish's set: the outermost tenth of its radius."""
-
-
-def with_edge_share(
-    probabilities: Float[np.ndarray, " n"] | None, x: Float[np.ndarray, "n 3"], observer: np.ndarray, radius: float,
-    share: float,
-) -> Float[np.ndarray, " n"]:
-    """Drawing probabilities that put `share` of a draw in the volume's outer shell (`EDGE_SHELL` of its radius),
-    drawn there and inside it as `probabilities` (uniform if None) would: the edge is constrained from one side
-    only, and ρ, a second derivative, goes wrong there first."""
-    p = np.full(len(x), 1.0 / len(x)) if probabilities is None else np.asarray(probabilities, np.float64)
-    edge = np.linalg.norm(np.asarray(x, np.float64) - np.asarray(observer, np.float64), axis=1) > (1 - EDGE_SHELL) * radius
-    if not edge.any() or edge.all():
-        return p / p.sum()
-    return share * p * edge / p[edge].sum() + (1 - share) * p * ~edge / p[~edge].sum()
-
-
 def polish_sets(
     n_collocation: int, points: int, laplacian_points: int, observer: np.ndarray, radius: float, seed: int,
     exclude: np.ndarray | None = None, probabilities: np.ndarray | None = None,
@@ -137,9 +119,6 @@ def polish_fields(
     probabilities = None
     if spec.polish_sampling == "volume":
         probabilities = spread_probabilities(x)[units].sum(axis=1)
-    if spec.polish_edge_share > 0:
-        probabilities = with_edge_share(probabilities, np.asarray(x)[units[:, 0]], observer, radius,
-                                        spec.polish_edge_share)
 
     def as_points(unit_idx, lap_units, uniform):
         idx = units[np.asarray(unit_idx)]
