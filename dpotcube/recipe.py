@@ -643,9 +643,9 @@ class FieldsSpec(_Section):
         "none). ρ = ∇²Φ/(4πG) needs the loss minimised beyond what minibatch Adam reaches: on exact gradients "
         "the polish (by position, volume-spread, held-out stop) takes `conditional`'s median |Δa|/|a| from 0.7% to "
         "0.06% and |Δρ|/ρ from 14% to 1.6%, 97% of points within 10% (benchmarks/solver.py). On noisy flow gradients the held-out check "
-        "(`polish_validation_points`) stops it: on the quickstart's MAF gradients the held-out loss rises from the "
-        "first 25 iterations, the unpolished fields are kept and the cube is unchanged (without the check, 3,000 "
-        "iterations raise its |Δρ|/ρ from 0.46 to 0.54: docs/methods.md)."
+        "(`polish_validation_points`) stops it where it starts fitting the gradients' noise (without the check, "
+        "on the quickstart's MAF gradients and before the reference, 3,000 iterations raised its |Δρ|/ρ from 0.46 "
+        "to 0.54: docs/methods.md)."
     )
     polish_points: int = Field(
         4096, gt=0, description="Collocation points (positions with `polish_by_position`) in the polish's fixed set "
