@@ -631,18 +631,30 @@ class FieldsSpec(_Section):
         "of the star positions in the volume). It breaks the near-degeneracy between ∇Φ and ∇ln n at low speeds; "
         "keep it 0 where a selection function shapes the counts.",
     )
+    potential_reference: Literal["none", "cored-log"] = Field(
+        "cored-log", description="A reference potential trained under the Φ network, Φ = Φ_ref + network "
+        "(dpotcube/fields/reference.py): `cored-log`, ½ v₀² ln(r² + r_c²) about the Galactic centre (the frame's "
+        "origin) with v₀ and r_c trained; `none`: the network alone. The network then learns a small residual, "
+        "whose ∇²Φ errors are small where ρ is: on exact gradients `conditional`'s outermost far side (10.3–11 kpc "
+        "from the centre) went from 2% to 81% of points within 10% in ρ (benchmarks/solver.py)."
+    )
     polish_steps: int = Field(
         3000, ge=0, description="L-BFGS iterations after Adam, full batch on a fixed set of collocation points (0: "
         "none). ρ = ∇²Φ/(4πG) needs the loss minimised beyond what minibatch Adam reaches: on exact gradients "
-        "3,000 iterations on a volume-spread set take `conditional`'s median |Δa|/|a| from ~1% to 0.07% and "
-        "|Δρ|/ρ from ~21% to 2% (benchmarks/solver.py). On noisy flow gradients the held-out check "
-        "(`polish_validation_points`) stops it: on the quickstart's MAF gradients the held-out loss rises from the "
-        "first 25 iterations, the unpolished fields are kept and the cube is unchanged (without the check, 3,000 "
-        "iterations raise its |Δρ|/ρ from 0.46 to 0.54: docs/methods.md)."
+        "the polish (by position, volume-spread, held-out stop) takes `conditional`'s median |Δa|/|a| from 0.7% to "
+        "0.06% and |Δρ|/ρ from 14% to 1.6%, 97% of points within 10% (benchmarks/solver.py). On noisy flow gradients the held-out check "
+        "(`polish_validation_points`) stops it where it starts fitting the gradients' noise (without the check, "
+        "on the quickstart's MAF gradients and before the reference, 3,000 iterations raised its |Δρ|/ρ from 0.46 "
+        "to 0.54: docs/methods.md)."
     )
     polish_points: int = Field(
-        4096, gt=0, description="Collocation points in the polish's fixed set (all if fewer): the full-batch cost "
-        "per iteration against over-fitting one set."
+        4096, gt=0, description="Collocation points (positions with `polish_by_position`) in the polish's fixed set "
+        "(all if fewer): the full-batch cost per iteration against over-fitting one set."
+    )
+    polish_by_position: bool = Field(
+        True, description="The polish's sets hold whole collocation positions, each with all its velocities "
+        "(`polish_points` and `polish_validation_points` then count positions): ∇Φ (and ∇ ln n) are evaluated once "
+        "per position, so the set imposes `velocities_per_position` times the residuals at the same cost."
     )
     polish_laplacian_points: int = Field(
         512, gt=0, description="Points of the polish's fixed set on which the negative-density penalty is evaluated."
@@ -654,7 +666,8 @@ class FieldsSpec(_Section):
         "dense one."
     )
     polish_validation_points: int = Field(
-        16384, ge=0, description="Collocation points held out of the polish's set (at most a quarter of them; 0: "
+        16384, ge=0, description="Collocation points (positions with `polish_by_position`) held out of the polish's "
+        "set (at most a quarter of them; 0: "
         "none), drawn as the set is: every 25 iterations the loss on them is measured, and the polish stops after "
         "`polish_patience` checks without a new minimum, keeping the parameters at that minimum (the unpolished "
         "ones if the polish never lowered it): it stops where fitting the set starts fitting the gradients' noise."

@@ -85,7 +85,7 @@ def exact_fields(truth, stars):
     points = exact_collocation(truth, positions, velocities_per_position=4, seed=2)
     spec = FieldsSpec(potential={"width": 64, "depth": 3}, log_density={"width": 64, "depth": 3}, steps=2500,
                       polish_steps=600, polish_points=2048, polish_laplacian_points=256, polish_sampling="volume",
-                      polish_validation_points=0)
+                      polish_validation_points=0, polish_by_position=True, potential_reference="cored-log")
     model, hyper, history = train_fields(points, stars.observer, stars.volume_radius_kpc, len(stars), spec, seed=3,
                                            method=get_method(spec.method))
     return model, hyper, history

@@ -36,13 +36,16 @@ def exact_cube(exact_fields, stars, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def two_models(exact_fields, tmp_path_factory):
-    """The exact fields and a second member whose Φ is doubled, saved; with their member kinds."""
+    """The exact fields and a second member whose Φ is doubled (network and reference), saved; with their member
+    kinds."""
     import equinox as eqx
 
     model, hyper, _ = exact_fields
     tmp = tmp_path_factory.mktemp("members")
     last = lambda m: m.potential.body.layers[-1]  # noqa: E731
     doubled = eqx.tree_at(lambda m: (last(m).weight, last(m).bias), model, replace_fn=lambda a: 2 * a)
+    if model.potential.reference is not None:  # Φ = Φ_ref + network: the reference's v₀² doubled too
+        doubled = eqx.tree_at(lambda m: m.potential.reference.log_v0_sq, doubled, replace_fn=lambda a: a + np.log(2.0))
     save_fields(tmp / "m0.eqx", model, hyper)
     save_fields(tmp / "m1.eqx", doubled, hyper)
     return [tmp / "m0.eqx", tmp / "m1.eqx"], ["seed", "bootstrap"], [model, doubled]

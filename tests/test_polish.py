@@ -5,7 +5,12 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from dpotcube.fields.polish import lbfgs_polish, polish_sets, spread_probabilities
+from dpotcube.fields.polish import (
+    lbfgs_polish,
+    polish_sets,
+    position_groups,
+    spread_probabilities,
+)
 
 
 def test_spread_probabilities_draw_evenly_through_the_volume():
@@ -45,3 +50,32 @@ def test_held_out_stop_keeps_the_unpolished_parameters_when_the_held_out_loss_on
     polished, history = lbfgs_polish(loss, start, 200, validation=lambda p: loss(p) + 0.1, patience=2)
     np.testing.assert_allclose(polished["w"], 1.0, atol=1e-4)
     assert len(history["polish_loss"]) < 200 // 25  # stopped once the held-out loss stopped falling
+
+
+def test_position_groups_find_the_runs_of_velocities_per_position():
+    x = np.repeat(np.arange(12.0).reshape(4, 3), 3, axis=0)
+    np.testing.assert_array_equal(position_groups(x), np.arange(12).reshape(4, 3))
+    assert position_groups(np.arange(12.0).reshape(4, 3)) is None  # one velocity per position: nothing to share
+    assert position_groups(np.concatenate([x, x[:2]])) is None  # runs of unequal length
+
+
+def test_residuals_by_position_equal_those_point_by_point():
+    """The polish evaluates ∇Φ and ∇ ln n once per position: the residuals are those of every point on its own,
+    for a method whose residual reads both (conditional) and one with a pattern speed."""
+    from dpotcube.fields.model import fields_skeleton
+    from dpotcube.fields.train import collocation_residuals
+    from dpotcube.methods import get_method
+
+    rng = np.random.default_rng(0)
+    x = np.repeat(rng.normal(size=(6, 3)) + np.array([-8.0, 0, 0]), 4, axis=0)
+    arrays = tuple(jnp.asarray(a, jnp.float32) for a in (x, *rng.normal(size=(4, 24, 3))))
+    net = {"width": 16, "depth": 2, "activation": "silu", "loc": (-8.0, 0.0, 0.0), "length_scale": 3.0}
+    for pattern in (False, True):
+        model = fields_skeleton("conditional", {**net, "out_scale": 1e4}, {**net, "out_scale": 1.0},
+                                pattern_speed=pattern, pattern_speed_init=30.0)
+        groups = position_groups(x)
+        by_position, positions = collocation_residuals(get_method("conditional"), model, arrays, jnp.asarray(groups))
+        by_point, _ = collocation_residuals(get_method("conditional"), model, arrays, jnp.arange(24))
+        np.testing.assert_allclose(by_position, by_point, rtol=1e-5, atol=1e-5 * float(jnp.abs(by_point).max()))
+        np.testing.assert_array_equal(positions, arrays[0][::4])
+

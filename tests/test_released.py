@@ -17,9 +17,10 @@ from dpotcube.lookup import OutsideVolumeWarning, SingleMemberWarning
 
 from .conftest import REPO
 
-INTERPOLATION_TOLERANCE = 0.01
+INTERPOLATION_TOLERANCE = 0.02
 """Grid interpolation error allowed, as a fraction of a field's range in the volume (docs/released.md: the tiny
-recipe's 0.5 kpc grid measures 0.3% for Φ, 0.1% for a, 0.4% for ρ)."""
+recipe's 0.5 kpc grid measures at most 0.45% for Φ, 0.93% for a_x (0.2% for a_y, a_z), 0.73% for ρ; a_x, along the
+Galactic centre's direction, carries the curvature of the cored-log reference under Φ)."""
 
 
 @pytest.fixture(scope="module")

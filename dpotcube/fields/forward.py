@@ -52,7 +52,11 @@ def value_grad_laplacian(
     if not residual:
         z, d = _activate(body.final_activation, z, d)
     out_scale = field.out_scale
-    return out_scale * z[0], out_scale * d[:3, 0], out_scale * d[3, 0]
+    value, grad, lap = out_scale * z[0], out_scale * d[:3, 0], out_scale * d[3, 0]
+    if field.reference is None:
+        return value, grad, lap
+    ref_value, ref_grad, ref_lap = field.reference.value_grad_laplacian(x)
+    return value + ref_value, grad + ref_grad, lap + ref_lap
 
 
 def _linear(layer, u: Float[Array, " n_in"]) -> Float[Array, " n_out"]:

@@ -36,6 +36,17 @@ def spread_probabilities(x: Float[np.ndarray, "n 3"], neighbours: int = 16) -> F
     return weight / weight.sum()
 
 
+def position_groups(x: Float[np.ndarray, "n 3"]) -> Int[np.ndarray, "p k"] | None:
+    """Indices of the collocation points grouped by position, `(p, k)`, when they come as runs of k > 1 equal
+    positions (k velocities per position, as `draw_collocation` stores them); None otherwise."""
+    x = np.asarray(x)
+    starts = np.flatnonzero(np.r_[True, np.any(x[1:] != x[:-1], axis=1)])
+    lengths = np.diff(np.r_[starts, len(x)])
+    if len(x) == 0 or lengths[0] < 2 or np.any(lengths != lengths[0]):
+        return None
+    return np.arange(len(x)).reshape(len(starts), lengths[0])
+
+
 def polish_sets(
     n_collocation: int, points: int, laplacian_points: int, observer: np.ndarray, radius: float, seed: int,
     exclude: np.ndarray | None = None, probabilities: np.ndarray | None = None,
@@ -100,22 +111,34 @@ def polish_fields(
     """The polish `spec` (a `FieldsSpec`) asks for: `spec.polish_steps` L-BFGS iterations of `loss_fn` on fixed
     sets of `spec.polish_points` collocation points (of positions `x`, spread evenly through the volume with
     `spec.polish_sampling: volume`) and `spec.polish_laplacian_points` Laplacian points, stopped early on
-    `spec.polish_validation_points` held-out points (at most a quarter of them) if > 0."""
-    n_collocation = len(x)
-    probabilities = spread_probabilities(x) if spec.polish_sampling == "volume" else None
+    `spec.polish_validation_points` held-out points (at most a quarter of them) if > 0. With
+    `spec.polish_by_position` (and points stored as runs of velocities per position) the points are whole
+    positions, each with all its velocities: k times the residuals for the cost of the position-only fields."""
+    groups = position_groups(x) if spec.polish_by_position else None
+    units = np.arange(len(x))[:, None] if groups is None else groups  # (units, velocities per unit)
+    probabilities = None
+    if spec.polish_sampling == "volume":
+        probabilities = spread_probabilities(x)[units].sum(axis=1)
+
+    def as_points(unit_idx, lap_units, uniform):
+        idx = units[np.asarray(unit_idx)]
+        return jnp.asarray(idx[:, 0] if groups is None else idx), jnp.asarray(units[np.asarray(lap_units), 0]), uniform
+
     validation = None
     held_out = None
     if spec.polish_validation_points:
-        v_idx, v_lap, v_uniform = polish_sets(  # drawn as the polish's set is: the same loss, on other points
-            n_collocation, min(spec.polish_validation_points, n_collocation // 4), spec.polish_laplacian_points,
+        v_units, v_lap, v_uniform = polish_sets(  # drawn as the polish's set is: the same loss, on other points
+            len(units), min(spec.polish_validation_points, len(units) // 4), spec.polish_laplacian_points,
             observer, radius, seed + 7907, probabilities=probabilities,
         )
-        held_out = np.asarray(v_idx)
+        held_out = np.asarray(v_units)
+        v_idx, v_lap, v_uniform = as_points(v_units, v_lap, v_uniform)
         validation = lambda p: loss_fn(p, v_idx, v_lap, v_uniform)  # noqa: E731
-    idx, lap_idx, uniform = polish_sets(
-        n_collocation, spec.polish_points, spec.polish_laplacian_points, observer, radius, seed + 7919, held_out,
+    idx, lap_idx, uniform = as_points(*polish_sets(
+        len(units), spec.polish_points, spec.polish_laplacian_points, observer, radius, seed + 7919, held_out,
         probabilities,
-    )
+    ))
+    what = "points" if groups is None else f"positions × {units.shape[1]} velocities"
     return lbfgs_polish(lambda p: loss_fn(p, idx, lap_idx, uniform), params, spec.polish_steps,
-                        f"fields L-BFGS polish ({len(idx):,} points)", validation=validation,
+                        f"fields L-BFGS polish ({len(idx):,} {what})", validation=validation,
                         patience=spec.polish_patience)

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import optax
+from jaxtyping import Array, Float, Int
 
 from ..density.collocation import CollocationPoints
 from ..errors import BuildError
@@ -44,7 +45,10 @@ def fields_hyperparameters(
     """Arguments of `fields_skeleton`: standardization from the volume, Φ scaled by ⟨v²⟩."""
     common = {"loc": tuple(float(c) for c in observer), "length_scale": float(volume_radius_kpc)}
     phi_scale = float(np.mean(np.sum(points.v.astype(np.float64) ** 2, axis=1)))
-    hyper = {"method": method.name, "potential": {**spec.potential.model_dump(), **common, "out_scale": phi_scale}}
+    potential = {**spec.potential.model_dump(), **common, "out_scale": phi_scale}
+    if spec.potential_reference != "none":  # saved only when used: fields saved before it load unchanged
+        potential["reference"] = spec.potential_reference
+    hyper = {"method": method.name, "potential": potential}
     second = method.second_network
     if second is not None:
         hyper[second] = {**getattr(spec, second).model_dump(), **common, "out_scale": 1.0}
@@ -92,12 +96,14 @@ def train_fields(
     opt_state = optimizer.init(params)
 
     def loss_fn(params, idx, lap_idx, uniform):
+        """The loss on points `idx`: `(b,)` collocation indices, or `(p, k)` for p positions with k velocities
+        each, whose position-only fields (∇Φ, ∇ ln n) are then evaluated once per position."""
         m = eqx.combine(params, static)
-        r = jax.vmap(method.residual, in_axes=(None, 0, 0, 0, 0, 0))(m, x[idx], v[idx], gx[idx], gv[idx], gn[idx])
+        r, positions = collocation_residuals(method, m, (x, v, gx, gv, gn), idx)
         lap = jax.vmap(laplacian, in_axes=(None, 0))(m.potential, x[lap_idx])
         loss = residual_loss(r, residual_scale)
         loss = loss + spec.positivity_weight * negative_density_penalty(lap, laplacian_scale, spec.loss)
-        extra = method.extra_loss(m, spec, x[idx], uniform)
+        extra = method.extra_loss(m, spec, positions, uniform)
         return loss if extra is None else loss + extra
 
     @jax.jit
@@ -138,6 +144,22 @@ def train_fields(
         log_norm = _log_normalisation(model, observer, volume_radius_kpc, n_tracers, seed)
         model = eqx.tree_at(lambda m: m.log_norm, model, log_norm)
     return model, hyper, history
+
+
+def collocation_residuals(
+    method: FieldMethod, model: CBEFields, arrays: tuple[Float[Array, "n 3"], ...], idx: Int[Array, "..."]
+) -> tuple[Float[Array, " m"], Float[Array, "b 3"]]:
+    """The CBE residuals of `method` at collocation points `idx` of `arrays` (x, v, ∇ₓ ln p, ∇ᵥ ln p, ∇ ln n), and
+    their positions. `idx` is `(b,)` point indices, or `(b, k)` for b positions with k velocities each (x equal
+    along a row): then what depends on x alone (∇Φ, ∇ ln n) is evaluated once per position, not k times."""
+    x, v, gx, gv, gn = arrays
+    if idx.ndim == 1:
+        return jax.vmap(method.residual, in_axes=(None, 0, 0, 0, 0, 0))(model, x[idx], v[idx], gx[idx], gv[idx],
+                                                                         gn[idx]), x[idx]
+    per_velocity = jax.vmap(method.residual, in_axes=(None, None, 0, 0, 0, 0))  # x unbatched: its fields once
+    positions = x[idx[:, 0]]
+    r = jax.vmap(per_velocity, in_axes=(None, 0, 0, 0, 0, 0))(model, positions, v[idx], gx[idx], gv[idx], gn[idx])
+    return r.reshape(-1), positions
 
 
 def _uniform_in_ball(key, n: int, centre: jnp.ndarray, radius: float) -> jnp.ndarray:
