@@ -32,30 +32,25 @@ MOCKS = {"plummer": (), "plummer-om": ("data.plummer.anisotropy_radius_kpc=6.0",
 """Recipe overrides of each mock: every star in the volume seen (isotropic, Osipkov–Merritt), or the isotropic mock
 seen through the default dusty magnitude limit (`data.observation`, its S(x) known)."""
 METHODS = ("vanilla", "conditional", "selection", "conditional+pattern")
+
+
+def _polished(steps: int, sampling: str, validation: int, by_position: bool, reference: str) -> tuple[str, ...]:
+    """`fields.*` overrides of a solver variant: Adam, then `steps` L-BFGS iterations on 4,096 points (positions
+    `by_position`) drawn by `sampling`, `validation` held out (patience 4), under a `reference` potential."""
+    held_out = ("fields.polish_patience=4",) if validation else ()
+    return (f"fields.polish_steps={steps}", "fields.polish_points=4096", "fields.polish_laplacian_points=512",
+            f"fields.polish_sampling={sampling}", f"fields.polish_validation_points={validation}", *held_out,
+            f"fields.polish_by_position={str(by_position).lower()}", f"fields.potential_reference={reference}")
+
+
 VARIANTS: dict[str, tuple[str, ...]] = {  # name: `fields.*` overrides on the quickstart recipe (then --set ones)
     "adam": ("fields.polish_steps=0",),  # the kept solver's Adam stage (and its reference) alone
-    "adam+lbfgs": ("fields.polish_steps=1500", "fields.polish_points=4096", "fields.polish_laplacian_points=512",
-                   "fields.polish_sampling=stars", "fields.polish_validation_points=0",
-                                  "fields.polish_by_position=false", "fields.potential_reference=none"),
-    "adam+lbfgs-volume": ("fields.polish_steps=3000", "fields.polish_points=4096", "fields.polish_laplacian_points=512",
-                          "fields.polish_sampling=volume", "fields.polish_validation_points=0",
-                                  "fields.polish_by_position=false", "fields.potential_reference=none"),
-    "adam+lbfgs-volume-heldout": ("fields.polish_steps=3000", "fields.polish_points=4096",
-                                  "fields.polish_laplacian_points=512", "fields.polish_sampling=volume",
-                                  "fields.polish_validation_points=16384", "fields.polish_patience=4",
-                                  "fields.polish_by_position=false", "fields.potential_reference=none"),
-    "adam+lbfgs-position": ("fields.polish_steps=3000", "fields.polish_points=4096",
-                            "fields.polish_laplacian_points=512", "fields.polish_sampling=volume",
-                            "fields.polish_by_position=true", "fields.polish_validation_points=16384",
-                            "fields.polish_patience=4", "fields.potential_reference=none"),
-    "ref+adam+lbfgs-volume-heldout": ("fields.polish_steps=3000", "fields.polish_points=4096",
-                                      "fields.polish_laplacian_points=512", "fields.polish_sampling=volume",
-                                      "fields.polish_by_position=false", "fields.polish_validation_points=16384",
-                                      "fields.polish_patience=4", "fields.potential_reference=cored-log"),
-    "ref+adam+lbfgs-position": ("fields.polish_steps=3000", "fields.polish_points=4096",
-                                "fields.polish_laplacian_points=512", "fields.polish_sampling=volume",
-                                "fields.polish_by_position=true", "fields.polish_validation_points=16384",
-                                "fields.polish_patience=4", "fields.potential_reference=cored-log"),
+    "adam+lbfgs": _polished(1500, "stars", 0, False, "none"),
+    "adam+lbfgs-volume": _polished(3000, "volume", 0, False, "none"),
+    "adam+lbfgs-volume-heldout": _polished(3000, "volume", 16384, False, "none"),
+    "adam+lbfgs-position": _polished(3000, "volume", 16384, True, "none"),
+    "ref+adam+lbfgs-volume-heldout": _polished(3000, "volume", 16384, False, "cored-log"),
+    "ref+adam+lbfgs-position": _polished(3000, "volume", 16384, True, "cored-log"),
 }
 KEPT = "ref+adam+lbfgs-position"
 """The variant kept: the recipes' default (the cored-log reference under Φ, the polish by whole positions on a

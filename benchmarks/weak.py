@@ -210,13 +210,9 @@ def run(argv: list[str]) -> dict:
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     command, date = " ".join(["python -m benchmarks run weak", *argv]), environment()["date"]
     if args.table_only:
-        if previous.get("spec", spec.model_dump(mode="json")) != spec.model_dump(mode="json"):
-            raise SystemExit("--table-only: the previous results were measured with another WeakSpec; rerun in full")
-        kept = [c | {"command": c.get("command", previous.get("command")), "date": c.get("date", previous.get("date"))}
-                for c in previous.get("calibration", [])]
         return {**previous, "command": command, **environment(), "cpu_affinity": sorted(os.sched_getaffinity(0)),
                 "draws": args.draws, "rows": rows,
-                "calibration": kept}
+                "calibration": previous_calibrations(previous, spec, "--table-only")}
     calibration = [
         seed_calibration(name, data.model_copy(update={"n_stars": args.seed_stars}), spec, args.seeds)
         for name, data in cases[:2]
@@ -237,6 +233,15 @@ def run(argv: list[str]) -> dict:
     }
 
 
+def previous_calibrations(previous: dict, spec, flag: str) -> list[dict]:
+    """The previous file's calibration rows, each with its own command and date (rows from before they carried
+    them get the file's), for a partial rerun (`flag`) that keeps them; it must use the same WeakSpec."""
+    if previous.get("spec", spec.model_dump(mode="json")) != spec.model_dump(mode="json"):
+        raise SystemExit(f"{flag}: the previous results were measured with another WeakSpec; rerun in full")
+    return [c | {"command": c.get("command", previous.get("command")), "date": c.get("date", previous.get("date"))}
+            for c in previous.get("calibration", [])]
+
+
 def run_calibrations(args: argparse.Namespace, argv: list[str], spec, cases: list) -> dict:
     """Only the calibration over star draws of `args.calibrate_only`, merged into the previous results (the rows of
     the other mocks, the main table and the trials kept as they were)."""
@@ -252,11 +257,8 @@ def run_calibrations(args: argparse.Namespace, argv: list[str], spec, cases: lis
         row = seed_calibration(name, data.model_copy(update={"n_stars": stars}), spec, seeds, gradient=gradient)
         fresh.append(row | {"command": command, "date": date})
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}  # read last: another run may have written
-    if previous.get("spec", spec.model_dump(mode="json")) != spec.model_dump(mode="json"):
-        raise SystemExit("--calibrate-only: the previous results were measured with another WeakSpec; rerun in full")
     done = {(row["mock"], row["n_stars"]) for row in fresh}  # a calibration at another star count is kept beside
-    kept = [c | {"command": c.get("command", previous.get("command")), "date": c.get("date", previous.get("date"))}
-            for c in previous.get("calibration", []) if (c["mock"], c["n_stars"]) not in done]
+    kept = [c for c in previous_calibrations(previous, spec, "--calibrate-only") if (c["mock"], c["n_stars"]) not in done]
     order = [name for name, _ in cases]
     return {**previous, "calibration": sorted(kept + fresh, key=lambda c: (order.index(c["mock"]), c["n_stars"]))}
 
