@@ -214,7 +214,7 @@ def check_sizes(recipe: Recipe, large_ok: bool = False) -> dict[str, str]:
         check("diagnostics.mcmc_steps", float(recipe.diagnostics.mcmc_steps) * 32, LIMITS.mcmc_steps * 32, 8 * 8,
               "MCMC samples (32 walkers)")
     for key, value in (("density.velocity.batch_size", density.velocity.batch_size),
-                       ("density.position.batch_size", density.position.batch_size if density.position else 0),
+                       ("density.position.batch_size", getattr(density.position, "batch_size", 0)),  # legendre: none
                        ("fields.batch_size", fields.batch_size), ("fields.laplacian_batch", fields.laplacian_batch),
                        ("density.collocation.chunk_size", col.chunk_size)):
         check(key, float(value), LIMITS.batch, 15 * 4 * 64, "points per batch")

@@ -17,6 +17,7 @@ from ..serialise import load_model, save_model
 from ..sources.chunks import FlowSample
 from .base import DensityModel
 from .cfm import cfm_hyperparameters, cfm_skeleton, fit_cfm
+from .legendre import fit_legendre, legendre_hyperparameters, legendre_skeleton
 from .maf import fit_flow, flow_hyperparameters, flow_skeleton
 
 
@@ -40,6 +41,7 @@ DENSITY_MODELS: dict[str, DensityModelType] = {
         "cfm_density", fit_cfm, cfm_skeleton,
         lambda spec, model: cfm_hyperparameters(spec, model.conditional, model.ball),
     ),
+    "legendre": DensityModelType("legendre_density", fit_legendre, legendre_skeleton, legendre_hyperparameters),
 }
 """Density models by `type` (`density.velocity.type`, `density.position.type`)."""
 

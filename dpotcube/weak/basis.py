@@ -52,6 +52,14 @@ def tensor_basis(
     return values, grads, laplacians
 
 
+def tensor_values(x: Any, centre: Any, scale: Any, degree: int, xp: Any = np) -> Any:
+    """Values `(n, P)` of the products of total degree 1 … `degree` (no constant) at positions `x` `(n, 3)`: what
+    `tensor_basis` gives first, without the derivatives."""
+    idx = multi_indices(degree, False)
+    p = legendre((x - centre) / scale, degree, xp)[0]  # (n, 3, d+1)
+    return p[:, 0, idx[:, 0]] * p[:, 1, idx[:, 1]] * p[:, 2, idx[:, 2]]
+
+
 def degrees(degree: int, include_constant: bool) -> np.ndarray:
     """Total degree of each basis function, shape `(P,)`."""
     return multi_indices(degree, include_constant).sum(axis=1)

@@ -1,0 +1,174 @@
+"""n(x) as an exponential family on the observer's ball: ln n(x) = Σ θ_k B_k(x) + c, B the Legendre products of
+total degree ≤ d in (x − x⊙)/R (as `fields.method: weak` expands Φ), zero outside the ball.
+
+The likelihood is concave in θ, so the fit is a handful of Newton steps on two sums: the stars' mean basis and
+the model's mean basis over a scrambled Sobol quadrature of the ball (its error falls as 1/m, far below the
+stars' sampling noise). The degree is the one of best held-out likelihood. Few parameters make ∇ ln n smooth and
+its noise small where the tracer density is smooth: ∇ ln n is what `vanilla`'s CBE reads beside ∇ₓ ln p, and a
+flow's error there moves Φ (docs/density.md). Structure finer than the degree resolves (a thin disc, dust in an
+observed density) needs `maf` or `cfm`.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+from scipy.stats import qmc
+
+from ..errors import RecipeError
+from ..geometry import uniform_in_ball
+from ..progress import progress_bar
+from ..weak.basis import multi_indices, tensor_values
+from .base import DensityModel
+
+_NEWTON_STEPS = 50
+_NEWTON_TOLERANCE = 1e-9  # on the Newton decrement: the log-likelihood per star is then converged to ~1e-9
+_STAR_CHUNK = 200_000
+
+
+class LegendreDensity(DensityModel):
+    """n(x)/N = exp(θ·B(x) + `log_norm`) inside the ball of `radius` about `centre` (kpc⁻³), 0 outside."""
+
+    coefficients: Float[Array, " P"]
+    log_norm: Float[Array, ""]
+    log_max: Float[Array, ""]  # the largest θ·B in the ball (from the quadrature): the rejection sampler's bound
+    centre: Float[Array, "3"]
+    radius: Float[Array, ""]
+    degree: int = eqx.field(static=True)
+    conditional: bool = eqx.field(static=True)  # always False: n(x) only
+
+    def log_prob(self, y: Float[Array, "3"], c: Float[Array, "3"] | None = None) -> Float[Array, ""]:
+        values = tensor_values(y[None], self.centre, self.radius, self.degree, jnp)[0]
+        inside = jnp.sum((y - self.centre) ** 2) < self.radius**2
+        return jnp.where(inside, values @ self.coefficients + self.log_norm, -jnp.inf)
+
+    def sample(self, key: PRNGKeyArray, n: int, c: Float[Array, "n 3"] | None = None) -> Float[Array, "n 3"]:
+        """`n` draws by rejection from uniform points in the ball (acceptance exp(θ·B − max θ·B))."""
+        rng = np.random.default_rng(np.asarray(jr.key_data(key)).ravel())
+        centre, radius = np.asarray(self.centre, np.float64), float(self.radius)
+        theta, log_max = np.asarray(self.coefficients, np.float64), float(self.log_max)
+        kept: list[np.ndarray] = []
+        while sum(len(k) for k in kept) < n:
+            points = uniform_in_ball(rng, max(2 * n, 1024), centre, radius)
+            log_ratio = tensor_values(points, centre, radius, self.degree) @ theta - log_max
+            kept.append(points[np.log(rng.uniform(size=len(points))) < log_ratio])
+        return jnp.asarray(np.concatenate(kept)[:n], jnp.float32)
+
+    def from_base(self, z: Float[Array, "k 3"], c: Float[Array, "3"] | None = None) -> Float[Array, "k 3"]:
+        raise NotImplementedError(
+            "`type: legendre` has no base space: it models n(x) only, and base-space draws are for p(v|x)."
+        )
+
+
+def legendre_skeleton(degree: int) -> LegendreDensity:
+    """An empty model of `degree` (the loading skeleton)."""
+    p = len(multi_indices(degree, False))
+    return LegendreDensity(coefficients=jnp.zeros(p), log_norm=jnp.zeros(()), log_max=jnp.zeros(()),
+                           centre=jnp.zeros(3), radius=jnp.ones(()), degree=degree, conditional=False)
+
+
+def legendre_hyperparameters(spec, model: LegendreDensity) -> dict:
+    """The keyword arguments of `legendre_skeleton` that rebuild `model` (its degree is chosen by the fit)."""
+    return {"degree": model.degree}
+
+
+def fit_legendre(
+    targets: Float[np.ndarray, "n 3"],
+    spec,
+    seed: int,
+    conditions: Float[np.ndarray, "n 3"] | None = None,
+    weights: Float[np.ndarray, " n"] | None = None,
+    ball: tuple[Float[np.ndarray, "3"], float] | None = None,
+    split_seed: int | None = None,
+    label: str = "n(x) legendre",
+) -> tuple[LegendreDensity, dict[str, list[float]]]:
+    """Maximum-likelihood θ at each degree 1 … `spec.max_degree` on the training stars; keep the degree of best
+    held-out log-likelihood and refit it on every star. Returns the model and the held-out log-likelihood per
+    star by degree (`val_log_likelihood`, relative to the first degree's)."""
+    if conditions is not None:
+        raise RecipeError(
+            "`type: legendre` models the tracer density n(x) only. Under `density.velocity` set `type: maf` or "
+            "`type: cfm`; keep `legendre` under `density.position`."
+        )
+    if ball is None:
+        raise RecipeError("`type: legendre` lives on the observer's ball: set `density.position.support: ball`.")
+    centre, radius = np.asarray(ball[0], np.float64), float(ball[1])
+    x = np.asarray(targets, np.float64)
+    w = np.ones(len(x)) if weights is None else np.asarray(weights, np.float64)
+    held_out = np.random.default_rng(seed if split_seed is None else split_seed).random(len(x)) < spec.val_fraction
+    sums, totals = _weighted_basis_sums(x, w, held_out, centre, radius, spec.max_degree)
+    quadrature = tensor_values(_sobol_ball(spec.quadrature_points, centre, radius, seed), centre, radius,
+                               spec.max_degree)
+    columns = [len(multi_indices(d, False)) for d in range(1, spec.max_degree + 1)]
+    scores: list[float] = []
+    with progress_bar() as bar:
+        task = bar.add_task(label, total=len(columns), status="")
+        for p in columns:
+            theta = _newton(sums[0][:p] / totals[0], quadrature[:, :p])
+            scores.append(float(sums[1][:p] @ theta / totals[1] - _log_mean_exp(quadrature[:, :p] @ theta)))
+            bar.update(task, advance=1, status=f"degree {len(scores)}: held-out ln L {scores[-1] - scores[0]:+.2e}")
+    degree = int(np.argmax(scores)) + 1
+    p = columns[degree - 1]
+    theta = _newton((sums[0][:p] + sums[1][:p]) / (totals[0] + totals[1]), quadrature[:, :p])
+    s = quadrature[:, :p] @ theta
+    volume = 4 / 3 * np.pi * radius**3
+    model = LegendreDensity(
+        coefficients=jnp.asarray(theta, jnp.float32),
+        log_norm=jnp.asarray(-_log_mean_exp(s) - np.log(volume), jnp.float32),
+        log_max=jnp.asarray(s.max() + 0.05, jnp.float32),
+        centre=jnp.asarray(centre, jnp.float32), radius=jnp.asarray(radius, jnp.float32), degree=degree,
+        conditional=False,
+    )
+    return model, {"val_log_likelihood": [v - scores[0] for v in scores]}
+
+
+def _weighted_basis_sums(
+    x: np.ndarray, w: np.ndarray, held_out: np.ndarray, centre: np.ndarray, radius: float, degree: int
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[float, float]]:
+    """Σ w B(x) over the training and the held-out stars (chunked: memory holds one chunk's basis), and Σ w."""
+    sums = [np.zeros(len(multi_indices(degree, False))), np.zeros(len(multi_indices(degree, False)))]
+    for start in range(0, len(x), _STAR_CHUNK):
+        rows = slice(start, start + _STAR_CHUNK)
+        values = tensor_values(x[rows], centre, radius, degree) * w[rows, None]
+        sums[0] += values[~held_out[rows]].sum(0)
+        sums[1] += values[held_out[rows]].sum(0)
+    return (sums[0], sums[1]), (float(w[~held_out].sum()), float(w[held_out].sum()))
+
+
+def _newton(mean_basis: np.ndarray, quadrature: np.ndarray) -> np.ndarray:
+    """θ maximising θ·⟨B⟩_stars − ln⟨exp(θ·B)⟩_ball: Newton's method with backtracking (the objective is concave)."""
+    theta = np.zeros(len(mean_basis))
+
+    def objective(t: np.ndarray) -> float:
+        return float(mean_basis @ t - _log_mean_exp(quadrature @ t))
+
+    for _ in range(_NEWTON_STEPS):
+        s = quadrature @ theta
+        prob = np.exp(s - s.max())
+        prob /= prob.sum()
+        mean_q = prob @ quadrature
+        covariance = (quadrature * prob[:, None]).T @ quadrature - np.outer(mean_q, mean_q)
+        gradient = mean_basis - mean_q
+        step = np.linalg.solve(covariance + 1e-12 * np.trace(covariance) * np.eye(len(theta)), gradient)
+        if gradient @ step < _NEWTON_TOLERANCE:
+            break
+        size, current = 1.0, objective(theta)
+        while objective(theta + size * step) < current and size > 1e-4:
+            size /= 2
+        theta = theta + size * step
+    return theta
+
+
+def _log_mean_exp(s: np.ndarray) -> float:
+    top = s.max()
+    return float(top + np.log(np.mean(np.exp(s - top))))
+
+
+def _sobol_ball(m: int, centre: np.ndarray, radius: float, seed: int) -> np.ndarray:
+    """The points of a scrambled Sobol set of `m` (a power of two) in the ball's bounding cube that lie in the ball."""
+    u = qmc.Sobol(3, scramble=True, seed=seed).random(m) * 2 - 1
+    return centre + radius * u[np.sum(u**2, axis=1) < 1]
+
