@@ -77,7 +77,15 @@ CASES = {  # name: run_case keywords; fewer stars, smaller batches: enough steps
     "cfm-1M-ode16-e30-xnoise0.2": {"model": "cfm", "n_stars": 1_000_000, "epochs": 30, "batch_size": 4096,
                                    "n_test": 2000, "cfm": {"ode_steps": 16, "condition_noise_kpc": 0.2}},
     "bagged-maf-200k-K4": {"model": "bagged maf", "n_stars": 200_000, "epochs": 20, "members": 4, "batch_size": 2048},
+    "bagged-maf-1M-K4": {"model": "bagged maf", "n_stars": 1_000_000, "epochs": 16, "members": 4, "batch_size": 2048},
     "wide-maf-200k": {"model": "wide maf", "n_stars": 200_000, "epochs": 40, "batch_size": 2048},
+    "wide-maf-1M": {"model": "wide maf", "n_stars": 1_000_000, "epochs": 16, "batch_size": 2048},
+    # the recipe default (`type: cfm`: 16 steps, 0.25 kpc jitter) for p(v|x), and n(x) by flow matching on the ball
+    "cfm-200k-with-n": {"model": "cfm", "n_stars": 200_000, "epochs": 60, "batch_size": 4096, "n_test": 2000,
+                        "cfm": {"ode_steps": 16, "condition_noise_kpc": 0.25}, "position": "cfm"},
+    # n(x) as a Legendre exponential family (degree by held-out likelihood), beside the benchmark's MAF p(v|x)
+    "legendre-n-200k": {"n_stars": 200_000, "epochs": 20, "batch_size": 2048, "position": "legendre"},
+    "legendre-n-1M": {"n_stars": 1_000_000, "epochs": 16, "batch_size": 2048, "position": "legendre"},
 }
 WIDE_VELOCITY = {**VELOCITY, "flow_layers": 8, "nn_width": 256}
 
@@ -93,6 +101,27 @@ def _fit_velocity(model: str, velocities, positions, epochs: int, batch_size: in
     settings = WIDE_VELOCITY if model == "wide maf" else VELOCITY
     return fit_flow(velocities, FlowSpec(**settings, batch_size=batch_size, max_epochs=epochs), seed,
                     conditions=positions)[0]
+
+
+def _fit_position(kind: str, positions, epochs: int, batch_size: int, seed: int, cfm: dict, ball):
+    """n(x) on the observer's ball by `kind`: flow matching with the case's settings (no position jitter: n has
+    none) or the Legendre exponential family (its recipe defaults)."""
+    from dpotcube.density.registry import fit_density
+    from dpotcube.recipe import PositionCFMSpec, PositionLegendreSpec
+
+    if kind == "legendre":
+        spec = PositionLegendreSpec()
+    else:
+        settings = {**CFM, **cfm, "condition_noise_kpc": 0.0}
+        spec = PositionCFMSpec(**settings, batch_size=batch_size, max_epochs=epochs, patience=epochs)
+    return fit_density(positions, spec, seed, ball=ball)[0]
+
+
+def _grad_log_n_chunked(model, x, chunk: int = 1000):
+    """∇ ln n of an unconditional model, `chunk` points at a time."""
+    from dpotcube.density.base import grad_log_n
+
+    return jnp.concatenate([grad_log_n(model, x[i:i + chunk]) for i in range(0, len(x), chunk)])
 
 
 def _grad_log_p_chunked(models: list, x, v, chunk: int = 1000):
@@ -115,13 +144,14 @@ def _grad_log_p_chunked(models: list, x, v, chunk: int = 1000):
 
 def run_case(
     n_stars: int, epochs: int, members: int = 1, batch_size: int = 2048, seed: int = 0, model: str = "maf",
-    n_test: int = N_TEST, cfm: dict | None = None, twin: bool = False,
+    n_test: int = N_TEST, cfm: dict | None = None, twin: bool = False, position: str | None = None,
 ) -> dict:
     """Fit and score one case; returns errors per gradient, wall times per density kind, gradient time per point.
 
     `model`: `maf` (K flows by seed, gradients combined by the ensemble median, n(x) fitted too), `bagged maf`
     (K flows on bootstrap resamples of the stars, gradients averaged), `wide maf` (8 layers × 256), or `cfm`
-    (flow matching, `cfm` its settings over `CFM`); the last three fit p(v|x) only. `twin` (not `maf`): fit
+    (flow matching, `cfm` its settings over `CFM`); the last three fit p(v|x) only. `position` (`cfm`
+    or `legendre`) fits n(x) by that model instead (one model, not one per member). `twin` (not `maf`): fit
     the same model again on an independent sample of as many stars and record how the ∇ₓ ln p error splits into
     sampling noise and bias (`twin_split`).
     """
@@ -140,7 +170,8 @@ def run_case(
     position_spec = PositionFlowSpec(**POSITION, batch_size=batch_size, max_epochs=epochs)
     ball = (np.asarray(truth.observer), truth.volume_radius_kpc)
 
-    seconds = {"velocity": 0.0, "position": 0.0 if model == "maf" else None}
+    seconds = {"velocity": 0.0, "position": 0.0 if model == "maf" or position else None}
+    maf_position = model == "maf" and position is None
     velocity_models, position_flows = [], []
     cpu_seconds = 0.0  # CPU time of the p(v|x) fits: on a shared machine, what one free core would take
     rng = np.random.default_rng(seed + 7)
@@ -151,7 +182,7 @@ def run_case(
                                              seed + 100 * member, cfm or {}))
         seconds["velocity"] += time.perf_counter() - started
         cpu_seconds += time.process_time() - cpu_started
-        if model == "maf":
+        if maf_position:
             started = time.perf_counter()
             position_flows.append(fit_flow(positions, position_spec, seed + 100 * member + 50, ball=ball)[0])
             seconds["position"] += time.perf_counter() - started
@@ -161,10 +192,15 @@ def run_case(
         grad_x, grad_v = FlowEnsemble(tuple(velocity_models)).grad_log_p(test_x, test_v)
         jax.block_until_ready(grad_x)
         per_point = None  # includes compilation; not comparable
-        grad_n = FlowEnsemble(tuple(position_flows)).grad_log_n(test_x)
+        grad_n = FlowEnsemble(tuple(position_flows)).grad_log_n(test_x) if maf_position else None
     else:
         grad_x, grad_v, per_point = _grad_log_p_chunked(velocity_models, test_x, test_v)
         grad_n = None
+    if position is not None:
+        started = time.perf_counter()
+        position_model = _fit_position(position, positions, epochs, batch_size, seed + 50, cfm or {}, ball)
+        seconds["position"] += time.perf_counter() - started
+        grad_n = _grad_log_n_chunked(position_model, test_x)
     true_x, true_v = truth.grad_log_p(test_x, test_v)
     split = None
     if twin:
@@ -174,6 +210,7 @@ def run_case(
         split = sampling_split(grad_x, twin_x, true_x)
     return {
         "model": model,
+        **({"position_model": position} if position else {}),
         **({"cfm": cfm} if cfm else {}),
         "n_stars": n_stars,
         "epochs": epochs,
@@ -224,6 +261,10 @@ def _settings(cfm: dict | None) -> str:
     return "" if not cfm else " (" + ", ".join(f"{k} {v}" for k, v in cfm.items()) + ")"
 
 
+def _position_model(case: dict) -> str:
+    return f"; n(x) {case['position_model']}" if "position_model" in case else ""
+
+
 def markdown(r: dict) -> str:
     lines = [
         f"## {TITLE}",
@@ -234,7 +275,8 @@ def markdown(r: dict) -> str:
         f"Adam at {VELOCITY['learning_rate']:g}, patience 8 (`maf`: K seeds, median-combined; `bagged maf`: K "
         f"bootstrap resamples, gradients averaged; `wide maf`: {WIDE_VELOCITY['flow_layers']} layers × "
         f"{WIDE_VELOCITY['nn_width']}). `cfm`: flow matching, ResNet {CFM['depth']} blocks × {CFM['width']}, "
-        f"{CFM['ode_steps']} Tsit5 steps, AdamW at {CFM['learning_rate']:g}, no position jitter unless said, no early stop (the whole cosine schedule); p(v|x) only. Scored at "
+        f"{CFM['ode_steps']} Tsit5 steps, AdamW at {CFM['learning_rate']:g}, no position jitter unless said, no early stop (the whole cosine schedule); p(v|x) only. A row whose model names an n(x) model fitted n(x) by it "
+        "(`cfm`: flow matching on the ball, no jitter; `legendre`: the Legendre exponential family, its recipe defaults). Scored at "
         f"{N_TEST:,} held-out stars (`cfm`: the first 2,000; true velocities) inside the 3 kpc volume. Each cell: "
         "median |Δg|/|g| · median cosine · median |Δg| / median |g|. Training time is the wall time summed over members, fitted "
         "one after another (in brackets: its CPU time, what one free core would take on this loaded machine); gradient time per point is compiled ∇ₓ and ∇ᵥ together, 1,000 points a call."),
@@ -254,7 +296,7 @@ def markdown(r: dict) -> str:
         run_on = f"{c.get('backend', 'cpu')}, {c.get('cores', 2)} cores"
         cpu = f" (CPU {c['train_cpu_seconds_velocity']:.0f} s)" if "train_cpu_seconds_velocity" in c else ""
         lines.append(
-            f"| {name} | {c.get('model', 'maf')}{_settings(c.get('cfm'))} | {c['n_stars']:,} | {c['epochs']} | {c.get('batch_size', 2048)} | "
+            f"| {name} | {c.get('model', 'maf')}{_settings(c.get('cfm'))}{_position_model(c)} | {c['n_stars']:,} | {c['epochs']} | {c.get('batch_size', 2048)} | "
             f"{c['members']} | {' | '.join(cells)} | {c['train_seconds']['velocity']:.0f} s{cpu} | "
             f"{'–' if position is None else f'{position:.0f} s'} | "
             f"{'–' if per_point is None else f'{per_point * 1e3:.2g} ms'} | {run_on} |"

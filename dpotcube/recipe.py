@@ -393,8 +393,8 @@ class PositionLegendreSpec(_PositionKeys):
     type: Literal["legendre"] = Field(
         "legendre", description="ln n(x) a Legendre expansion in (x − x⊙)/R, fitted by maximum likelihood, the degree "
         "by held-out likelihood: few parameters, so ∇ ln n is smooth and far less noisy than a flow's where the "
-        "tracer density is smooth (Plummer mock, 10⁶ stars: 1.6% against the MAF's 4.4%; docs/benchmarks.md, "
-        "gradients). n(x) only, on the ball; structure finer than its degree resolves needs `maf` or `cfm`."
+        "tracer density is smooth (Plummer mock: 2.7% at 2 × 10⁵ and 1.6% at 10⁶ stars against the MAF's "
+        "6.8% and 4.4%, in seconds; docs/benchmarks.md, gradients). n(x) only, on the ball; structure finer than its degree resolves needs `maf` or `cfm`."
     )
     max_degree: int = Field(6, ge=1, le=12, description="Highest total degree tried; the fit keeps the degree of "
                             "best held-out log-likelihood (coefficients at degree d: (d+1)(d+2)(d+3)/6 − 1).")
