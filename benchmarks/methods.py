@@ -36,9 +36,10 @@ POINTWISE = {"n_velocities": 256, "density": False}
 def method_recipe(name: str, mock: str, method: str, stars: int, steps: int, epochs: int) -> dict:
     """The benchmark recipe: one p(v|x) flow and field budget for every method; n(x) flows where a method needs one."""
     position = None
-    if get_method(method).needs_position_flow:  # vanilla and pointwise weight the stars by 1/S; selection must not
-        weighted = method in ("vanilla", "pointwise")
-        position = {"flow_layers": 6, "nn_width": 64, "max_epochs": epochs, "selection_weights": weighted}
+    if method == "vanilla":  # the 1/S-weighted true n(x) is smooth: the Legendre family (gradients benchmark)
+        position = {"type": "legendre", "selection_weights": True}
+    elif get_method(method).needs_position_flow:  # pointwise weights the stars by 1/S; selection must not
+        position = {"flow_layers": 6, "nn_width": 64, "max_epochs": epochs, "selection_weights": method == "pointwise"}
     return {
         "name": name,
         "seed": 0,

@@ -34,7 +34,8 @@ def plane_figure(ds: xr.Dataset, truth: PlummerTruth | None = None) -> Figure:
     if "density" in median:
         panels.append(("ρ", median["density"], f"ρ [{DENSITY_UNITS}]", "viridis"))
     if "tracer_density" in median:
-        panels.append(("tracer density n", np.log10(median["tracer_density"]), "log₁₀ n [kpc⁻³]", "viridis"))
+        n = median["tracer_density"]  # zero outside the tracer volume for a model with the ball's hard edge
+        panels.append(("tracer density n", np.log10(np.where(n > 0, n, np.nan)), "log₁₀ n [kpc⁻³]", "viridis"))
     rows = 2 if truth is not None else 1
     fig = Figure(figsize=(4.2 * len(panels), 3.8 * rows))
     axes = fig.subplots(rows, len(panels), squeeze=False)
