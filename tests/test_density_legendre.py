@@ -69,3 +69,37 @@ def _log_prob(model, points):
     import jax
 
     return jax.jit(jax.vmap(model.log_prob))(jnp.asarray(points, jnp.float32))
+
+
+def test_tiny_vanilla_build_with_a_legendre_n_of_x(tmp_path):
+    """`density.position: {type: legendre}` end to end: fitted and saved as a stage, reloaded by its header,
+    sampled (inside a jitted ensemble) for the collocation positions, which stay in the ball; a finite cube."""
+    import json
+
+    import xarray as xr
+    import yaml
+
+    from dpotcube.density.collocation import CollocationPoints
+    from dpotcube.frames import solar_position_kpc
+    from dpotcube.recipe import FrameSpec
+
+    from .conftest import REPO
+    from .helpers import run_build
+
+    raw = yaml.safe_load((REPO / "recipes" / "tiny.yaml").read_text())
+    assert "frame" not in raw["data"]  # the default frame: its Sun is the ball's centre
+    raw["name"] = "tiny_legendre"
+    raw["density"]["position"] = {"type": "legendre", "max_degree": 3, "quadrature_points": 2**14}
+    raw["density"]["collocation"]["positions"] = "flow"
+    raw["fields"]["method"] = "vanilla"
+    raw["diagnostics"] = {"enabled": False}
+    recipe = tmp_path / "tiny_legendre.yaml"
+    recipe.write_text(yaml.safe_dump(raw))
+    catalog, _ = run_build(tmp_path, recipe)
+    with open(tmp_path / "build" / "flows" / "position_flow_0.eqx", "rb") as f:
+        assert json.loads(f.readline())["kind"] == "legendre_density"
+    points = CollocationPoints.load(tmp_path / "build" / "collocation.npz")
+    centre, radius = solar_position_kpc(FrameSpec()), raw["data"]["volume_radius_kpc"]
+    assert np.linalg.norm(points.x - centre, axis=1).max() < radius and np.isfinite(points.grad_log_n).all()
+    ds = xr.open_zarr(catalog.parent / "cubes" / "tiny_legendre.zarr")
+    assert np.isfinite(ds["accel_x"].values).all() and np.isfinite(ds["density"].values).all()
