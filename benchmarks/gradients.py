@@ -117,13 +117,6 @@ def _fit_position(kind: str, positions, epochs: int, batch_size: int, seed: int,
     return fit_density(positions, spec, seed, ball=ball)[0]
 
 
-def _grad_log_n_chunked(model, x, chunk: int = 1000):
-    """∇ ln n of an unconditional model, `chunk` points at a time."""
-    from dpotcube.density.base import grad_log_n
-
-    return jnp.concatenate([grad_log_n(model, x[i:i + chunk]) for i in range(0, len(x), chunk)])
-
-
 def _grad_log_p_chunked(models: list, x, v, chunk: int = 1000):
     """Mean over `models` of (∇ₓ ln p, ∇ᵥ ln p), `chunk` points at a time; and seconds per point (compiled)."""
     import jax
@@ -200,7 +193,7 @@ def run_case(
         started = time.perf_counter()
         position_model = _fit_position(position, positions, epochs, batch_size, seed + 50, cfm or {}, ball)
         seconds["position"] += time.perf_counter() - started
-        grad_n = _grad_log_n_chunked(position_model, test_x)
+        grad_n = FlowEnsemble((position_model,)).grad_log_n(test_x)
     true_x, true_v = truth.grad_log_p(test_x, test_v)
     split = None
     if twin:

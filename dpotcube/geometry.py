@@ -1,9 +1,10 @@
-"""Small geometric samplers shared by the mocks and the field stage."""
+"""Small geometric samplers shared by the mocks, the field stage, the density models and the diagnostics."""
 
 from __future__ import annotations
 
 import numpy as np
 from jaxtyping import Float
+from scipy.stats import qmc
 
 
 def uniform_in_ball(
@@ -13,3 +14,9 @@ def uniform_in_ball(
     direction = rng.normal(size=(n, 3))
     direction /= np.linalg.norm(direction, axis=1, keepdims=True)
     return np.asarray(centre) + radius * rng.uniform(0, 1, (n, 1)) ** (1 / 3) * direction
+
+
+def qmc_ball(radius: float, n_log2: int = 12, seed: int = 0) -> Float[np.ndarray, "n 3"]:
+    """Scrambled-Sobol offsets uniform in the ball of `radius` (kpc): the 2^`n_log2` box points inside it."""
+    box = 2 * qmc.Sobol(3, scramble=True, seed=seed).random_base2(n_log2) - 1
+    return radius * box[np.sum(box**2, axis=1) < 1]

@@ -438,6 +438,15 @@ PositionModelSpec = Annotated[
 """The n(x) section, chosen by its `type:` like `VelocityModelSpec`."""
 
 
+def _tags(spec: Any) -> set[str]:
+    """The `type:` values of a tagged union of model sections."""
+    return {get_args(option)[1].tag for option in get_args(get_args(spec)[0])}
+
+
+N_OF_X_ONLY = _tags(PositionModelSpec) - _tags(VelocityModelSpec)
+"""Density models offered for n(x) but not for p(v|x) (named when a p(v|x) section asks for one)."""
+
+
 class EnsembleSpec(_Section):
     """K flows with different seeds; their gradients are combined point by point."""
 
@@ -939,8 +948,8 @@ def _format_errors(exc: ValidationError, origin: str) -> str:
             lines.append(f"  [{where}] is required but missing")
         elif err["type"] == "union_tag_invalid":
             tags = ", ".join(tag.strip("'") for tag in err["ctx"]["expected_tags"].split(", "))
-            only_n = " (`legendre` models n(x) only: use it under `density.position`)" if err["ctx"]["tag"] == (
-                "legendre") else ""
+            tag = err["ctx"]["tag"]
+            only_n = f" (`{tag}` models n(x) only: use it under `density.position`)" if tag in N_OF_X_ONLY else ""
             lines.append(f"  [{where} -> type] unknown density model (got {_SHOW.repr(err['ctx']['tag'])}); "
                          f"allowed types: {tags}{only_n}")
         else:

@@ -16,9 +16,10 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
-from scipy.stats import qmc
+from scipy.special import logsumexp
 
 from ..errors import RecipeError
+from ..geometry import qmc_ball
 from ..progress import progress_bar
 from ..weak.basis import multi_indices, tensor_values
 from .base import DensityModel
@@ -102,8 +103,8 @@ def fit_legendre(
     w = np.ones(len(x)) if weights is None else np.asarray(weights, np.float64)
     held_out = np.random.default_rng(seed if split_seed is None else split_seed).random(len(x)) < spec.val_fraction
     sums, totals = _weighted_basis_sums(x, w, held_out, centre, radius, spec.max_degree)
-    quadrature = tensor_values(_sobol_ball(spec.quadrature_points, centre, radius, seed), centre, radius,
-                               spec.max_degree)
+    points = centre + qmc_ball(radius, spec.quadrature_points.bit_length() - 1, seed)
+    quadrature = tensor_values(points, centre, radius, spec.max_degree)
     columns = [len(multi_indices(d, False)) for d in range(1, spec.max_degree + 1)]
     scores: list[float] = []
     with progress_bar() as bar:
@@ -157,7 +158,7 @@ def _newton(mean_basis: np.ndarray, quadrature: np.ndarray) -> np.ndarray:
         step = np.linalg.solve(covariance + 1e-12 * np.trace(covariance) * np.eye(len(theta)), gradient)
         if gradient @ step < _NEWTON_TOLERANCE:
             break
-        size, current = 1.0, objective(theta)
+        size, current = 1.0, float(mean_basis @ theta - _log_mean_exp(s))
         while objective(theta + size * step) < current and size > 1e-4:
             size /= 2
         theta = theta + size * step
@@ -165,12 +166,5 @@ def _newton(mean_basis: np.ndarray, quadrature: np.ndarray) -> np.ndarray:
 
 
 def _log_mean_exp(s: np.ndarray) -> float:
-    top = s.max()
-    return float(top + np.log(np.mean(np.exp(s - top))))
-
-
-def _sobol_ball(m: int, centre: np.ndarray, radius: float, seed: int) -> np.ndarray:
-    """The points of a scrambled Sobol set of `m` (a power of two) in the ball's bounding cube that lie in the ball."""
-    u = qmc.Sobol(3, scramble=True, seed=seed).random(m) * 2 - 1
-    return centre + radius * u[np.sum(u**2, axis=1) < 1]
+    return float(logsumexp(s) - np.log(len(s)))
 

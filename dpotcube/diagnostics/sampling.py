@@ -27,12 +27,6 @@ KERNEL_CUT: float = 2.0
 """The kernel is truncated at |x/h| = 2."""
 
 
-def qmc_ball(radius: float, n_log2: int = 12, seed: int = 0) -> Float[np.ndarray, "n 3"]:
-    """Scrambled-Sobol offsets uniform in the ball of `radius` (kpc): the 2^`n_log2` box points inside it."""
-    box = 2 * qmc.Sobol(3, scramble=True, seed=seed).random_base2(n_log2) - 1
-    return radius * box[np.sum(box**2, axis=1) < 1]
-
-
 def kernel_offsets(
     h: tuple[float, float, float] = KERNEL_H_KPC, cut: float = KERNEL_CUT, n_log2: int = 13, seed: int = 0
 ) -> tuple[Float[np.ndarray, "n 3"], Float[np.ndarray, " n"]]:

@@ -13,7 +13,8 @@ from jaxtyping import Float
 from ..constants import KM2_S2_PER_KPC_TO_M_S2
 from ..curves import observer_kpc
 from ..errors import DataError
-from .sampling import BALL_RADIUS_KPC, qmc_ball, sample_fields, summarise
+from ..geometry import qmc_ball
+from .sampling import BALL_RADIUS_KPC, sample_fields, summarise
 
 TO_1E10_M_S2: float = KM2_S2_PER_KPC_TO_M_S2 * 1e10
 """km² s⁻² kpc⁻¹ → 10⁻¹⁰ m s⁻²."""
