@@ -86,11 +86,17 @@ CASES = {  # name: run_case keywords; fewer stars, smaller batches: enough steps
     # n(x) as a Legendre exponential family (degree by held-out likelihood), beside the benchmark's MAF p(v|x)
     "legendre-n-200k": {"n_stars": 200_000, "epochs": 20, "batch_size": 2048, "position": "legendre"},
     "legendre-n-1M": {"n_stars": 1_000_000, "epochs": 16, "batch_size": 2048, "position": "legendre"},
+    # the MAF with its positions jittered while training (`maf`: settings over `VELOCITY`), n(x) by Legendre
+    "maf-200k-xnoise0.3": {"n_stars": 200_000, "epochs": 20, "batch_size": 2048, "position": "legendre",
+                           "maf": {"condition_noise_kpc": 0.3}},
+    "maf-1M-xnoise0.25": {"n_stars": 1_000_000, "epochs": 16, "batch_size": 2048, "position": "legendre",
+                          "maf": {"condition_noise_kpc": 0.25}},
 }
 WIDE_VELOCITY = {**VELOCITY, "flow_layers": 8, "nn_width": 256}
 
 
-def _fit_velocity(model: str, velocities, positions, epochs: int, batch_size: int, seed: int, cfm: dict):
+def _fit_velocity(model: str, velocities, positions, epochs: int, batch_size: int, seed: int, cfm: dict,
+                  maf: dict | None = None):
     from dpotcube.density.cfm import fit_cfm
     from dpotcube.density.maf import fit_flow
     from dpotcube.recipe import CFMSpec, FlowSpec
@@ -98,7 +104,7 @@ def _fit_velocity(model: str, velocities, positions, epochs: int, batch_size: in
     if model == "cfm":
         spec = CFMSpec(**{**CFM, **cfm}, batch_size=batch_size, max_epochs=epochs, patience=epochs)
         return fit_cfm(velocities, spec, seed, conditions=positions)[0]
-    settings = WIDE_VELOCITY if model == "wide maf" else VELOCITY
+    settings = {**(WIDE_VELOCITY if model == "wide maf" else VELOCITY), **(maf or {})}
     return fit_flow(velocities, FlowSpec(**settings, batch_size=batch_size, max_epochs=epochs), seed,
                     conditions=positions)[0]
 
@@ -138,12 +144,14 @@ def _grad_log_p_chunked(models: list, x, v, chunk: int = 1000):
 def run_case(
     n_stars: int, epochs: int, members: int = 1, batch_size: int = 2048, seed: int = 0, model: str = "maf",
     n_test: int = N_TEST, cfm: dict | None = None, twin: bool = False, position: str | None = None,
+    maf: dict | None = None,
 ) -> dict:
     """Fit and score one case; returns errors per gradient, wall times per density kind, gradient time per point.
 
     `model`: `maf` (K flows by seed, gradients combined by the ensemble median, n(x) fitted too), `bagged maf`
     (K flows on bootstrap resamples of the stars, gradients averaged), `wide maf` (8 layers × 256), or `cfm`
-    (flow matching, `cfm` its settings over `CFM`); the last three fit p(v|x) only. `position` (`cfm`
+    (flow matching, `cfm` its settings over `CFM`); the last three fit p(v|x) only. `maf`: settings over
+    `VELOCITY` for the MAF's p(v|x) (`condition_noise_kpc`). `position` (`cfm`
     or `legendre`) fits n(x) by that model instead (one model, not one per member). `twin` (not `maf`): fit
     the same model again on an independent sample of as many stars and record how the ∇ₓ ln p error splits into
     sampling noise and bias (`twin_split`).
@@ -172,7 +180,7 @@ def run_case(
         rows = rng.integers(0, n_stars, n_stars) if model == "bagged maf" else slice(None)
         started, cpu_started = time.perf_counter(), time.process_time()
         velocity_models.append(_fit_velocity(model, velocities[rows], positions[rows], epochs, batch_size,
-                                             seed + 100 * member, cfm or {}))
+                                             seed + 100 * member, cfm or {}, maf))
         seconds["velocity"] += time.perf_counter() - started
         cpu_seconds += time.process_time() - cpu_started
         if maf_position:
@@ -198,13 +206,14 @@ def run_case(
     split = None
     if twin:
         positions_b, velocities_b = sample_plummer(truth, seed + 1)
-        twin_model = _fit_velocity(model, velocities_b, positions_b, epochs, batch_size, seed + 1, cfm or {})
+        twin_model = _fit_velocity(model, velocities_b, positions_b, epochs, batch_size, seed + 1, cfm or {}, maf)
         twin_x = _grad_log_p_chunked([twin_model], test_x, test_v)[0]
         split = sampling_split(grad_x, twin_x, true_x)
     return {
         "model": model,
         **({"position_model": position} if position else {}),
         **({"cfm": cfm} if cfm else {}),
+        **({"maf": maf} if maf else {}),
         "n_stars": n_stars,
         "epochs": epochs,
         "members": members,
@@ -289,7 +298,7 @@ def markdown(r: dict) -> str:
         run_on = f"{c.get('backend', 'cpu')}, {c.get('cores', 2)} cores"
         cpu = f" (CPU {c['train_cpu_seconds_velocity']:.0f} s)" if "train_cpu_seconds_velocity" in c else ""
         lines.append(
-            f"| {name} | {c.get('model', 'maf')}{_settings(c.get('cfm'))}{_position_model(c)} | {c['n_stars']:,} | {c['epochs']} | {c.get('batch_size', 2048)} | "
+            f"| {name} | {c.get('model', 'maf')}{_settings(c.get('cfm') or c.get('maf'))}{_position_model(c)} | {c['n_stars']:,} | {c['epochs']} | {c.get('batch_size', 2048)} | "
             f"{c['members']} | {' | '.join(cells)} | {c['train_seconds']['velocity']:.0f} s{cpu} | "
             f"{'–' if position is None else f'{position:.0f} s'} | "
             f"{'–' if per_point is None else f'{per_point * 1e3:.2g} ms'} | {run_on} |"

@@ -320,6 +320,11 @@ class FlowSpec(_Section):
     max_epochs: int = Field(60, gt=0, description="Upper limit on passes over the training stars.")
     patience: int = Field(8, gt=0, description="Epochs without validation improvement before stopping.")
     val_fraction: float = Field(0.1, gt=0, lt=1, description="Share of stars held out for validation.")
+    condition_noise_kpc: float = Field(
+        0.0, ge=0, description="p(v|x) only: standard deviation (kpc) of Gaussian jitter added to each star's "
+        "position, afresh at every step, while training (as `cfm`'s key of the same name): p(v|x) smoothed over "
+        "this scale in x, less sampling noise in ∇ₓ ln p for a bias ∝ (noise / smallest scale)²; 0: none."
+    )
 
 
 class CFMSpec(_Section):

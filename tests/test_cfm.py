@@ -1,4 +1,4 @@
-"""Flow-matching CNF for p(v|x): normalised, gradients right (autodiff vs finite differences vs analytic), samples,
+"""Flow-matching CNF for p(v|x) (and the MAF's position jitter, shared with it): normalised, gradients right (autodiff vs finite differences vs analytic), samples,
 save/load. The target is a Gaussian p(v|x) whose mean and width depend on x, so ∇ₓ ln p has known signs."""
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import pytest
 
 from dpotcube.density.base import grad_log_p as cfm_grad_log_p
 from dpotcube.density.cfm import cfm_skeleton, fit_cfm
+from dpotcube.density.maf import fit_flow
 from dpotcube.density.registry import load_density, save_density
-from dpotcube.recipe import CFMSpec
+from dpotcube.recipe import CFMSpec, FlowSpec
 
 SPEC = CFMSpec(width=48, depth=2, time_frequencies=2, ode_steps=8, max_epochs=40, batch_size=1024,
                learning_rate=3e-3, patience=40, condition_noise_kpc=0.0)  # no smoothing: exact targets
@@ -117,16 +118,26 @@ def _mean_slopes(model, key: int) -> np.ndarray:
     return np.array([np.polyfit(c[:, i], v[:, i], 1)[0] for i in range(3)])
 
 
-def test_position_jitter_learns_the_analytic_smoothed_conditional():
+MAF_SPEC = FlowSpec(flow_layers=2, nn_width=32, nn_depth=1, max_epochs=30, batch_size=512, patience=30)
+
+
+@pytest.mark.parametrize("model", ["cfm", "maf"])
+def test_position_jitter_learns_the_analytic_smoothed_conditional(model):
     """With positions jittered by s while training, the flow learns p(v | x + ε): for x ~ N(0, 1) and μ = 20 x,
     E[v | x'] = 20 x' / (1 + s²), a slope of 16 km/s per unit at s = 0.5 (20 without jitter). A jitter in the
-    wrong units (not divided by the condition's scale) or not applied gives another slope."""
+    wrong units (not divided by the condition's scale) or not applied gives another slope. Both p(v|x) models
+    take the same key (`condition_noise_kpc`)."""
     rng = np.random.default_rng(1)
     x = rng.normal(size=(16_000, 3)).astype(np.float32)
     mu, sigma = mean_sigma(x)
     v = (mu + sigma * rng.normal(size=x.shape)).astype(np.float32)
-    jittered, _ = fit_cfm(v, SPEC.model_copy(update={"condition_noise_kpc": 0.5}), seed=0, conditions=x)
+    spec = SPEC if model == "cfm" else MAF_SPEC
+    fit = fit_cfm if model == "cfm" else fit_flow
+    jittered, _ = fit(v, spec.model_copy(update={"condition_noise_kpc": 0.5}), seed=0, conditions=x)
     np.testing.assert_allclose(_mean_slopes(jittered, 11), 16.0, atol=1.6)
+    if model == "maf":  # and without jitter, the true slope (the `cfm` fixture checks its own)
+        plain, _ = fit_flow(v, spec, seed=0, conditions=x)
+        np.testing.assert_allclose(_mean_slopes(plain, 11), 20.0, atol=1.6)
 
 
 def test_without_jitter_the_slope_is_the_true_one(gaussian_fit):

@@ -157,9 +157,13 @@ def fit_flow(
 
     data = (y_std, c_std, w, train, val)  # jit arguments, not closed-over constants: XLA would copy them into the program
 
-    def loss(params, idx, y_std, c_std, w):
+    jitter = condition_jitter(spec, model)
+
+    def loss(params, idx, y_std, c_std, w, key=None):
         flow = paramax.unwrap(eqx.combine(params, static))
         cond = None if c_std is None else c_std[idx]
+        if key is not None and jitter is not None:
+            cond = cond + jitter * jr.normal(key, cond.shape)
         log_prob = flow.log_prob(y_std[idx], cond)
         return -jnp.mean(log_prob) if w is None else -jnp.sum(w[idx] * log_prob) / jnp.sum(w[idx])
 
@@ -168,13 +172,14 @@ def fit_flow(
         y_std, c_std, w, train, val = data
         idx = jr.permutation(key, train)[: n_batches * batch].reshape(n_batches, batch)
 
-        def step(carry, batch_idx):
+        def step(carry, inputs):
             params, opt_state = carry
-            value, grads = jax.value_and_grad(loss)(params, batch_idx, y_std, c_std, w)
+            batch_idx, step_key = inputs
+            value, grads = jax.value_and_grad(loss)(params, batch_idx, y_std, c_std, w, step_key)
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), value
 
-        (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), idx)
+        (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), (idx, jr.split(jr.fold_in(key, 1), n_batches)))
         return params, opt_state, losses.mean(), loss(params, val, y_std, c_std, w)
 
     def run_call(params, opt_state, key):
@@ -185,6 +190,13 @@ def fit_flow(
         run_call, params, opt_state, jr.split(key_train, spec.max_epochs), label, spec.patience, "val nll"
     )
     return eqx.tree_at(lambda m: m.flow, model, eqx.combine(best_params, static)), history
+
+
+def condition_jitter(spec: FlowSpec, model: DensityFlow) -> Float[Array, "3"] | None:
+    """`spec.condition_noise_kpc` in the flow's standardized condition units; None for none (or no condition)."""
+    if not model.conditional or spec.condition_noise_kpc <= 0:
+        return None
+    return spec.condition_noise_kpc / model.cond_scale
 
 
 def fit_flow_streamed(
@@ -256,22 +268,26 @@ def fit_flow_streamed(
     params, static = eqx.partition(model.flow, eqx.is_inexact_array, is_leaf=lambda leaf: isinstance(leaf, paramax.NonTrainable))
     opt_state = optimizer.init(params)
 
-    def loss(params, y, c, w):
+    jitter = condition_jitter(spec, model)
+
+    def loss(params, y, c, w, key=None):
+        if key is not None and jitter is not None:
+            c = c + jitter * jr.normal(key, c.shape)
         log_prob = paramax.unwrap(eqx.combine(params, static)).log_prob(y, c)
         return -jnp.mean(log_prob) if w is None else -jnp.sum(w * log_prob) / jnp.sum(w)
 
     @jax.jit
-    def run_chunk(params, opt_state, y, c, w, active):
+    def run_chunk(params, opt_state, y, c, w, active, keys):
         def step(carry, inputs):
             params, opt_state = carry
-            y, c, w, on = inputs
-            value, grads = jax.value_and_grad(loss)(params, y, c, w)
+            y, c, w, on, key = inputs
+            value, grads = jax.value_and_grad(loss)(params, y, c, w, key)
             updates, new_state = optimizer.update(grads, opt_state, params)
             new_params = optax.apply_updates(params, updates)
             keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(on, a, b), new, old)  # noqa: E731
             return (keep(new_params, params), keep(new_state, opt_state)), jnp.where(on, value, 0.0)
 
-        (params, opt_state), values = jax.lax.scan(step, (params, opt_state), (y, c, w, active))
+        (params, opt_state), values = jax.lax.scan(step, (params, opt_state), (y, c, w, active, keys))
         return params, opt_state, values.sum()
 
     validation = jax.jit(loss)
@@ -292,7 +308,7 @@ def fit_flow_streamed(
             rows = jr.permutation(chunk_keys[i], train)[: batches[i] * batch]
             active = jnp.arange(longest) < batches[i]
             params, opt_state, value = run_chunk(params, opt_state, padded(y, rows), padded(c, rows), padded(w, rows),
-                                                 active)
+                                                 active, jr.split(jr.fold_in(chunk_keys[i], 1), longest))
             total += value
         return params, opt_state, {"train": total / steps, "val": validation(params, y_val, c_val, w_val)}
 
