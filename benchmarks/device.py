@@ -47,6 +47,8 @@ from .report import REPO, environment, provenance_line
 TITLE = "Device check: CPU against GPU"
 RESULTS = REPO / "benchmarks" / "results" / "device.json"
 RECIPE = REPO / "recipes" / "quickstart.yaml"
+CONDITIONAL = ("fields.method=conditional",)
+"""The quickstart as it was when the device figures were made (it has used `vanilla` since 2026-12-05)."""
 QUICKSTART = REPO / "benchmarks" / "results" / "quickstart.json"
 PARTS = ("maf_epoch", "cfm_epoch", "fields", "cube", "laplacian")
 LAPLACIAN_BATCHES = (1024, 65_536)
@@ -111,7 +113,7 @@ def _stars(n_stars: int):
     from dpotcube.recipe import load_recipe
     from dpotcube.sources.load import load_stars, plummer_truth
 
-    recipe, _ = load_recipe(RECIPE, [f"data.n_stars={n_stars}"])
+    recipe, _ = load_recipe(RECIPE, [f"data.n_stars={n_stars}", *CONDITIONAL])
     return recipe, load_stars(recipe.data, seed=recipe.seed), plummer_truth(recipe.data)
 
 

@@ -132,8 +132,6 @@ def train_row(method: str, mock: str, variant: str, positions: int, extra: list[
     overrides = [*MOCKS[mock], f"data.n_stars={N_STARS}", f"fields.method={base}", *VARIANTS[variant], *extra]
     if pattern:
         overrides.append("fields.pattern_speed=true")
-    if base != "conditional":  # the recipe must name an n(x) flow; none is fitted here (exact ∇ ln n instead)
-        overrides.append("density.position.flow_layers=6")
     recipe, _ = load_recipe(QUICKSTART, overrides)
     truth = plummer_truth(recipe.data)
     stars = load_stars(recipe.data, seed=seed)

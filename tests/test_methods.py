@@ -148,8 +148,9 @@ def test_selection_cube_has_efficiency_and_corrected_density(selection_build):
     assert meta["units"]["efficiency"] == "1" and "pattern_speed_kms_per_kpc" in meta
 
 
-def test_vanilla_cube_has_neither_efficiency_nor_unweighted_density(selection_build):
-    """`vanilla` without 1/S weights learns no n and no ε: both variables are absent, not zero-filled."""
+def test_vanilla_cube_has_no_efficiency_and_the_complete_mocks_density(selection_build):
+    """`vanilla` learns no ε (absent, not zero-filled); on the built-in mock without `data.observation` every star
+    in the volume is in the sample, so its n(x) model × N is the tracer density: ∫ n dV over the volume ≈ N."""
     tmp_path, catalog = selection_build
     run_build(
         tmp_path, REPO / "recipes" / "tiny.yaml", "--set", "fields.method=vanilla",
@@ -158,7 +159,10 @@ def test_vanilla_cube_has_neither_efficiency_nor_unweighted_density(selection_bu
     )
     ds = xr.open_zarr(catalog.parent / "cubes" / "tiny.zarr")
     assert ds.attrs["method"] == "vanilla" and "pattern_speed_kms_per_kpc" not in ds.attrs
-    assert "efficiency" not in ds and "tracer_density" not in ds and "density" in ds
+    assert "efficiency" not in ds and "density" in ds
+    n = ds["tracer_density"].where(ds["in_volume"]).values
+    spacing = float(ds["x"][1] - ds["x"][0])
+    assert 0.7 < np.nansum(n[0]) * spacing**3 / ds.attrs["n_tracers"] < 1.3
 
 
 def test_pointwise_build_writes_accelerations_without_a_potential(selection_build):

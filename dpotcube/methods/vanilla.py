@@ -17,9 +17,13 @@ class Vanilla(FieldMethod):
     exact_tolerance = (0.03, 0.30)
 
     def finish_cube(self, ds: xr.Dataset, inputs: CubeInputs) -> xr.Dataset:
-        """With 1/S-weighted n(x) flows, their density is the true tracers': written as `tracer_density`."""
-        position = inputs.recipe.density.position
-        if not position.selection_weights:
+        """The n(x) model's density as `tracer_density` where it is the true tracers': with 1/S weights, or for the
+        built-in mock seen without `data.observation` (every star in the volume is in the sample)."""
+        data, position = inputs.recipe.data, inputs.recipe.density.position
+        if position.selection_weights:
+            total = float(np.sum(inputs.stars.inverse_selection_weights(position.max_weight)))
+        elif data.source == "plummer" and data.observation is None:
+            total = float(len(inputs.stars))
+        else:
             return ds
-        total = float(np.sum(inputs.stars.inverse_selection_weights(position.max_weight)))
         return with_flow_tracer_density(ds, inputs, total, divide_by_efficiency=False)
