@@ -47,7 +47,7 @@ from .report import REPO, environment, provenance_line
 TITLE = "Device check: CPU against GPU"
 RESULTS = REPO / "benchmarks" / "results" / "device.json"
 RECIPE = REPO / "recipes" / "quickstart.yaml"
-CONDITIONAL = ("fields.method=conditional",)
+CONDITIONAL = ("fields.method=conditional", "density.position=null")
 """The quickstart as it was when the device figures were made (it has used `vanilla` since 2026-12-05)."""
 QUICKSTART = REPO / "benchmarks" / "results" / "quickstart.json"
 PARTS = ("maf_epoch", "cfm_epoch", "fields", "cube", "laplacian")

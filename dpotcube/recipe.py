@@ -387,6 +387,15 @@ class _PositionKeys(_Section):
 class PositionFlowSpec(_PositionKeys, FlowSpec):
     """The unconditional flow for the tracer density n(x) (`type: maf`)."""
 
+    @model_validator(mode="after")
+    def _no_condition_to_jitter(self) -> PositionFlowSpec:
+        if self.condition_noise_kpc > 0:
+            raise ValueError(
+                f"`condition_noise_kpc` (={self.condition_noise_kpc}) jitters the positions p(v|x) is conditioned on; "
+                "n(x) has no condition: set it under `density.velocity`, or remove it here"
+            )
+        return self
+
 
 class PositionCFMSpec(_PositionKeys, CFMSpec):
     """The unconditional continuous normalizing flow for the tracer density n(x) (`type: cfm`)."""

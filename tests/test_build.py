@@ -230,8 +230,9 @@ def test_readme_quickstart_command_on_a_tiny_override(tmp_path):
     shrink = [
         "data.n_stars=3000", "density.velocity.max_epochs=2", "density.velocity.flow_layers=2",
         "density.velocity.nn_width=16",
+        "density.position.quadrature_points=16384", "density.position.max_degree=2",
         "density.collocation.n_positions=512", "fields.steps=50", "fields.potential.width=16",
-        "fields.log_density.width=16", "cube.spacing_kpc=0.75",
+        "cube.spacing_kpc=0.75",
     ]
     cmd = [sys.executable, "-m", "dpotcube", "build", str(REPO / "recipes" / "quickstart.yaml")]
     for item in shrink:

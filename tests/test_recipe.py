@@ -98,3 +98,12 @@ def test_cli_validate_prints_filled_recipe(tmp_path):
     result = CliRunner().invoke(app, ["validate", str(write(tmp_path, "name: a\n")), "--set", "seed=7"])
     assert result.exit_code == 0, result.output
     assert "seed: 7" in result.output and "is valid" in result.output
+
+
+def test_position_jitter_on_an_unconditional_flow_is_refused_with_where_to_put_it():
+    """`condition_noise_kpc` jitters the condition of p(v|x); under `density.position` it would be silently ignored."""
+    with pytest.raises(RecipeError, match=r"density -> position.*n\(x\) has no condition.*density.velocity"):
+        load_recipe(REPO / "recipes" / "quickstart.yaml",
+                    ["density.position.type=maf", "density.position.condition_noise_kpc=0.2"])
+    recipe, _ = load_recipe(REPO / "recipes" / "quickstart.yaml", ["density.velocity.condition_noise_kpc=0.2"])
+    assert recipe.density.velocity.condition_noise_kpc == 0.2

@@ -95,11 +95,11 @@ def add_baryons(ds: xr.Dataset, grid: Grid, model_name: str, relative_error: flo
     return out
 
 
-def add_flow_tracer_density(ds: xr.Dataset, n_flow: da.Array, divide_by_efficiency: bool) -> xr.Dataset:
+def add_flow_tracer_density(ds: xr.Dataset, n_flow: da.Array, divide_by_efficiency: bool, how: str) -> xr.Dataset:
     """`ds` with `tracer_density` (member, x, y, z) from each member's n(x) flow density `n_flow` (member, x, y, z).
 
     With `divide_by_efficiency` (the `selection` method), n = n_obs / ε of each member: the dust-corrected
-    density; otherwise the flows' n (fitted with 1/S weights).
+    density; otherwise the models' n. `how` says where n comes from, in the variable's `long_name`.
     """
     units, long_name = TRACER_DENSITY
     observed = xr.DataArray(n_flow, dims=("member", "x", "y", "z"))
@@ -107,7 +107,6 @@ def add_flow_tracer_density(ds: xr.Dataset, n_flow: da.Array, divide_by_efficien
         if divide_by_efficiency else observed
     n = n.transpose("member", "x", "y", "z")
     n = n.drop_vars([c for c in ("member", "member_kind") if c in n.coords])
-    how = "n(x) flow of the observed stars divided by efficiency" if divide_by_efficiency else "n(x) flow weighted by 1/S"
     return ds.assign(tracer_density=xr.Variable(n.dims, n.data, {"units": units, "long_name": f"{long_name} ({how})"}))
 
 

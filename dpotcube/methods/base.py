@@ -200,8 +200,11 @@ class FieldMethod(Method):
         return None
 
 
-def with_flow_tracer_density(ds: xr.Dataset, inputs: CubeInputs, total: float, divide_by_efficiency: bool) -> xr.Dataset:
-    """`ds` with n(x) from each member's n(x) flows (× `total`), divided by ε when asked; shared flows once."""
+def with_flow_tracer_density(
+    ds: xr.Dataset, inputs: CubeInputs, total: float, divide_by_efficiency: bool, how: str
+) -> xr.Dataset:
+    """`ds` with n(x) from each member's n(x) models (× `total`), divided by ε when asked; shared models once.
+    `how`: where n comes from, for the variable's `long_name`."""
     per_flows = {m.position: flow_density_blocks(m.position, inputs.grid, total) for m in inputs.members}
     n_flow = da.stack([per_flows[m.position] for m in inputs.members])
-    return add_flow_tracer_density(ds, n_flow, divide_by_efficiency=divide_by_efficiency)
+    return add_flow_tracer_density(ds, n_flow, divide_by_efficiency=divide_by_efficiency, how=how)

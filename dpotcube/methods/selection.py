@@ -48,4 +48,5 @@ class Selection(FieldMethod):
 
     def finish_cube(self, ds: xr.Dataset, inputs: CubeInputs) -> xr.Dataset:
         """The true tracer density: the observed n(x) flows (× the star count) divided by ε."""
-        return with_flow_tracer_density(ds, inputs, len(inputs.stars), divide_by_efficiency=True)
+        return with_flow_tracer_density(ds, inputs, len(inputs.stars), divide_by_efficiency=True,
+                                        how="n(x) model of the observed stars divided by efficiency")

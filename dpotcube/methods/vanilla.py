@@ -22,8 +22,9 @@ class Vanilla(FieldMethod):
         data, position = inputs.recipe.data, inputs.recipe.density.position
         if position.selection_weights:
             total = float(np.sum(inputs.stars.inverse_selection_weights(position.max_weight)))
+            how = "n(x) model weighted by 1/S"
         elif data.source == "plummer" and data.observation is None:
-            total = float(len(inputs.stars))
+            total, how = float(len(inputs.stars)), "n(x) model of a complete sample"
         else:
             return ds
-        return with_flow_tracer_density(ds, inputs, total, divide_by_efficiency=False)
+        return with_flow_tracer_density(ds, inputs, total, divide_by_efficiency=False, how=how)
