@@ -91,6 +91,8 @@ CASES = {  # name: run_case keywords; fewer stars, smaller batches: enough steps
                            "maf": {"condition_noise_kpc": 0.3}},
     "maf-1M-xnoise0.25": {"n_stars": 1_000_000, "epochs": 16, "batch_size": 2048, "position": "legendre",
                           "maf": {"condition_noise_kpc": 0.25}},
+    # the quickstart's flow at the seed paper's star count (the accuracy table's `*/plummer-4M` rows)
+    "maf-4M": {"n_stars": 4_000_000, "epochs": 16, "batch_size": 2048, "position": "legendre"},
 }
 WIDE_VELOCITY = {**VELOCITY, "flow_layers": 8, "nn_width": 256}
 
