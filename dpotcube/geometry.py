@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import jax.numpy as jnp
+import jax.random as jr
 import numpy as np
-from jaxtyping import Float
+from jaxtyping import Array, Float, PRNGKeyArray
 from scipy.stats import qmc
 
 
@@ -14,6 +16,14 @@ def uniform_in_ball(
     direction = rng.normal(size=(n, 3))
     direction /= np.linalg.norm(direction, axis=1, keepdims=True)
     return np.asarray(centre) + radius * rng.uniform(0, 1, (n, 1)) ** (1 / 3) * direction
+
+
+def uniform_in_ball_traced(key: PRNGKeyArray, n: int, centre: Float[Array, "3"], radius: float) -> Float[Array, "n 3"]:
+    """`uniform_in_ball` in JAX (`n` static): usable inside jitted code."""
+    k_direction, k_radius = jr.split(key)
+    direction = jr.normal(k_direction, (n, 3))
+    direction = direction / jnp.linalg.norm(direction, axis=1, keepdims=True)
+    return centre + radius * jr.uniform(k_radius, (n, 1)) ** (1 / 3) * direction
 
 
 def qmc_ball(radius: float, n_log2: int = 12, seed: int = 0) -> Float[np.ndarray, "n 3"]:

@@ -254,6 +254,12 @@ class DataSpec(_Section):
     gaia: GaiaSpec = Field(GaiaSpec(), description="Query and cuts for `source: gaia` (cuts also for Gaia tables).")
     frame: FrameSpec = Field(FrameSpec(), description="Solar parameters; the observer sits at the Sun.")
 
+    @property
+    def every_star_seen(self) -> bool:
+        """The stars are every tracer in the volume: the built-in mock without `data.observation` (a table's or
+        Gaia's completeness is not known)."""
+        return self.source == "plummer" and self.observation is None
+
     @model_validator(mode="after")
     def _table_given_for_table_source(self) -> DataSpec:
         if self.source == "table" and self.table is None:

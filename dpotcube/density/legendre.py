@@ -19,8 +19,9 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from scipy.special import logsumexp
 
 from ..errors import RecipeError
-from ..geometry import qmc_ball
+from ..geometry import qmc_ball, uniform_in_ball_traced
 from ..progress import progress_bar
+from ..recipe import PositionLegendreSpec
 from ..weak.basis import multi_indices, tensor_values
 from .base import DensityModel
 
@@ -51,10 +52,8 @@ class LegendreDensity(DensityModel):
         fixed 1.5× the expected number of candidates (+64), the accepted ones first (short only with
         vanishing probability)."""
         m = int(n / self.acceptance * 1.5) + 64
-        k_dir, k_rad, k_acc = jr.split(key, 3)
-        direction = jr.normal(k_dir, (m, 3))
-        direction = direction / jnp.linalg.norm(direction, axis=1, keepdims=True)
-        points = self.centre + self.radius * jr.uniform(k_rad, (m, 1)) ** (1 / 3) * direction
+        k_ball, k_acc = jr.split(key)
+        points = uniform_in_ball_traced(k_ball, m, self.centre, self.radius)
         log_ratio = tensor_values(points, self.centre, self.radius, self.degree, jnp) @ self.coefficients
         accept = jnp.log(jr.uniform(k_acc, (m,))) < log_ratio - self.log_max
         return points[jnp.argsort(~accept, stable=True)[:n]]
@@ -73,14 +72,14 @@ def legendre_skeleton(degree: int, acceptance: float = 1.0) -> LegendreDensity:
                            conditional=False)
 
 
-def legendre_hyperparameters(spec, model: LegendreDensity) -> dict:
+def legendre_hyperparameters(spec: PositionLegendreSpec, model: LegendreDensity) -> dict:
     """The keyword arguments of `legendre_skeleton` that rebuild `model` (its degree is chosen by the fit)."""
     return {"degree": model.degree, "acceptance": model.acceptance}
 
 
 def fit_legendre(
     targets: Float[np.ndarray, "n 3"],
-    spec,
+    spec: PositionLegendreSpec,
     seed: int,
     conditions: Float[np.ndarray, "n 3"] | None = None,
     weights: Float[np.ndarray, " n"] | None = None,
@@ -117,13 +116,14 @@ def fit_legendre(
     p = columns[degree - 1]
     theta = _newton((sums[0][:p] + sums[1][:p]) / (totals[0] + totals[1]), quadrature[:, :p])
     s = quadrature[:, :p] @ theta
+    log_max = s.max() + 0.05  # a little above the quadrature's largest θ·B: between its points it may be higher
     volume = 4 / 3 * np.pi * radius**3
     model = LegendreDensity(
         coefficients=jnp.asarray(theta, jnp.float32),
         log_norm=jnp.asarray(-_log_mean_exp(s) - np.log(volume), jnp.float32),
-        log_max=jnp.asarray(s.max() + 0.05, jnp.float32),
+        log_max=jnp.asarray(log_max, jnp.float32),
         centre=jnp.asarray(centre, jnp.float32), radius=jnp.asarray(radius, jnp.float32), degree=degree,
-        acceptance=float(np.mean(np.exp(s - s.max() - 0.05))), conditional=False,
+        acceptance=float(np.mean(np.exp(s - log_max))), conditional=False,
     )
     return model, {"val_log_likelihood": [v - scores[0] for v in scores]}
 

@@ -14,7 +14,7 @@ from jaxtyping import Array, Float, Int
 
 from ..density.collocation import CollocationPoints
 from ..errors import BuildError
-from ..geometry import uniform_in_ball
+from ..geometry import uniform_in_ball, uniform_in_ball_traced
 from ..recipe import FieldsSpec
 from ..training import train_loop
 from .losses import RESIDUAL_LOSSES, negative_density_penalty
@@ -113,7 +113,7 @@ def train_fields(
             k1, k2, k3 = jr.split(step_key, 3)
             idx = jr.randint(k1, (batch,), 0, len(x))
             lap_idx = jr.randint(k2, (lap_batch,), 0, len(x))
-            uniform = _uniform_in_ball(k3, batch, jnp.asarray(observer, jnp.float32), volume_radius_kpc)
+            uniform = uniform_in_ball_traced(k3, batch, jnp.asarray(observer, jnp.float32), volume_radius_kpc)
             loss, grads = jax.value_and_grad(loss_fn)(params, idx, lap_idx, uniform)
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), loss
@@ -160,13 +160,6 @@ def collocation_residuals(
     positions = x[idx[:, 0]]
     r = jax.vmap(per_velocity, in_axes=(None, 0, 0, 0, 0, 0))(model, positions, v[idx], gx[idx], gv[idx], gn[idx])
     return r.reshape(-1), positions
-
-
-def _uniform_in_ball(key, n: int, centre: jnp.ndarray, radius: float) -> jnp.ndarray:
-    k1, k2 = jr.split(key)
-    direction = jr.normal(k1, (n, 3))
-    direction = direction / jnp.linalg.norm(direction, axis=1, keepdims=True)
-    return centre + radius * jr.uniform(k2, (n, 1)) ** (1 / 3) * direction
 
 
 def _log_normalisation(

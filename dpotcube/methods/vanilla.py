@@ -23,7 +23,7 @@ class Vanilla(FieldMethod):
         if position.selection_weights:
             total = float(np.sum(inputs.stars.inverse_selection_weights(position.max_weight)))
             how = "n(x) model weighted by 1/S"
-        elif data.source == "plummer" and data.observation is None:
+        elif data.every_star_seen:
             total, how = float(len(inputs.stars)), "n(x) model of a complete sample"
         else:
             return ds
