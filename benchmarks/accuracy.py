@@ -39,6 +39,7 @@ POSITION_LEGENDRE = ("density.position.type=legendre",)
 METHODS: dict[str, tuple[str, ...]] = {  # the quickstart recipe with these overrides
     "conditional": ("fields.method=conditional", "density.position=null"),  # the quickstart before 2026-12-05
     "vanilla": ("fields.method=vanilla", *POSITION_LEGENDRE),  # the quickstart itself since 2026-12-05
+    "vanilla+acceleration": ("fields.method=vanilla", *POSITION_LEGENDRE, "fields.residual_form=acceleration"),
     "selection": ("fields.method=selection", *POSITION_FLOW),
     "pointwise": ("fields.method=pointwise", *POSITION_FLOW, "fields.pointwise.density=false"),  # ρ: s per point
     "weak": ("fields.method=weak",),  # no flow: a linear fit; members: 32 posterior draws
@@ -64,7 +65,7 @@ def run_case(name: str, scratch: Path, extra: tuple[str, ...] | list[str] = (), 
                                  scratch / "build", force=False)
     peaks = {} if peaks is None else peaks
     peaks.update(measured["stage_peak_rss_mb"])
-    m = get_method(method)
+    m = get_method(method.split("+")[0])  # `name+variant`: the method `name` with the variant's overrides
     used = ["stars", *(["velocity_flow_0"] if m.fits_flows else []),
             *(["position_flow_0"] if m.needs_position_flow else []),
             *(["collocation"] if m.uses_collocation else []), *(["fields"] if m.fits_fields else []), "cube"]

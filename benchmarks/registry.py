@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, str] = {
     "startup": "benchmarks.startup",
     "fuzz": "benchmarks.fuzz",
     "solver": "benchmarks.solver",
+    "budget": "benchmarks.budget",
     "device": "benchmarks.device",
     "scaling": "benchmarks.scaling",
     "paper-plummer": "benchmarks.paper_plummer",

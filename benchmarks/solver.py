@@ -121,28 +121,42 @@ def score(model, truth, pts: np.ndarray) -> dict:
     return {k: (int(v) if k == "n_points" else float(v)) for k, v in s.items()}
 
 
-def train_row(method: str, mock: str, variant: str, positions: int, extra: list[str], seed: int = 0):
-    """Train one row's fields: (model, truth, recipe, overrides, wall seconds, loss history)."""
-    from dpotcube.fields.train import train_fields
-    from dpotcube.methods import get_method
+def exact_problem(method: str, overrides: list[str], positions: int, seed: int = 0):
+    """The quickstart recipe with `overrides`, its mock's truth and stars, and `positions` exact collocation
+    positions (with the recipe's velocities per position) for `method`: (recipe, truth, stars, points)."""
     from dpotcube.recipe import load_recipe
     from dpotcube.sources.load import load_stars, plummer_truth
 
-    base, pattern = method.split("+")[0], method.endswith("+pattern")
-    overrides = [*MOCKS[mock], f"data.n_stars={N_STARS}", f"fields.method={base}", *VARIANTS[variant], *extra]
-    if pattern:
-        overrides.append("fields.pattern_speed=true")
     recipe, _ = load_recipe(QUICKSTART, overrides)
     truth = plummer_truth(recipe.data)
     stars = load_stars(recipe.data, seed=seed)
     chosen = np.random.default_rng(seed + 1).choice(len(stars), positions, replace=False)
     points = exact_points(truth, stars.positions[chosen], recipe.density.collocation.velocities_per_position,
                           method, seed + 2)
+    return recipe, truth, stars, points
+
+
+def train_on(points, stars, recipe, seed: int = 0):
+    """Train the recipe's fields on `points`: (model, wall seconds, loss history)."""
+    from dpotcube.fields.train import train_fields
+    from dpotcube.methods import get_method
+
     start = time.perf_counter()
     model, _, history = train_fields(points, stars.observer, stars.volume_radius_kpc, len(stars), recipe.fields,
                                      seed=seed + 3, method=get_method(recipe.fields.method))
     jax.block_until_ready(model)
-    return model, truth, recipe, overrides, time.perf_counter() - start, history
+    return model, time.perf_counter() - start, history
+
+
+def train_row(method: str, mock: str, variant: str, positions: int, extra: list[str], seed: int = 0):
+    """Train one row's fields: (model, truth, recipe, overrides, wall seconds, loss history)."""
+    base, pattern = method.split("+")[0], method.endswith("+pattern")
+    overrides = [*MOCKS[mock], f"data.n_stars={N_STARS}", f"fields.method={base}", *VARIANTS[variant], *extra]
+    if pattern:
+        overrides.append("fields.pattern_speed=true")
+    recipe, truth, stars, points = exact_problem(method, overrides, positions, seed)
+    model, wall, history = train_on(points, stars, recipe, seed)
+    return model, truth, recipe, overrides, wall, history
 
 
 def run_row(method: str, mock: str, variant: str, positions: int, extra: list[str], seed: int = 0) -> dict:

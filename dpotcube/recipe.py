@@ -672,6 +672,13 @@ class FieldsSpec(_Section):
         "mse", description="`mse`: ⟨(r/s)²⟩ + λ⟨max(0, −∇²Φ)/s'⟩ (ClearPotential); `asinh`: ⟨asinh(|r|/s)⟩ + "
         "λ⟨asinh(max(0, −∇²Φ)/s')⟩ (Deep Potential). s: the rms of v·∇ₓ ln f; s': ⟨v²⟩/R²."
     )
+    residual_form: Literal["ln_f", "acceleration"] = Field(
+        "ln_f",
+        description="`ln_f`: the CBE residual as written (1/time), so that collocation points where ln f changes "
+        "fastest (near the escape speed, where a density model is least accurate) weigh most; `acceleration`: each "
+        "residual divided by |∇ᵥ ln f| at its point, so that every point is one equal-weight measurement of a "
+        "component of a (km² s⁻² kpc⁻¹). For the network methods (`vanilla`, `selection`, `conditional`).",
+    )
     steps: int = Field(3000, gt=0, description="Optimisation steps.")
     batch_size: int = Field(2048, gt=0, description="Collocation points per step.")
     learning_rate: float = Field(2e-3, gt=0, description="Adam peak learning rate (warm-up, then cosine decay).")

@@ -82,7 +82,8 @@ def train_fields(
     x, v = jnp.asarray(points.x), jnp.asarray(points.v)
     gx, gv = jnp.asarray(points.grad_x_log_p), jnp.asarray(points.grad_v_log_p)
     gn = jnp.zeros_like(x) if points.grad_log_n is None else jnp.asarray(points.grad_log_n)
-    residual_scale = float(jnp.sqrt(jnp.mean(jnp.sum(v * (gx + gn), axis=1) ** 2)))
+    weight = residual_weights(gv, spec.residual_form)
+    residual_scale = float(jnp.sqrt(jnp.mean((jnp.sum(v * (gx + gn), axis=1) * weight) ** 2)))
     laplacian_scale = hyper["potential"]["out_scale"] / volume_radius_kpc**2
     residual_loss = RESIDUAL_LOSSES[spec.loss]
     batch = min(spec.batch_size, len(x))
@@ -100,6 +101,7 @@ def train_fields(
         each, whose position-only fields (∇Φ, ∇ ln n) are then evaluated once per position."""
         m = eqx.combine(params, static)
         r, positions = collocation_residuals(method, m, (x, v, gx, gv, gn), idx)
+        r = r * weight[idx].reshape(-1)
         lap = jax.vmap(laplacian, in_axes=(None, 0))(m.potential, x[lap_idx])
         loss = residual_loss(r, residual_scale)
         loss = loss + spec.positivity_weight * negative_density_penalty(lap, laplacian_scale, spec.loss)
@@ -144,6 +146,20 @@ def train_fields(
         log_norm = _log_normalisation(model, observer, volume_radius_kpc, n_tracers, seed)
         model = eqx.tree_at(lambda m: m.log_norm, model, log_norm)
     return model, hyper, history
+
+
+def residual_weights(grad_v_log_p: Float[Array, "n 3"], form: str) -> Float[Array, " n"]:
+    """Per-point factors on the CBE residual (`fields.residual_form`): 1, or 1/|∇ᵥ ln f| scaled to unit rms.
+
+    ∇ᵥ ln f = ∇ᵥ ln p (n does not depend on v), so the factor is known before training. Divided by it, the residual
+    is v·∇ₓ ln f/|∇ᵥ ln f| − ∇Φ·∇ᵥ ln f/|∇ᵥ ln f|: a component of the acceleration, equal in weight at every point.
+    """
+    if form == "ln_f":
+        return jnp.ones(grad_v_log_p.shape[0])
+    norm = jnp.linalg.norm(grad_v_log_p, axis=1)
+    # near rest ∇ᵥ ln f → 0 (at v = 0 in an f(E)) and the divided residual is 0/0: cap those points' factor at 20×
+    inverse = 1 / jnp.maximum(norm, 0.05 * jnp.median(norm))
+    return inverse / jnp.sqrt(jnp.mean(inverse**2))
 
 
 def collocation_residuals(
