@@ -1,6 +1,6 @@
 """ρ's error budget: how much of a build's ρ error each density model's gradient makes, swapped into exact points.
 
-    python -m benchmarks run budget [--build DIR] [--forms ln_f acceleration] [--rows ROW ...]
+    python -m benchmarks run budget [--build DIR] [--forms ln_f acceleration] [--rows ROW ...] [--keep-end-to-end]
 
 `vanilla` fields (the quickstart's settings) are trained on exact collocation points, as in the solver benchmark
 (16,384 positions × 8 velocities drawn from the Plummer mock's DF, exact ∇ ln p and ∇ ln n), with some of the exact
@@ -9,13 +9,15 @@ p(v|x) model, ∇ ln n from its n(x) model. `∇ₓ ln p shuffled` adds the mode
 same errors, without their correlation in x and v): what it leaves is what sampling-like noise alone would do. Every
 row is trained under each `fields.residual_form` asked for, and the build's own cube is remade with each (its flows
 and collocation points kept), so the table holds the end-to-end figure beside its budget. The build is `--build`
-(a quickstart build folder, reused) or a fresh one of the quickstart recipe.
+(a quickstart build folder, reused) or a fresh one of the quickstart recipe. Rows not run keep their results.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -32,6 +34,8 @@ ROWS: dict[str, tuple[str, ...]] = {  # row: the exact gradients replaced by the
     "exact": (),
     "∇ₓ ln p": ("x",),
     "∇ₓ ln p shuffled": ("x shuffled",),
+    "∇ᵥ ln p": ("v",),
+    "∇ ln n": ("n",),
     "∇ₓ, ∇ᵥ ln p": ("x", "v"),
     "∇ₓ ln p, ∇ ln n": ("x", "n"),
     "all three": ("x", "v", "n"),
@@ -102,11 +106,17 @@ def run(argv: list[str]) -> dict:
     parser.add_argument("--build", type=Path, help="a quickstart build folder (default: build one)")
     parser.add_argument("--forms", nargs="+", choices=FORMS, default=list(FORMS))
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
+    parser.add_argument("--keep-end-to-end", action="store_true",
+                        help="keep the recorded end-to-end row (same build) instead of remaking the cube")
     args = parser.parse_args(argv)
     env = environment()
     scratch = Path(tempfile.mkdtemp(prefix="budget_"))
     build = args.build or scratch / "build"
-    results: dict[str, dict] = {"end to end": {form: end_to_end(build, form) for form in args.forms}}
+    command = "python -m benchmarks run budget " + shlex.join(argv)
+    results = _previous_rows()  # rows not run keep theirs, each cell with the command that made it
+    if not args.keep_end_to_end:
+        results["end to end"] = {form: {**end_to_end(build, form), "command": command, "date": env["date"]}
+                                 for form in args.forms}
     for form in args.forms:
         recipe, truth, stars, points = exact_problem(
             "vanilla", ["data.n_stars=200000", "fields.method=vanilla", f"fields.residual_form={form}"], POSITIONS)
@@ -115,11 +125,21 @@ def run(argv: list[str]) -> dict:
         for row in args.rows:
             model, wall, _ = train_on(swapped(points, models, ROWS[row], seed=5), stars, recipe)
             results.setdefault(row, {})[form] = {"wall_seconds": round(wall, 1), "scores": score(model, truth, grid),
-                                                 "shell_density_ratio": shell_ratios(model, truth, grid)}
+                                                 "shell_density_ratio": shell_ratios(model, truth, grid),
+                                                 "command": command, "date": env["date"]}
             print(row, form, results[row][form]["scores"]["median_rel_error_density"], flush=True)
     errors = {name: _gradient_error(models[name], points, name) for name in ("x", "v", "n")}
-    return {"command": "python -m benchmarks run budget " + " ".join(argv), **env, "build": str(build),
-            "model_gradient_errors": errors, "rows": results}
+    order = ["end to end", *ROWS]
+    return {"command": command, **env, "build": str(build),
+            "model_gradient_errors": errors, "rows": {row: results[row] for row in order if row in results}}
+
+
+def _previous_rows() -> dict[str, dict]:
+    if not RESULTS.exists():
+        return {}
+    previous = json.loads(RESULTS.read_text())
+    stamp = {"command": previous["command"], "date": previous["date"]}  # cells recorded before cells carried it
+    return {row: {form: {**stamp, **cell} for form, cell in cells.items()} for row, cells in previous["rows"].items()}
 
 
 def _gradient_error(estimate: np.ndarray, points, name: str) -> float:
@@ -156,6 +176,13 @@ def markdown(r: dict) -> str:
             tail = "" if shells is None else " · " + " / ".join(f"{v:.2f}" for v in shells.values())
             out.append(f"{s['median_rel_error_density']:.3f}, {s['median_rel_error_accel']:.4f}{tail}")
         lines.append(f"| {row} | " + " | ".join(out) + " |")
+    made: dict[tuple[str, str], list[str]] = {}
+    for row, cells in r["rows"].items():
+        for cell in cells.values():
+            key = (cell.get("command", r["command"]), cell.get("date", r["date"])[:10])
+            if row not in made.setdefault(key, []):
+                made[key].append(row)
+    lines += ["", *(f"Rows {'; '.join(rows)}: `{command}`, {date}." for (command, date), rows in made.items())]
     return "\n".join([*lines, ""])
 
 
