@@ -109,6 +109,8 @@ def run(argv: list[str]) -> dict:
     parser.add_argument("--keep-end-to-end", action="store_true",
                         help="keep the recorded end-to-end row (same build) instead of remaking the cube")
     args = parser.parse_args(argv)
+    if args.keep_end_to_end and args.build is None:
+        parser.error("--keep-end-to-end needs --build: the build whose recorded end-to-end row is kept")
     env = environment()
     scratch = Path(tempfile.mkdtemp(prefix="budget_"))
     build = args.build or scratch / "build"
