@@ -1,6 +1,7 @@
 """ρ's error budget: how much of a build's ρ error each density model's gradient makes, swapped into exact points.
 
-    python -m benchmarks run budget [--build DIR] [--forms ln_f acceleration] [--rows ROW ...] [--keep-end-to-end]
+    python -m benchmarks run budget [--mock plummer|plummer-om] [--build DIR] [--forms ln_f acceleration]
+                                    [--rows ROW ...] [--keep-end-to-end]
 
 `vanilla` fields (the quickstart's settings) are trained on exact collocation points, as in the solver benchmark
 (16,384 positions × 8 velocities drawn from the Plummer mock's DF, exact ∇ ln p and ∇ ln n), with some of the exact
@@ -41,6 +42,10 @@ ROWS: dict[str, tuple[str, ...]] = {  # row: the exact gradients replaced by the
     "all three": ("x", "v", "n"),
 }
 POSITIONS = 16384
+MOCKS: dict[str, tuple[str, tuple[str, ...]]] = {  # name: (description, the recipe overrides that make it)
+    "plummer": ("Plummer, isotropic", ()),
+    "plummer-om": ("Plummer, Osipkov–Merritt r_a = 6 kpc", ("data.plummer.anisotropy_radius_kpc=6.0",)),
+}
 SHELLS = ((0.0, 1.5), (2.5, 3.0))  # kpc from the observer: the ratio near the centre and near the volume's edge
 
 
@@ -88,11 +93,12 @@ def shell_ratios(model, truth, grid: np.ndarray) -> dict[str, float]:
     return {f"{lo:g}-{hi:g}": float(np.median(ratio[(d >= lo) & (d < hi)])) for lo, hi in SHELLS}
 
 
-def end_to_end(build: Path, form: str) -> dict:
-    """The build remade with `fields.residual_form=form` (stars, flows and collocation points kept): its scores."""
+def end_to_end(build: Path, mock: str, form: str) -> dict:
+    """The build of the quickstart on `mock` remade with `fields.residual_form=form` (stars, flows and collocation
+    points kept when already made): its scores."""
     from .builds import measured_build
 
-    _, record = measured_build(QUICKSTART, [f"fields.residual_form={form}", "diagnostics.enabled=false",
+    _, record = measured_build(QUICKSTART, [*MOCKS[mock][1], f"fields.residual_form={form}", "diagnostics.enabled=false",
                                             f"publish.catalog={build.parent / 'catalog' / 'catalog.yaml'}"],
                                build, force=False)
     return {"wall_seconds": record["wall_seconds"], "scores": record["scores"]}
@@ -103,7 +109,8 @@ def run(argv: list[str]) -> dict:
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks run budget", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--build", type=Path, help="a quickstart build folder (default: build one)")
+    parser.add_argument("--mock", choices=list(MOCKS), default="plummer")
+    parser.add_argument("--build", type=Path, help="a quickstart build folder of that mock (default: build one)")
     parser.add_argument("--forms", nargs="+", choices=FORMS, default=list(FORMS))
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
     parser.add_argument("--keep-end-to-end", action="store_true",
@@ -115,13 +122,15 @@ def run(argv: list[str]) -> dict:
     scratch = Path(tempfile.mkdtemp(prefix="budget_"))
     build = args.build or scratch / "build"
     command = "python -m benchmarks run budget " + shlex.join(argv)
-    results = _previous_rows()  # rows not run keep theirs, each cell with the command that made it
+    mocks = _previous_mocks()  # rows not run keep theirs, each cell with the command that made it
+    results = mocks.get(args.mock, {}).get("rows", {})
     if not args.keep_end_to_end:
-        results["end to end"] = {form: {**end_to_end(build, form), "command": command, "date": env["date"]}
-                                 for form in args.forms}
+        results["end to end"] = {form: {**end_to_end(build, args.mock, form), "command": command,
+                                        "date": env["date"]} for form in args.forms}
     for form in args.forms:
-        recipe, truth, stars, points = exact_problem(
-            "vanilla", ["data.n_stars=200000", "fields.method=vanilla", f"fields.residual_form={form}"], POSITIONS)
+        recipe, truth, stars, points = exact_problem("vanilla", [*MOCKS[args.mock][1], "data.n_stars=200000",
+                                                                 "fields.method=vanilla", f"fields.residual_form={form}"],
+                                                     POSITIONS)
         models = model_gradients(build, points.x, points.v)
         grid = grid_in_volume(truth, recipe.cube.spacing_kpc)
         for row in args.rows:
@@ -132,16 +141,22 @@ def run(argv: list[str]) -> dict:
             print(row, form, results[row][form]["scores"]["median_rel_error_density"], flush=True)
     errors = {name: _gradient_error(models[name], points, name) for name in ("x", "v", "n")}
     order = ["end to end", *ROWS]
-    return {"command": command, **env, "build": str(build),
-            "model_gradient_errors": errors, "rows": {row: results[row] for row in order if row in results}}
+    mocks[args.mock] = {"build": str(build), "model_gradient_errors": errors,
+                        "rows": {row: results[row] for row in order if row in results}}
+    return {"command": command, **env, "mocks": {mock: mocks[mock] for mock in MOCKS if mock in mocks}}
 
 
-def _previous_rows() -> dict[str, dict]:
+def _previous_mocks() -> dict[str, dict]:
+    """The recorded results by mock (a file from before `--mock` holds the isotropic mock's alone)."""
     if not RESULTS.exists():
         return {}
     previous = json.loads(RESULTS.read_text())
+    if "mocks" in previous:
+        return previous["mocks"]
     stamp = {"command": previous["command"], "date": previous["date"]}  # cells recorded before cells carried it
-    return {row: {form: {**stamp, **cell} for form, cell in cells.items()} for row, cells in previous["rows"].items()}
+    rows = {row: {form: {**stamp, **cell} for form, cell in cells.items()} for row, cells in previous["rows"].items()}
+    return {"plummer": {"build": previous["build"], "model_gradient_errors": previous["model_gradient_errors"],
+                        "rows": rows}}
 
 
 def _gradient_error(estimate: np.ndarray, points, name: str) -> float:
@@ -150,23 +165,36 @@ def _gradient_error(estimate: np.ndarray, points, name: str) -> float:
 
 
 def markdown(r: dict) -> str:
-    forms = [f for f in FORMS if f in r["rows"]["end to end"]]
-    e = r["model_gradient_errors"]
+    mocks = r["mocks"] if "mocks" in r else {"plummer": r}  # a file from before `--mock`
     lines = [
         f"## {TITLE}",
         "",
-        provenance_line(r),
-        ("`vanilla` fields on exact collocation points of the Plummer mock with the named gradients taken from a "
-         "quickstart build's density models (its p(v|x) MAF and Legendre n(x)); `end to end` is that build's own "
-         "cube remade with each residual form. Median relative errors of the models' gradients at these points: "
-         f"∇ₓ ln p {e['x']:.3f}, ∇ᵥ ln p {e['v']:.3f}, ∇ ln n {e['n']:.4f}. Each cell: median |Δρ|/ρ, median "
-         "|Δa|/|a|, and ρ/ρ_true within 1.5 kpc of the observer / 2.5–3 kpc from it (`fields.residual_form`: "
-         "`ln_f` the CBE as written, `acceleration` each residual divided by |∇ᵥ ln f|)."),
+        provenance_line(r) + " Each row was made by the command named under its table.",
+        ("`vanilla` fields on exact collocation points of the mock with the named gradients taken from a "
+         "quickstart build's density models on that mock (its p(v|x) MAF and Legendre n(x)); `end to end` is that "
+         "build's own cube remade with each residual form. Each cell: median |Δρ|/ρ, median |Δa|/|a|, and ρ/ρ_true "
+         "within 1.5 kpc of the observer / 2.5–3 kpc from it (`fields.residual_form`: `ln_f` the CBE as written, "
+         "`acceleration` each residual divided by |∇ᵥ ln f|)."),
+        "",
+    ]
+    for mock, result in mocks.items():
+        lines += _mock_table(MOCKS[mock][0], result, r)
+    return "\n".join(lines)
+
+
+def _mock_table(description: str, result: dict, r: dict) -> list[str]:
+    forms = [f for f in FORMS if f in result["rows"]["end to end"]]
+    e = result["model_gradient_errors"]
+    lines = [
+        f"### {description}",
+        "",
+        (f"Median relative errors of the models' gradients at these points: ∇ₓ ln p {e['x']:.3f}, ∇ᵥ ln p "
+         f"{e['v']:.3f}, ∇ ln n {e['n']:.4f}."),
         "",
         "| gradients from the models | " + " | ".join(f"`{f}`" for f in forms) + " |",
         "| --- |" + " --- |" * len(forms),
     ]
-    for row, cells in r["rows"].items():
+    for row, cells in result["rows"].items():
         out = []
         for form in forms:
             c = cells.get(form)
@@ -179,13 +207,13 @@ def markdown(r: dict) -> str:
             out.append(f"{s['median_rel_error_density']:.3f}, {s['median_rel_error_accel']:.4f}{tail}")
         lines.append(f"| {row} | " + " | ".join(out) + " |")
     made: dict[tuple[str, str], list[str]] = {}
-    for row, cells in r["rows"].items():
+    for row, cells in result["rows"].items():
         for cell in cells.values():
             key = (cell.get("command", r["command"]), cell.get("date", r["date"])[:10])
             if row not in made.setdefault(key, []):
                 made[key].append(row)
-    lines += ["", *(f"Rows {'; '.join(rows)}: `{command}`, {date}." for (command, date), rows in made.items())]
-    return "\n".join([*lines, ""])
+    lines += ["", *(f"Rows {'; '.join(rows)}: `{command}`, {date}." for (command, date), rows in made.items()), ""]
+    return lines
 
 
 if __name__ == "__main__":

@@ -321,3 +321,18 @@ def test_budget_swaps_the_named_gradients_and_shuffles_errors_without_changing_t
     errors, moved = models["x"] - exact.grad_x_log_p, shuffled.grad_x_log_p - exact.grad_x_log_p
     assert not np.allclose(moved, errors)  # not where they were ...
     np.testing.assert_allclose(np.sort(moved, axis=0), np.sort(errors, axis=0))  # ... but the same errors
+
+
+def test_budget_reads_a_file_from_before_mocks_as_the_isotropic_mocks_with_its_command(tmp_path, monkeypatch):
+    import json
+
+    import benchmarks.budget as budget
+
+    old = {"command": "python -m benchmarks run budget", "date": "2026-12-05T05:33:27+00:00", "build": "b",
+           "model_gradient_errors": {"x": 0.1, "v": 0.05, "n": 0.02},
+           "rows": {"end to end": {"ln_f": {"scores": {"median_rel_error_density": 0.18}}}}}
+    monkeypatch.setattr(budget, "RESULTS", tmp_path / "budget.json")
+    budget.RESULTS.write_text(json.dumps(old))
+    cell = budget._previous_mocks()["plummer"]["rows"]["end to end"]["ln_f"]
+    assert cell["command"] == old["command"] and cell["date"] == old["date"] and cell["scores"] == {
+        "median_rel_error_density": 0.18}
