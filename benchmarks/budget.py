@@ -77,22 +77,6 @@ def swapped(points, models: dict[str, np.ndarray], swaps: tuple[str, ...], seed:
     return dataclasses.replace(points, **replace)
 
 
-def shell_ratios(model, truth, grid: np.ndarray) -> dict[str, float]:
-    """Median ρ/ρ_true in each of `SHELLS` (distance from the observer)."""
-    import equinox as eqx
-    import jax
-    import jax.numpy as jnp
-
-    from dpotcube.constants import G_KPC_KM2_S2_PER_MSUN as G
-    from dpotcube.fields.forward import value_grad_laplacian
-
-    _, _, lap = eqx.filter_jit(jax.vmap(value_grad_laplacian, in_axes=(None, 0)))(
-        model.potential, jnp.asarray(grid, jnp.float32))
-    ratio = np.asarray(lap, np.float64) / (4 * np.pi * G) / np.asarray(truth.density(grid))
-    d = np.linalg.norm(grid - np.asarray(truth.observer), axis=1)
-    return {f"{lo:g}-{hi:g}": float(np.median(ratio[(d >= lo) & (d < hi)])) for lo, hi in SHELLS}
-
-
 def end_to_end(build: Path, mock: str, form: str) -> dict:
     """The build of the quickstart on `mock` remade with `fields.residual_form=form` (stars, flows and collocation
     points kept when already made): its scores."""
@@ -119,8 +103,7 @@ def run(argv: list[str]) -> dict:
     if args.keep_end_to_end and args.build is None:
         parser.error("--keep-end-to-end needs --build: the build whose recorded end-to-end row is kept")
     env = environment()
-    scratch = Path(tempfile.mkdtemp(prefix="budget_"))
-    build = args.build or scratch / "build"
+    build = args.build or Path(tempfile.mkdtemp(prefix="budget_")) / "build"
     command = "python -m benchmarks run budget " + shlex.join(argv)
     mocks = _previous_mocks()  # rows not run keep theirs, each cell with the command that made it
     results = mocks.get(args.mock, {}).get("rows", {})
@@ -135,9 +118,10 @@ def run(argv: list[str]) -> dict:
         grid = grid_in_volume(truth, recipe.cube.spacing_kpc)
         for row in args.rows:
             model, wall, _ = train_on(swapped(points, models, ROWS[row], seed=5), stars, recipe)
-            results.setdefault(row, {})[form] = {"wall_seconds": round(wall, 1), "scores": score(model, truth, grid),
-                                                 "shell_density_ratio": shell_ratios(model, truth, grid),
-                                                 "command": command, "date": env["date"]}
+            scores = score(model, truth, grid, SHELLS)
+            shells = {f"{lo:g}-{hi:g}": scores.pop(f"median_density_ratio_d{lo:g}-{hi:g}") for lo, hi in SHELLS}
+            results.setdefault(row, {})[form] = {"wall_seconds": round(wall, 1), "scores": scores,
+                                                 "shell_density_ratio": shells, "command": command, "date": env["date"]}
             print(row, form, results[row][form]["scores"]["median_rel_error_density"], flush=True)
     errors = {name: _gradient_error(models[name], points, name) for name in ("x", "v", "n")}
     order = ["end to end", *ROWS]

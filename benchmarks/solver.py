@@ -89,8 +89,9 @@ def grid_in_volume(truth, spacing: float) -> np.ndarray:
     return g + np.asarray(truth.observer)
 
 
-def score(model, truth, pts: np.ndarray) -> dict:
-    """The accuracy benchmark's score keys (plus 90th percentiles) of `model` at `pts`."""
+def score(model, truth, pts: np.ndarray, shells: tuple[tuple[float, float], ...] = ()) -> dict:
+    """The accuracy benchmark's score keys (plus 90th percentiles) of `model` at `pts`; with `shells` (kpc from the
+    observer, `(lo, hi)`), also the median ρ/ρ_true in each, as `median_density_ratio_d{lo}-{hi}`."""
     from dpotcube.constants import G_KPC_KM2_S2_PER_MSUN as G
     from dpotcube.fields.forward import value_grad_laplacian
     from dpotcube.sources.selection import selection_of
@@ -106,6 +107,9 @@ def score(model, truth, pts: np.ndarray) -> dict:
          "p90_rel_error_accel": np.percentile(accel_err, 90), "median_rel_error_density": np.median(rho_err),
          "p90_rel_error_density": np.percentile(rho_err, 90), "median_density_ratio": np.median(rho_ratio),
          "share_density_within_10pct": np.mean(rho_err < 0.1)}
+    distance = np.linalg.norm(pts - np.asarray(truth.observer), axis=1)
+    for lo, hi in shells:
+        s[f"median_density_ratio_d{lo:g}-{hi:g}"] = np.median(rho_ratio[(distance >= lo) & (distance < hi)])
     if model.log_density is not None:
         n_ratio = np.asarray(jax.vmap(model.tracer_density)(x), np.float64) / np.asarray(truth.tracer_density(pts))
         s["median_rel_error_tracer_density"] = np.median(np.abs(n_ratio - 1))
