@@ -1,19 +1,24 @@
-"""The Legendre exponential-family n(x): normalised, its degree chosen by held-out likelihood, ∇ ln n against the
-Plummer truth, and the recipe errors that keep it to n(x) on the ball."""
+"""The Legendre exponential-family n(x): normalised, its degree chosen by BIC or held-out likelihood, ∇ ln n and
+∇² ln n against the Plummer truth (the reference shapes carry the curvature), a saved model that reloads, and
+the recipe errors that keep it to n(x) on the ball."""
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from dpotcube.density.base import grad_log_n
-from dpotcube.density.registry import fit_density
+from dpotcube.density.registry import fit_density, load_density, save_density
 from dpotcube.errors import RecipeError
 from dpotcube.geometry import uniform_in_ball
 from dpotcube.recipe import PositionLegendreSpec, load_recipe
+from dpotcube.weak.basis import multi_indices
 
 SPEC = PositionLegendreSpec(max_degree=5, quadrature_points=2**17)
+PLAIN = SPEC.model_copy(update={"reference": "none", "degree_selection": "held_out"})
+"""The Legendre expansion alone, its degree by held-out likelihood: the model before the reference."""
 
 
 @pytest.fixture(scope="module")
@@ -21,11 +26,17 @@ def fitted(stars):
     return fit_density(stars.positions, SPEC, 0, ball=(stars.observer, stars.volume_radius_kpc))
 
 
-def test_fit_is_normalised_and_picks_a_degree_by_held_out_likelihood(fitted, stars):
+@pytest.fixture(scope="module")
+def fitted_plain(stars):
+    return fit_density(stars.positions, PLAIN, 0, ball=(stars.observer, stars.volume_radius_kpc))
+
+
+def test_fit_is_normalised_and_picks_the_degree_of_best_bic(fitted, stars):
     model, history = fitted
-    scores = history["val_log_likelihood"]
+    scores = history["bic_per_star"]
     assert len(scores) == SPEC.max_degree and model.degree == int(np.argmax(scores)) + 1
-    assert model.degree >= 2  # a Plummer sphere seen 8 kpc from its centre is not a linear ln n
+    assert model.reference_scales == SPEC.reference_scales_kpc
+    assert len(model.coefficients) == len(SPEC.reference_scales_kpc) + len(multi_indices(model.degree, False))
     points = uniform_in_ball(np.random.default_rng(1), 200_000, stars.observer, stars.volume_radius_kpc)
     log_p = np.asarray(_log_prob(model, points))
     volume = 4 / 3 * np.pi * stars.volume_radius_kpc**3
@@ -33,13 +44,47 @@ def test_fit_is_normalised_and_picks_a_degree_by_held_out_likelihood(fitted, sta
     assert np.isneginf(float(model.log_prob(jnp.asarray(stars.observer + np.array([0.0, 0.0, 3.1]), jnp.float32))))
 
 
-def test_gradient_follows_the_plummer_truth(fitted, stars, truth):
-    """20,000 stars: ∇ ln n to 7.5% (measured; a wrong sign or a unit of kpc vs pc fails)."""
-    model, _ = fitted
+def test_held_out_selection_without_the_reference(fitted_plain):
+    model, history = fitted_plain
+    scores = history["val_log_likelihood"]
+    assert len(scores) == PLAIN.max_degree and model.degree == int(np.argmax(scores)) + 1
+    assert model.reference_scales == ()
+    assert model.degree >= 2  # a Plummer sphere seen 8 kpc from its centre is not a linear ln n
+
+
+def _errors(model, stars, truth) -> tuple[float, float]:
+    """Median relative errors of ∇ ln n and ∇² ln n at 4,000 of the stars."""
     x = jnp.asarray(stars.positions[:4000], jnp.float32)
     estimate, true = np.asarray(grad_log_n(model, x)), np.asarray(truth.grad_log_tracer_density(x))
-    error = np.linalg.norm(estimate - true, axis=1) / np.linalg.norm(true, axis=1)
-    assert np.median(error) < 0.10
+    laplacian = np.asarray(jax.vmap(lambda y: jnp.trace(jax.hessian(model.log_prob)(y)))(x))
+    true_laplacian = np.asarray(truth.laplacian_log_tracer_density(x))
+    return (float(np.median(np.linalg.norm(estimate - true, axis=1) / np.linalg.norm(true, axis=1))),
+            float(np.median(np.abs(laplacian - true_laplacian) / np.abs(true_laplacian))))
+
+
+def test_gradient_and_curvature_follow_the_plummer_truth(fitted, fitted_plain, stars, truth):
+    """20,000 stars (measured): with the reference ∇ ln n to 4.6% and ∇² ln n to 12%; the Legendre expansion
+    alone 7.5% and 43%. A wrong sign or a unit of kpc vs pc fails either; the reference must carry the curvature."""
+    grad, curvature = _errors(fitted[0], stars, truth)
+    grad_plain, curvature_plain = _errors(fitted_plain[0], stars, truth)
+    assert grad < 0.07 and curvature < 0.2
+    assert grad_plain < 0.10
+    assert curvature < 0.5 * curvature_plain
+
+
+def test_truth_curvature_is_the_divergence_of_its_gradient(stars, truth):
+    x = jnp.asarray(stars.positions[:100], jnp.float32)
+    by_autodiff = jax.vmap(lambda y: jnp.trace(jax.jacfwd(truth.grad_log_tracer_density)(y)))(x)
+    np.testing.assert_allclose(truth.laplacian_log_tracer_density(x), by_autodiff, rtol=1e-4, atol=1e-7)
+
+
+def test_saved_model_reloads_with_its_reference(fitted, stars, tmp_path):
+    model, _ = fitted
+    save_density(tmp_path / "n.eqx", model, SPEC)
+    again = load_density(tmp_path / "n.eqx")
+    x = jnp.asarray(stars.positions[:50], jnp.float32)
+    assert again.reference_scales == model.reference_scales and again.degree == model.degree
+    np.testing.assert_array_equal(_log_prob(again, x), _log_prob(model, x))
 
 
 def test_weights_reweight_the_density(stars):

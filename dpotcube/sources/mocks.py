@@ -182,6 +182,12 @@ class PlummerTruth:
         """∇ ln n in kpc⁻¹ (n ∝ ρ ∝ (1 + r²/b²)^{−5/2})."""
         return -5 * x / (_r2(x) + self.scale_radius_kpc**2)[..., None]
 
+    def laplacian_log_tracer_density(self, x: Float[Array, "... 3"]) -> Float[Array, "..."]:
+        """∇² ln n in kpc⁻² (the curvature ρ reads through `vanilla`'s v·∇ ln n): −5 (3 / u − 2r² / u²), u = r² + b²."""
+        r2 = _r2(x)
+        u = r2 + self.scale_radius_kpc**2
+        return -5 * (3 / u - 2 * r2 / u**2)
+
 
 def sample_plummer(
     truth: PlummerTruth, seed: int
