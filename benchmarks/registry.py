@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, str] = {
     "fuzz": "benchmarks.fuzz",
     "solver": "benchmarks.solver",
     "budget": "benchmarks.budget",
+    "curvature": "benchmarks.curvature",
     "device": "benchmarks.device",
     "scaling": "benchmarks.scaling",
     "paper-plummer": "benchmarks.paper_plummer",
