@@ -27,7 +27,7 @@ import numpy as np
 
 from .report import REPO, environment, provenance_line
 
-TITLE = "Curvature of n(x): what ρ reads from the tracer density"
+TITLE = "Curvature of the tracer density n(x)"
 RESULTS = REPO / "benchmarks" / "results" / "curvature.json"
 MODELS: dict[str, tuple[str, dict]] = {  # name: (description, `density.position` keys of `type: legendre`)
     "legendre": ("Legendre alone, degree by held-out likelihood (the default before the reference)",

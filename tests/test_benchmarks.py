@@ -336,3 +336,20 @@ def test_budget_reads_a_file_from_before_mocks_as_the_isotropic_mocks_with_its_c
     cell = budget._previous_mocks()["plummer"]["rows"]["end to end"]["ln_f"]
     assert cell["command"] == old["command"] and cell["date"] == old["date"] and cell["scores"] == {
         "median_rel_error_density": 0.18}
+
+
+def test_curvature_table_puts_the_density_cells_on_the_quickstarts_star_count_and_the_control_last():
+    from benchmarks.curvature import DENSITY_STARS, markdown
+
+    fit = {"degree": 1, "fit_seconds": 16.0, "grad_log_n_median_rel_error": 0.0045,
+           "laplacian_log_n_median_rel_error": 0.0399, "laplacian_log_n_median_signed_error": 0.0031}
+    cell = {"scores": {"median_rel_error_density": 0.086}}
+    result = {"command": "python -m benchmarks run curvature", "date": "2026-12-05", "machine": "m", "device": "cpu",
+              "versions": {"dpotcube": "0", "jax": "0", "python": "3"},
+              "fits": {"200000": {"reference": fit}, str(DENSITY_STARS): {"reference": fit}},
+              "density": {"reference": {"ln_f": cell, "acceleration": {"scores": {"median_rel_error_density": 0.126}}},
+                          "exact × 1.01": {"ln_f": cell, "acceleration": cell}}}
+    rows = [line for line in markdown(result).splitlines() if line.startswith("| reference")]
+    assert rows[0].endswith("| 200,000 | 1 | 0.0045 | 0.040 (+0.003) | 16 |  |")
+    assert rows[1].endswith("| 1,000,000 | 1 | 0.0045 | 0.040 (+0.003) | 16 | 0.086 / 0.126 |")
+    assert markdown(result).splitlines()[-1].startswith("| control: the true ∇ ln n × 1.01 |")
