@@ -83,7 +83,7 @@ CASES = {  # name: run_case keywords; fewer stars, smaller batches: enough steps
     # the recipe default (`type: cfm`: 16 steps, 0.25 kpc jitter) for p(v|x), and n(x) by flow matching on the ball
     "cfm-200k-with-n": {"model": "cfm", "n_stars": 200_000, "epochs": 60, "batch_size": 4096, "n_test": 2000,
                         "cfm": {"ode_steps": 16, "condition_noise_kpc": 0.25}, "position": "cfm"},
-    # n(x) as a Legendre exponential family (degree by held-out likelihood), beside the benchmark's MAF p(v|x)
+    # n(x) by the Legendre family at its recipe defaults (radial reference, degree by BIC), beside the MAF p(v|x)
     "legendre-n-200k": {"n_stars": 200_000, "epochs": 20, "batch_size": 2048, "position": "legendre"},
     "legendre-n-1M": {"n_stars": 1_000_000, "epochs": 16, "batch_size": 2048, "position": "legendre"},
     # the MAF with its positions jittered while training (`maf`: settings over `VELOCITY`), n(x) by Legendre
