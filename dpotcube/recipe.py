@@ -424,7 +424,7 @@ class PositionLegendreSpec(_PositionKeys):
         "mock, 10⁶ stars: ∇² ln n error 4% against 8% without, curvature benchmark); `none`: the Legendre expansion "
         "alone."
     )
-    reference_scales_kpc: tuple[float, ...] = Field(
+    reference_scales_kpc: tuple[PositiveFloat, ...] = Field(
         (2.0, 8.0, 32.0), min_length=1, description="Scales s of the reference shapes (kpc)."
     )
     degree_selection: Literal["bic", "held_out"] = Field(

@@ -148,3 +148,10 @@ def test_tiny_vanilla_build_with_a_legendre_n_of_x(tmp_path):
     assert np.linalg.norm(points.x - centre, axis=1).max() < radius and np.isfinite(points.grad_log_n).all()
     ds = xr.open_zarr(catalog.parent / "cubes" / "tiny_legendre.zarr")
     assert np.isfinite(ds["accel_x"].values).all() and np.isfinite(ds["density"].values).all()
+
+
+def test_recipe_refuses_a_reference_scale_that_is_not_positive(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: x\ndensity:\n  position: {type: legendre, reference_scales_kpc: [2.0, 0.0]}\n")
+    with pytest.raises(RecipeError, match=r"reference_scales_kpc.*greater than 0"):
+        load_recipe(recipe)
