@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import shlex
 import sys
@@ -42,29 +43,24 @@ STARS = (200_000, 1_000_000)
 DENSITY_STARS = 1_000_000  # the quickstart's: where ∇ ln n is swapped into the exact problem
 FORMS = ("ln_f", "acceleration")
 TEST_STARS = 20_000
-POSITIONS = 16384
 
 
-def fit_and_score(n_stars: int, model: str) -> tuple[object, dict]:
-    """Fit `model` on `n_stars` exact stars; its errors at the test stars: (model, record)."""
-    import jax
+def fit_and_score(model: str, truth, stars: np.ndarray, test: np.ndarray) -> tuple[object, dict]:
+    """Fit `model` on `stars` (exact, of `truth`); its errors at the `test` stars: (model, record)."""
     import jax.numpy as jnp
 
-    from dpotcube.density.base import grad_log_n
+    from dpotcube.density.base import grad_log_n, laplacian_log_n
     from dpotcube.density.registry import fit_density
     from dpotcube.recipe import PositionLegendreSpec
 
-    truth, stars = _exact_stars(n_stars, 22)
-    _, test = _exact_stars(TEST_STARS, 99)
     start = time.perf_counter()
     fitted, _ = fit_density(stars, PositionLegendreSpec(**MODELS[model][1]), 0,
                             ball=(np.asarray(truth.observer), truth.volume_radius_kpc))
     seconds = time.perf_counter() - start
     x = jnp.asarray(test, jnp.float32)
     gradient, true_gradient = np.asarray(grad_log_n(fitted, x)), np.asarray(truth.grad_log_tracer_density(x))
-    laplacian = np.asarray(jax.jit(jax.vmap(lambda y: jnp.trace(jax.hessian(fitted.log_prob)(y))))(x))
     true_laplacian = np.asarray(truth.laplacian_log_tracer_density(x))
-    curvature_error = (laplacian - true_laplacian) / np.abs(true_laplacian)
+    curvature_error = (np.asarray(laplacian_log_n(fitted, x)) - true_laplacian) / np.abs(true_laplacian)
     return fitted, {
         "degree": fitted.degree,
         "fit_seconds": round(seconds, 1),
@@ -76,6 +72,7 @@ def fit_and_score(n_stars: int, model: str) -> tuple[object, dict]:
 
 
 def _exact_stars(n_stars: int, seed: int):
+    """(truth, positions `(n_stars, 3)`) of the default Plummer mock, drawn exactly from its DF."""
     from dpotcube.recipe import DataSpec
     from dpotcube.sources.load import plummer_truth
     from dpotcube.sources.mocks import sample_plummer
@@ -84,16 +81,26 @@ def _exact_stars(n_stars: int, seed: int):
     return truth, np.asarray(sample_plummer(truth, seed)[0])
 
 
-def density_error(grad_log_n, form: str) -> dict:
-    """`vanilla` on the budget's exact problem with ∇ ln n replaced by `grad_log_n(x)`: its scores."""
+@functools.cache
+def _exact_problem(form: str):
+    """The budget's exact problem under `fields.residual_form=form` (built once per form; every row swaps only
+    ∇ ln n into it): (recipe, truth, stars, points, grid)."""
     from .budget import POSITIONS as BUDGET_POSITIONS
-    from .solver import exact_problem, grid_in_volume, score, train_on
+    from .solver import exact_problem, grid_in_volume
 
     recipe, truth, stars, points = exact_problem(
         "vanilla", ["data.n_stars=200000", "fields.method=vanilla", f"fields.residual_form={form}"], BUDGET_POSITIONS)
+    return recipe, truth, stars, points, grid_in_volume(truth, recipe.cube.spacing_kpc)
+
+
+def density_error(grad_log_n, form: str) -> dict:
+    """`vanilla` on the budget's exact problem with ∇ ln n replaced by `grad_log_n(x, true ∇ ln n)`: its scores."""
+    from .solver import score, train_on
+
+    recipe, truth, stars, points, grid = _exact_problem(form)
     points = dataclasses.replace(points, grad_log_n=np.asarray(grad_log_n(points.x, points.grad_log_n)))
     model, wall, _ = train_on(points, stars, recipe)
-    return {"wall_seconds": round(wall, 1), "scores": score(model, truth, grid_in_volume(truth, recipe.cube.spacing_kpc))}
+    return {"wall_seconds": round(wall, 1), "scores": score(model, truth, grid)}
 
 
 def run(argv: list[str]) -> dict:
@@ -110,9 +117,11 @@ def run(argv: list[str]) -> dict:
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"fits": {}, "density": {}}
     fits, density = previous["fits"], previous["density"]
     stamp = {"command": command, "date": env["date"]}
+    _, test = _exact_stars(TEST_STARS, 99)
     for n_stars in args.stars:
+        truth, stars = _exact_stars(n_stars, 22)
         for name in args.models:
-            fitted, record = fit_and_score(n_stars, name)
+            fitted, record = fit_and_score(name, truth, stars, test)
             fits.setdefault(str(n_stars), {})[name] = {**record, **stamp}
             print(n_stars, name, json.dumps(record), flush=True)
             if n_stars == DENSITY_STARS and not args.no_density:

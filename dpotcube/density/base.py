@@ -11,6 +11,7 @@ from abc import abstractmethod
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 
@@ -46,3 +47,10 @@ def grad_log_p(
 def grad_log_n(model: DensityModel, x: Float[Array, "n 3"]) -> Float[Array, "n 3"]:
     """∇ ln n(x) of an unconditional model at `n` points, in kpc⁻¹."""
     return jax.vmap(jax.grad(model.log_prob))(x)
+
+
+@eqx.filter_jit
+def laplacian_log_n(model: DensityModel, x: Float[Array, "n 3"]) -> Float[Array, " n"]:
+    """∇² ln n(x) of an unconditional model at `n` points, in kpc⁻²: the curvature ρ reads through `vanilla`'s
+    v·∇ ln n (docs/density.md)."""
+    return jax.vmap(lambda y: jnp.trace(jax.hessian(model.log_prob)(y)))(x)
