@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
+from annotated_types import MinLen
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -302,6 +303,10 @@ class CollocationSpec(_Section):
     )
 
 
+ReferenceScalesKpc = Annotated[tuple[PositiveFloat, ...], MinLen(1)]
+"""Scales s (kpc) of radial shapes ln(1 + r/s) about the Galactic centre: at least one, each positive."""
+
+
 class FlowSpec(_Section):
     """One normalizing flow: a masked autoregressive flow with affine transformers (`type: maf`)."""
 
@@ -331,6 +336,40 @@ class FlowSpec(_Section):
         "position, afresh at every step, while training (as `cfm`'s key of the same name): p(v|x) smoothed over "
         "this scale in x, less sampling noise in ∇ₓ ln p for a bias ∝ (noise / smallest scale)²; 0: none."
     )
+    frame: Literal["none", "galactocentric"] = Field(
+        "none", description="p(v|x) only. `galactocentric`: the flow models each star's velocity in a frame that "
+        "follows its position: Galactocentric spherical components (v_r, v_θ, v_φ), each less a mean and divided by "
+        "a dispersion that are smooth functions of position (a constant, ln(1 + r/s) of the Galactocentric radius for "
+        "each s in `frame_reference_scales_kpc`, and Legendre products of degree ≤ `frame_max_degree`, the "
+        "columns kept chosen by BIC; fitted by Gaussian maximum likelihood before the flow). How the velocity ellipsoid grows, shrinks and moves across the "
+        "volume then rests on a few dozen numbers, not on the flow's networks, and ∇ₓ ln p carries far less of their "
+        "sampling noise (docs/density.md, 'The velocity frame'); `none`: velocities standardised by one global mean "
+        "and scale."
+    )
+    frame_max_degree: int = Field(
+        1, ge=0, le=4, description="Highest total degree of the frame's Legendre part tried. BIC picks among the "
+        "constant, the reference shapes added one by one, and each degree up to this one."
+    )
+    frame_reference_scales_kpc: ReferenceScalesKpc = Field(
+        (2.0, 8.0, 32.0), description="Scales s (kpc) of the frame's radial shapes ln(1 + r/s)."
+    )
+    condition_on_position: bool = Field(
+        True, description="With a `frame`: whether the flow of frame velocities is also conditioned on position. "
+        "`false`: the frame carries all of p(v|x)'s dependence on x (the velocity distribution changes across the "
+        "volume only by its mean and its dispersion per spherical component), the fewest numbers and the least noise "
+        "in ∇ₓ ln p; `true`: the flow may also change the distribution's shape with position, at the cost of its "
+        "networks' noise. Without a frame the flow is always conditioned."
+    )
+
+    @model_validator(mode="after")
+    def _frame_or_condition(self) -> FlowSpec:
+        if self.frame == "none" and not self.condition_on_position:
+            raise ValueError(
+                "`condition_on_position: false` without a `frame` would make p(v|x) the same at every position: set "
+                "`frame: galactocentric` (the frame then carries the dependence on x), or leave "
+                "`condition_on_position: true`"
+            )
+        return self
 
 
 class CFMSpec(_Section):
@@ -400,6 +439,11 @@ class PositionFlowSpec(_PositionKeys, FlowSpec):
                 f"`condition_noise_kpc` (={self.condition_noise_kpc}) jitters the positions p(v|x) is conditioned on; "
                 "n(x) has no condition: set it under `density.velocity`, or remove it here"
             )
+        if self.frame != "none":
+            raise ValueError(
+                f"`frame: {self.frame}` is a velocity frame for p(v|x); n(x) has no velocities: set it under "
+                "`density.velocity`, or remove it here"
+            )
         return self
 
 
@@ -424,9 +468,7 @@ class PositionLegendreSpec(_PositionKeys):
         "mock, 10⁶ stars: ∇² ln n error 4% against 8% without, curvature benchmark); `none`: the Legendre expansion "
         "alone."
     )
-    reference_scales_kpc: tuple[PositiveFloat, ...] = Field(
-        (2.0, 8.0, 32.0), min_length=1, description="Scales s of the reference shapes (kpc)."
-    )
+    reference_scales_kpc: ReferenceScalesKpc = Field((2.0, 8.0, 32.0), description="Scales s of the reference shapes (kpc).")
     degree_selection: Literal["bic", "held_out"] = Field(
         "bic", description="How the Legendre degree is chosen among 1 … `max_degree`: `bic`, the largest "
         "log-likelihood of all stars less ½ k ln N (k coefficients, N the stars, Kish's effective N with "

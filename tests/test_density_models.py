@@ -27,16 +27,22 @@ TINY = {
 }
 """Per `type`: the (p(v|x), n(x)) specs of a fit that takes seconds (the MAF's are the session's own flows); a
 model of n(x) only has no p(v|x) spec, and the p(v|x) checks are skipped for it."""
+VARIANTS = {"maf+frame": (FLOW_VELOCITY.model_copy(update={"frame": "galactocentric", "condition_on_position": False}),
+                          FLOW_POSITION)}
+"""Options of a registered type that change its model's structure (a velocity frame), held to the same contract."""
 
 
-@pytest.fixture(scope="module", params=sorted(DENSITY_MODELS))
+@pytest.fixture(scope="module", params=[*sorted(DENSITY_MODELS), *VARIANTS])
 def models(request, stars, velocity_flow_fit, position_flow_fit):
     """(type, p(v|x) model, n(x) model with ball support, their specs)."""
-    if request.param not in TINY:
+    if request.param not in TINY and request.param not in VARIANTS:
         pytest.fail(f"Density model `{request.param}` is registered without a tiny fit in TINY.")
-    velocity_spec, position_spec = TINY[request.param]
+    velocity_spec, position_spec = {**TINY, **VARIANTS}[request.param]
     if velocity_spec is FLOW_VELOCITY:  # already fitted once per session
         return request.param, velocity_flow_fit[0], position_flow_fit[0], velocity_spec, position_spec
+    if position_spec is FLOW_POSITION:
+        velocity = fit_density(stars.velocities, velocity_spec, 0, conditions=stars.positions)[0]
+        return request.param, velocity, position_flow_fit[0], velocity_spec, position_spec
     velocity = None if velocity_spec is None else fit_density(stars.velocities, velocity_spec, 0,
                                                                conditions=stars.positions)[0]
     position, _ = fit_density(stars.positions, position_spec, 0, ball=(stars.observer, stars.volume_radius_kpc))

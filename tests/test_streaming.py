@@ -64,6 +64,20 @@ def test_a_flow_trains_on_the_chunks(saved):
     assert abs(draws.std() / table.velocities.std() - 1) < 0.3  # km/s, not standardised units
 
 
+def test_a_framed_flow_trains_on_the_chunks(saved):
+    """The velocity frame is fitted on stars from every chunk; the flow then sees frame velocities (mean ~0,
+    spread ~1), unconditioned, and its draws are back in km/s."""
+    table, path = saved
+    spec = FlowSpec(flow_layers=2, nn_width=16, max_epochs=2, batch_size=128, frame="galactocentric",
+                    condition_on_position=False)
+    flow, history = fit_flow(FlowSample(StarChunks(path, CHUNK), VELOCITIES, POSITIONS), spec, seed=0)
+    assert flow.frame is not None and not flow.flow_sees_condition and np.all(np.isfinite(history["val"]))
+    np.testing.assert_allclose(flow.loc, 0.0, atol=0.05)
+    np.testing.assert_allclose(flow.scale, 1.0, atol=0.05)
+    draws = np.asarray(flow.sample(__import__("jax").random.key(0), 2000, table.positions))
+    assert abs(draws.std() / table.velocities.std() - 1) < 0.3
+
+
 def test_a_weighted_position_flow_on_the_ball_trains_on_the_chunks(saved):
     table, path = saved
     spec = PositionFlowSpec(flow_layers=2, nn_width=16, max_epochs=2, batch_size=128, selection_weights=True)

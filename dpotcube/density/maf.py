@@ -1,7 +1,7 @@
 """The masked autoregressive flow (`type: maf`): n(x) (3-D) and p(v|x) (3-D given 3-D) behind one module and one fit.
 
 Both are flowjax masked autoregressive flows with affine transformers and smooth activations on
-standardized variables: affine MAFs give ∇ ln p with continuous derivatives. flowjax's spline
+standardized variables (p(v|x) optionally in a velocity frame that follows position, `frame.py`): affine MAFs give ∇ ln p with continuous derivatives. flowjax's spline
 transformer is only C¹ (its second derivative jumps at knots) and ReLU gives kinked gradients;
 the CBE differentiates the networks trained on these gradients, so neither is offered.
 """
@@ -26,6 +26,10 @@ from ..sources.chunks import FlowSample
 from ..training import train_by_epochs
 from .ball import BallToSpace
 from .base import DensityModel
+from .frame import VelocityFrame, fit_frame, frame_skeleton
+
+FRAME_STARS = 1_000_000
+"""Stars the velocity frame is fitted on when the table is read in chunks (its few dozen coefficients need no more)."""
 
 
 class DensityFlow(DensityModel):
@@ -33,6 +37,8 @@ class DensityFlow(DensityModel):
 
     Unconditional flows model n(x)/N (`c` is None). With ball support, `support` (a flowjax bijection,
     `ball.BallToSpace`) first maps the ball |y − centre| < radius onto R³, so the density has an exact edge.
+    With a `frame` (p(v|x) only), the flow models u = frame(v; x), and sees x as its condition only when
+    `flow_conditioned` (None: as `conditional`, every model saved before frames existed).
     """
 
     flow: eqx.Module
@@ -42,30 +48,41 @@ class DensityFlow(DensityModel):
     cond_scale: Float[Array, "3"]
     support: BallToSpace | None
     conditional: bool = eqx.field(static=True)
+    frame: VelocityFrame | None = None
+    flow_conditioned: bool | None = eqx.field(static=True, default=None)
+
+    @property
+    def flow_sees_condition(self) -> bool:
+        return self.conditional if self.flow_conditioned is None else self.flow_conditioned
+
+    def _flow_condition(self, c: Float[Array, "... 3"] | None) -> Float[Array, "... 3"] | None:
+        return (c - self.cond_loc) / self.cond_scale if c is not None and self.flow_sees_condition else None
 
     def log_prob(self, y: Float[Array, "3"], c: Float[Array, "3"] | None = None) -> Float[Array, ""]:
         """ln p for one point: (km/s)⁻³ for p(v|x), kpc⁻³ for n(x)/N."""
         log_det = 0.0
+        if self.frame is not None:
+            y, log_det = self.frame.to_frame(y, c)
         if self.support is not None:
             y, log_det = self.support.transform_and_log_det(y)
         y_std = (y - self.loc) / self.scale
-        c_std = None if c is None else (c - self.cond_loc) / self.cond_scale
-        return self.flow.log_prob(y_std, c_std) - jnp.sum(jnp.log(self.scale)) + log_det
+        return self.flow.log_prob(y_std, self._flow_condition(c)) - jnp.sum(jnp.log(self.scale)) + log_det
 
     def sample(self, key: PRNGKeyArray, n: int, c: Float[Array, "n 3"] | None = None) -> Float[Array, "n 3"]:
         """`n` draws, one per row of `c` for a conditional flow."""
-        if self.conditional:
-            y_std = self.flow.sample(key, condition=(c - self.cond_loc) / self.cond_scale)
+        if self.flow_sees_condition:
+            y_std = self.flow.sample(key, condition=self._flow_condition(c))
         else:
-            y_std = self.flow.sample(key, (n,))
-        return self._to_data(y_std * self.scale + self.loc)
+            y_std = self.flow.sample(key, (n if c is None else len(c),))
+        y = y_std * self.scale + self.loc
+        return self._to_data(y if self.frame is None else jax.vmap(self.frame.from_frame)(y, c))
 
     def from_base(self, z: Float[Array, "k 3"], c: Float[Array, "3"] | None = None) -> Float[Array, "k 3"]:
         inner = paramax.unwrap(self.flow)
         u = inner.base_dist.loc + inner.base_dist.scale * z
-        c_std = None if c is None else (c - self.cond_loc) / self.cond_scale
-        y_std = jax.vmap(inner.bijection.transform, in_axes=(0, None))(u, c_std)
-        return self._to_data(y_std * self.scale + self.loc)
+        y_std = jax.vmap(inner.bijection.transform, in_axes=(0, None))(u, self._flow_condition(c))
+        y = y_std * self.scale + self.loc
+        return self._to_data(y if self.frame is None else jax.vmap(self.frame.from_frame, in_axes=(0, None))(y, c))
 
     def _to_data(self, y: Float[Array, "n 3"]) -> Float[Array, "n 3"]:
         return y if self.support is None else jax.vmap(self.support.inverse)(y)
@@ -79,13 +96,18 @@ def flow_skeleton(
     conditioned: bool = True,
     ball: bool = False,
     key: PRNGKeyArray | None = None,
+    frame_degree: int | None = None,
+    frame_scales: tuple[float, ...] = (),
+    condition_flow: bool = True,
 ) -> DensityFlow:
-    """An untrained flow with identity standardization (also the loading skeleton)."""
+    """An untrained flow with identity standardization (also the loading skeleton); with `frame_degree`, p(v|x) in a
+    velocity frame of that degree and reference scales, the flow conditioned on x only when `condition_flow`."""
+    flow_conditioned = conditioned and condition_flow
     flow = masked_autoregressive_flow(
         jr.key(0) if key is None else key,
         base_dist=Normal(jnp.zeros(3)),
         transformer=Affine(),
-        cond_dim=3 if conditioned else None,
+        cond_dim=3 if flow_conditioned else None,
         flow_layers=flow_layers,
         nn_width=nn_width,
         nn_depth=nn_depth,
@@ -93,11 +115,19 @@ def flow_skeleton(
     )
     zeros, ones = jnp.zeros(3), jnp.ones(3)
     support = BallToSpace(zeros, jnp.ones(())) if ball else None
+    framed = conditioned and frame_degree is not None
     return DensityFlow(flow=flow, loc=zeros, scale=ones, cond_loc=zeros, cond_scale=ones, support=support,
-                       conditional=conditioned)
+                       conditional=conditioned, frame=frame_skeleton(frame_degree, frame_scales) if framed else None,
+                       flow_conditioned=flow_conditioned if framed else None)
 
 
-def flow_hyperparameters(spec: FlowSpec, conditioned: bool, ball: bool) -> dict:
+def flow_hyperparameters(spec: FlowSpec, conditioned: bool, ball: bool, frame: VelocityFrame | None = None) -> dict:
+    """The skeleton's arguments; a fitted `frame` gives the degree and scales its fit chose."""
+    frame_keys = {}
+    if conditioned and spec.frame != "none":
+        frame_keys = {"frame_degree": spec.frame_max_degree if frame is None else frame.degree,
+                      "frame_scales": tuple(spec.frame_reference_scales_kpc if frame is None else frame.reference_scales),
+                      "condition_flow": spec.condition_on_position}
     return {
         "flow_layers": spec.flow_layers,
         "nn_width": spec.nn_width,
@@ -105,7 +135,28 @@ def flow_hyperparameters(spec: FlowSpec, conditioned: bool, ball: bool) -> dict:
         "activation": spec.activation,
         "conditioned": conditioned,
         "ball": ball,
+        **frame_keys,
     }
+
+
+def framed_flow(
+    model: DensityFlow, spec: FlowSpec, velocities: Float[np.ndarray, "n 3"], positions: Float[np.ndarray, "n 3"],
+    weights: Float[np.ndarray, " n"] | None,
+) -> DensityFlow:
+    """`model` with its velocity frame fitted to these stars (unchanged when it has none)."""
+    if model.frame is None:
+        return model
+    frame = fit_frame(velocities, positions, spec.frame_max_degree, tuple(spec.frame_reference_scales_kpc), weights)
+    return eqx.tree_at(lambda m: m.frame, model, frame)
+
+
+def to_frame(model: DensityFlow, velocities: Array, positions: Array, chunk: int = 200_000) -> Array:
+    """The flow's targets u `(n, 3)` of these stars (the velocities themselves without a frame)."""
+    if model.frame is None:
+        return velocities
+    transform = jax.jit(jax.vmap(lambda v, x: model.frame.to_frame(v, x)[0]))
+    return jnp.concatenate([transform(velocities[i:i + chunk], positions[i:i + chunk])
+                            for i in range(0, len(velocities), chunk)])
 
 
 def fit_flow(
@@ -134,6 +185,9 @@ def fit_flow(
     c = None if conditions is None else jnp.asarray(conditions, jnp.float32)
     w = None if weights is None else jnp.asarray(weights / np.mean(weights), jnp.float32)
     model = flow_skeleton(**flow_hyperparameters(spec, c is not None, ball is not None), key=key_init)
+    if c is not None:
+        model = framed_flow(model, spec, targets, conditions, weights)
+        y = to_frame(model, y, c)
     if ball is not None:
         support = BallToSpace(jnp.asarray(ball[0], jnp.float32), jnp.asarray(ball[1], jnp.float32))
         model = eqx.tree_at(lambda m: m.support, model, support)
@@ -141,7 +195,7 @@ def fit_flow(
     cond_stats = (model.cond_loc, model.cond_scale) if c is None else (c.mean(0), c.std(0))
     model = eqx.tree_at(lambda m: (m.loc, m.scale, m.cond_loc, m.cond_scale), model, (y.mean(0), y.std(0), *cond_stats))
     y_std = (y - model.loc) / model.scale
-    c_std = None if c is None else (c - model.cond_loc) / model.cond_scale
+    c_std = model._flow_condition(c)
     n_stars = len(y)
     del y, c  # only the standardised copies are trained on
 
@@ -194,7 +248,7 @@ def fit_flow(
 
 def condition_jitter(spec: FlowSpec, model: DensityFlow) -> Float[Array, "3"] | None:
     """`spec.condition_noise_kpc` in the flow's standardized condition units; None for none (or no condition)."""
-    if not model.conditional or spec.condition_noise_kpc <= 0:
+    if not model.flow_sees_condition or spec.condition_noise_kpc <= 0:
         return None
     return spec.condition_noise_kpc / model.cond_scale
 
@@ -223,10 +277,14 @@ def fit_flow_streamed(
     if ball is not None:
         support = BallToSpace(jnp.asarray(ball[0], jnp.float32), jnp.asarray(ball[1], jnp.float32))
         model = eqx.tree_at(lambda m: m.support, model, support)
+    if conditioned and model.frame is not None:
+        model = framed_flow(model, spec, *_spread_rows(sample, FRAME_STARS))
 
     def chunk(i: int) -> tuple[Array, Array | None, np.ndarray | None, np.ndarray]:
         y, c, w = sample.read(i)
         y = jnp.asarray(y, jnp.float32)
+        if c is not None:
+            y = to_frame(model, y, jnp.asarray(c, jnp.float32))
         if support is not None:
             y = jax.vmap(support.transform)(y)  # the flow sees z = g(x)
         held_out = np.random.default_rng([split, i]).random(len(y)) < spec.val_fraction
@@ -253,7 +311,7 @@ def fit_flow_streamed(
     w_mean = weight_sum / n if weighted else 1.0
 
     def standardise(y, c, w):
-        return ((y - model.loc) / model.scale, None if c is None else (c - model.cond_loc) / model.cond_scale,
+        return ((y - model.loc) / model.scale, model._flow_condition(c),
                 None if w is None else jnp.asarray(w / w_mean, jnp.float32))
 
     y_val, c_val, w_val = standardise(jnp.concatenate([v[0] for v in val]),
@@ -316,3 +374,12 @@ def fit_flow_streamed(
         run_call, params, opt_state, jr.split(key_train, spec.max_epochs), label, spec.patience, "val nll"
     )
     return eqx.tree_at(lambda m: m.flow, model, eqx.combine(best_params, static)), history
+
+
+def _spread_rows(sample: FlowSample, limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(targets, conditions, weights) of every k-th star of every chunk, at most about `limit` rows: stars from the
+    whole table even when it is sorted by position."""
+    step = -(-len(sample) // limit)
+    parts = [tuple(None if a is None else a[::step] for a in sample.read(i)) for i in range(sample.n_chunks)]
+    weights = None if parts[0][2] is None else np.concatenate([p[2] for p in parts])
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), weights

@@ -35,7 +35,8 @@ class DensityModelType:
 DENSITY_MODELS: dict[str, DensityModelType] = {
     "maf": DensityModelType(
         "density_flow", fit_flow, flow_skeleton,
-        lambda spec, model: flow_hyperparameters(spec, model.conditional, model.support is not None), streams=True,
+        lambda spec, model: flow_hyperparameters(spec, model.conditional, model.support is not None, model.frame),
+        streams=True,
     ),
     "cfm": DensityModelType(
         "cfm_density", fit_cfm, cfm_skeleton,

@@ -1,0 +1,156 @@
+"""A velocity frame that follows position, for p(v|x): u = (R(x) v − μ(x)) / σ(x), fitted before the flow.
+
+R(x) turns v into Galactocentric spherical components (v_r, v_θ, v_φ). Each component's mean μ and log-dispersion
+ln σ are smooth global functions of position: a constant, the radial reference shapes ln(1 + r/s) of n(x)'s
+Legendre family, and Legendre products of total degree ≤ `degree` in the volume's coordinates. μ is a weighted
+least-squares fit; ln σ a Gaussian maximum-likelihood fit by Newton (convex in its coefficients). A flow then models
+u, with or without position as its condition (docs/density.md, "The velocity frame").
+
+Why: a MAF conditioned on x carries p(v|x)'s whole x-dependence in its networks, and ∇ₓ ln p, which `vanilla`
+reads, inherits their sampling noise. A frame puts the bulk of that dependence (how the velocity ellipsoid's size
+and centre change across the volume) on a few dozen well-measured numbers.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from .legendre import log_basis
+
+_NEWTON_STEPS = 50
+_NEWTON_TOLERANCE = 1e-10  # on the Newton decrement per star
+_CHUNK = 200_000
+_AXIS_CORE = 1e-12  # |ẑ × r̂|² is softened by this: φ̂ stays finite (if not unit) on the Galactic axis
+
+
+def spherical_axes(x: Float[Array, "3"]) -> Float[Array, "3 3"]:
+    """Rows r̂, θ̂, φ̂ at Galactocentric `x` (kpc): an orthonormal frame (right-handed, θ̂ = φ̂ × r̂)."""
+    r_hat = x / jnp.sqrt(jnp.sum(x * x) + 1e-12)
+    phi = jnp.array([-r_hat[1], r_hat[0], 0.0])
+    phi_hat = phi / jnp.sqrt(jnp.sum(phi * phi) + _AXIS_CORE)
+    return jnp.stack([r_hat, jnp.cross(phi_hat, r_hat), phi_hat])
+
+
+class VelocityFrame(eqx.Module):
+    """μ(x) = B(x)·`mean_coefficients`, ln σ(x) = B(x)·`log_scale_coefficients`, per spherical component."""
+
+    mean_coefficients: Float[Array, "K 3"]  # km/s
+    log_scale_coefficients: Float[Array, "K 3"]  # ln(km/s)
+    centre: Float[Array, "3"]  # kpc: the Legendre part's centre and radius
+    radius: Float[Array, ""]
+    degree: int = eqx.field(static=True)
+    reference_scales: tuple[float, ...] = eqx.field(static=True)  # kpc
+
+    def basis(self, x: Float[Array, "3"]) -> Float[Array, " K"]:
+        """1, the reference shapes, then the Legendre products of degree 1 … `degree`."""
+        rest = log_basis(x[None], self.centre, self.radius, self.degree, self.reference_scales, jnp)[0]
+        return jnp.concatenate([jnp.ones(1, rest.dtype), rest])
+
+    def to_frame(self, v: Float[Array, "3"], x: Float[Array, "3"]) -> tuple[Float[Array, "3"], Float[Array, ""]]:
+        """(u, ln |∂u/∂v|) for one star: p(v|x) = q(u|x) |∂u/∂v|."""
+        b = self.basis(x)
+        log_scale = b @ self.log_scale_coefficients
+        return (spherical_axes(x) @ v - b @ self.mean_coefficients) * jnp.exp(-log_scale), -jnp.sum(log_scale)
+
+    def from_frame(self, u: Float[Array, "3"], x: Float[Array, "3"]) -> Float[Array, "3"]:
+        """v (km/s) of frame coordinates `u` at `x`."""
+        b = self.basis(x)
+        return spherical_axes(x).T @ (b @ self.mean_coefficients + jnp.exp(b @ self.log_scale_coefficients) * u)
+
+
+def frame_skeleton(degree: int, reference_scales: tuple[float, ...]) -> VelocityFrame:
+    """A frame of the right shapes (the loading skeleton): zero mean, unit dispersion."""
+    k = 1 + len(reference_scales) + len(log_basis(np.zeros((1, 3)), np.zeros(3), 1.0, degree, ()).T)
+    return VelocityFrame(jnp.zeros((k, 3)), jnp.zeros((k, 3)), jnp.zeros(3), jnp.ones(()), degree,
+                         tuple(reference_scales))
+
+
+def fit_frame(
+    velocities: Float[np.ndarray, "n 3"],
+    positions: Float[np.ndarray, "n 3"],
+    max_degree: int,
+    reference_scales: tuple[float, ...],
+    weights: Float[np.ndarray, " n"] | None = None,
+) -> VelocityFrame:
+    """The frame of these stars (km/s, Galactocentric kpc), its columns chosen by BIC.
+
+    The candidates are nested: the constant, then one reference shape at a time, then the Legendre products one
+    degree at a time up to `max_degree`. Each is fitted (μ by weighted least squares, ln σ by Newton) and scored by
+    its Gaussian log-likelihood less ½ k ln N (k: 6 per column, N: Kish's effective number under `weights`): at a few
+    thousand stars a dispersion gradient is kept only where it is measured, at 10⁶ every column is.
+    """
+    positions = np.asarray(positions, np.float64)
+    centre = positions.mean(0)
+    radius = float(np.sqrt(np.max(np.sum((positions - centre) ** 2, axis=1))))
+    full = frame_skeleton(max_degree, reference_scales)
+    full = eqx.tree_at(lambda f: (f.centre, f.radius), full, (jnp.asarray(centre), jnp.asarray(radius)))
+    basis, components = _basis_and_components(full, velocities, positions)
+    w = np.ones(len(positions)) if weights is None else np.asarray(weights, np.float64) / np.mean(weights)
+    n_effective = w.sum() ** 2 / np.sum(w**2)
+    candidates = [(reference_scales[:k], 0) for k in range(len(reference_scales) + 1)]
+    candidates += [(reference_scales, d) for d in range(1, max_degree + 1)]
+    best = None
+    for scales, degree in candidates:
+        first_legendre = 1 + len(reference_scales)  # columns: 1, the reference shapes, Legendre by degree
+        kept = np.r_[0:1 + len(scales), first_legendre:first_legendre + _legendre_columns(degree)]
+        mean, log_scale, log_likelihood = _fit_columns(basis[:, kept], components, w)
+        coefficients = mean.size + log_scale.size
+        score = log_likelihood - 0.5 * coefficients * np.log(n_effective)
+        if best is None or score > best[0]:
+            best = (score, scales, degree, mean, log_scale)
+    _, scales, degree, mean, log_scale = best
+    frame = eqx.tree_at(lambda f: (f.centre, f.radius), frame_skeleton(degree, scales),
+                        (jnp.asarray(centre), jnp.asarray(radius)))
+    return eqx.tree_at(lambda f: (f.mean_coefficients, f.log_scale_coefficients), frame,
+                       (jnp.asarray(mean, jnp.float32), jnp.asarray(log_scale, jnp.float32)))
+
+
+def _legendre_columns(degree: int) -> int:
+    """Legendre products of total degree 1 … `degree`."""
+    return (degree + 1) * (degree + 2) * (degree + 3) // 6 - 1
+
+
+def _fit_columns(basis: np.ndarray, components: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """μ and ln σ coefficients `(K, 3)` on these columns, and the weighted Gaussian log-likelihood (less constants)."""
+    weighted = basis * w[:, None]
+    mean = np.linalg.solve(weighted.T @ basis, weighted.T @ components)
+    squared = (components - basis @ mean) ** 2
+    log_scale = np.zeros_like(mean)
+    orthonormal, triangle = np.linalg.qr(basis / np.sqrt(len(basis)))  # Newton in orthonormal columns: the
+    orthonormal *= np.sqrt(len(basis))                                  # reference shapes are near the polynomials
+    for i in range(3):
+        start = np.zeros(len(mean))
+        start[0] = 0.5 * np.log(np.average(squared[:, i], weights=w))  # column 0 is the constant 1
+        log_scale[:, i] = np.linalg.solve(triangle, _newton_log_scale(orthonormal, squared[:, i], w, triangle @ start))
+    log_sigma = basis @ log_scale
+    return mean, log_scale, float(-np.sum(w[:, None] * (log_sigma + 0.5 * squared * np.exp(-2 * log_sigma))))
+
+
+def _basis_and_components(frame: VelocityFrame, velocities, positions) -> tuple[np.ndarray, np.ndarray]:
+    """B `(n, K)` and the spherical components `(n, 3)` of the stars, in float64, chunk by chunk."""
+    @jax.jit
+    def one_chunk(v, x):
+        return jax.vmap(frame.basis)(x), jax.vmap(lambda a, b: spherical_axes(b) @ a)(v, x)
+
+    parts = [one_chunk(jnp.asarray(velocities[i:i + _CHUNK], jnp.float32), jnp.asarray(positions[i:i + _CHUNK], jnp.float32))
+             for i in range(0, len(positions), _CHUNK)]
+    return (np.concatenate([np.asarray(p[0], np.float64) for p in parts]),
+            np.concatenate([np.asarray(p[1], np.float64) for p in parts]))
+
+
+def _newton_log_scale(basis: np.ndarray, squared: np.ndarray, w: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """argmin over θ of Σ w [θ·B + s² e^{−2θ·B} / 2], the Gaussian −ln L in ln σ = θ·B (convex)."""
+    theta = start.copy()
+    for _ in range(_NEWTON_STEPS):
+        e = w * squared * np.exp(-2 * basis @ theta)
+        gradient = basis.T @ (w - e)
+        hessian = (basis * (2 * e)[:, None]).T @ basis
+        step = np.linalg.solve(hessian, gradient)
+        theta -= step
+        if gradient @ step / w.sum() < _NEWTON_TOLERANCE:
+            break
+    return theta
