@@ -36,10 +36,14 @@ LARGE = ("plummer-4M", "plummer-om-4M")
 POSITION_FLOW = ("density.position.type=maf", "density.position.flow_layers=6", "density.position.nn_width=64", "density.position.max_epochs=16")
 POSITION_LEGENDRE = ("density.position.type=legendre",)
 """`vanilla`'s n(x) of the (smooth) true tracers: ∇ ln n 1.6% against the MAF's 4.4% (gradients benchmark)."""
+NO_FRAME = ("density.velocity.frame=none", "density.velocity.frame_condition=position")
 METHODS: dict[str, tuple[str, ...]] = {  # the quickstart recipe with these overrides
     "conditional": ("fields.method=conditional", "density.position=null"),  # the quickstart before 2026-12-05
-    "vanilla": ("fields.method=vanilla", *POSITION_LEGENDRE),  # the quickstart itself since 2026-12-05
+    "vanilla": ("fields.method=vanilla", *POSITION_LEGENDRE),  # the quickstart itself (its p(v|x) in the frame)
     "vanilla+acceleration": ("fields.method=vanilla", *POSITION_LEGENDRE, "fields.residual_form=acceleration"),
+    # p(v|x) without the velocity frame (the quickstart before 2026-12-05, second session), or the frame alone
+    "vanilla+no-frame": ("fields.method=vanilla", *POSITION_LEGENDRE, *NO_FRAME),
+    "vanilla+frame-alone": ("fields.method=vanilla", *POSITION_LEGENDRE, "density.velocity.frame_condition=none"),
     "selection": ("fields.method=selection", *POSITION_FLOW),
     "pointwise": ("fields.method=pointwise", *POSITION_FLOW, "fields.pointwise.density=false"),  # ρ: s per point
     "weak": ("fields.method=weak",),  # no flow: a linear fit; members: 32 posterior draws

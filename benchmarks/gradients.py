@@ -30,6 +30,9 @@ N_TEST = 20_000
 VELOCITY = {"flow_layers": 6, "nn_width": 128, "nn_depth": 2, "learning_rate": 1e-3}
 POSITION = {"flow_layers": 6, "nn_width": 64, "nn_depth": 2, "learning_rate": 1e-3}
 CFM = {"width": 128, "depth": 3, "time_frequencies": 4, "ode_steps": 8, "learning_rate": 2e-3, "condition_noise_kpc": 0.0}
+FRAME_DISPERSIONS = {"frame": "galactocentric", "frame_condition": "dispersions"}
+MOCK_OVERRIDES = {"plummer": {}, "plummer-om": {"plummer": {"anisotropy_radius_kpc": 6.0}}}
+"""`DataSpec` keywords of each mock a case may name (`mock`; default the isotropic Plummer mock)."""
 CASES = {  # name: run_case keywords; fewer stars, smaller batches: enough steps
     "50k": {"n_stars": 50_000, "epochs": 40, "members": 1, "batch_size": 512},
     "200k-e20": {"n_stars": 200_000, "epochs": 20, "members": 1, "batch_size": 2048},
@@ -93,6 +96,22 @@ CASES = {  # name: run_case keywords; fewer stars, smaller batches: enough steps
                           "maf": {"condition_noise_kpc": 0.25}},
     # the quickstart's flow at the seed paper's star count (the accuracy table's `*/plummer-4M` rows)
     "maf-4M": {"n_stars": 4_000_000, "epochs": 16, "batch_size": 2048, "position": "legendre"},
+    # p(v|x) in the velocity frame (`maf`: its keys), the flow conditioned on the frame's ln σ or on nothing; `mock`:
+    # the Osipkov–Merritt Plummer mock (r_a = 6 kpc) beside the isotropic one
+    "maf-200k-om": {"n_stars": 200_000, "epochs": 20, "batch_size": 2048, "position": "legendre", "mock": "plummer-om"},
+    "frame-dispersions-200k": {"n_stars": 200_000, "epochs": 20, "batch_size": 2048, "position": "legendre",
+                               "maf": FRAME_DISPERSIONS},
+    "frame-dispersions-200k-om": {"n_stars": 200_000, "epochs": 20, "batch_size": 2048, "position": "legendre",
+                                  "maf": FRAME_DISPERSIONS, "mock": "plummer-om"},
+    "frame-alone-200k": {"n_stars": 200_000, "epochs": 20, "batch_size": 2048, "position": "legendre",
+                         "maf": {**FRAME_DISPERSIONS, "frame_condition": "none"}},
+    "frame-alone-200k-om": {"n_stars": 200_000, "epochs": 20, "batch_size": 2048, "position": "legendre",
+                            "maf": {**FRAME_DISPERSIONS, "frame_condition": "none"}, "mock": "plummer-om"},
+    "frame-dispersions-1M": {"n_stars": 1_000_000, "epochs": 16, "batch_size": 2048, "position": "legendre",
+                             "maf": FRAME_DISPERSIONS},
+    "frame-dispersions-1M-om": {"n_stars": 1_000_000, "epochs": 16, "batch_size": 2048, "position": "legendre",
+                                "maf": FRAME_DISPERSIONS, "mock": "plummer-om"},
+    "maf-1M-om": {"n_stars": 1_000_000, "epochs": 16, "batch_size": 2048, "position": "legendre", "mock": "plummer-om"},
 }
 WIDE_VELOCITY = {**VELOCITY, "flow_layers": 8, "nn_width": 256}
 
@@ -146,14 +165,14 @@ def _grad_log_p_chunked(models: list, x, v, chunk: int = 1000):
 def run_case(
     n_stars: int, epochs: int, members: int = 1, batch_size: int = 2048, seed: int = 0, model: str = "maf",
     n_test: int = N_TEST, cfm: dict | None = None, twin: bool = False, position: str | None = None,
-    maf: dict | None = None,
+    maf: dict | None = None, mock: str = "plummer",
 ) -> dict:
     """Fit and score one case; returns errors per gradient, wall times per density kind, gradient time per point.
 
     `model`: `maf` (K flows by seed, gradients combined by the ensemble median, n(x) fitted too), `bagged maf`
     (K flows on bootstrap resamples of the stars, gradients averaged), `wide maf` (8 layers × 256), or `cfm`
     (flow matching, `cfm` its settings over `CFM`); the last three fit p(v|x) only. `maf`: settings over
-    `VELOCITY` for the MAF's p(v|x) (`condition_noise_kpc`). `position` (`cfm`
+    `VELOCITY` for the MAF's p(v|x) (`condition_noise_kpc`, the velocity frame). `mock`: a key of `MOCK_OVERRIDES`. `position` (`cfm`
     or `legendre`) fits n(x) by that model instead (one model, not one per member). `twin` (not `maf`): fit
     the same model again on an independent sample of as many stars and record how the ∇ₓ ln p error splits into
     sampling noise and bias (`twin_split`).
@@ -166,10 +185,10 @@ def run_case(
     from dpotcube.sources.load import plummer_truth
     from dpotcube.sources.mocks import sample_plummer
 
-    truth = plummer_truth(DataSpec(n_stars=n_stars))
+    truth = plummer_truth(DataSpec(n_stars=n_stars, **MOCK_OVERRIDES[mock]))
     positions, velocities = sample_plummer(truth, seed)
     test_x, test_v = (jnp.asarray(a[:n_test], jnp.float32)
-                      for a in sample_plummer(plummer_truth(DataSpec(n_stars=N_TEST)), 999))
+                      for a in sample_plummer(plummer_truth(DataSpec(n_stars=N_TEST, **MOCK_OVERRIDES[mock])), 999))
     position_spec = PositionFlowSpec(**POSITION, batch_size=batch_size, max_epochs=epochs)
     ball = (np.asarray(truth.observer), truth.volume_radius_kpc)
 
@@ -213,6 +232,7 @@ def run_case(
         split = sampling_split(grad_x, twin_x, true_x)
     return {
         "model": model,
+        **({"mock": mock} if mock != "plummer" else {}),
         **({"position_model": position} if position else {}),
         **({"cfm": cfm} if cfm else {}),
         **({"maf": maf} if maf else {}),
@@ -266,7 +286,8 @@ def _settings(cfm: dict | None) -> str:
 
 
 def _position_model(case: dict) -> str:
-    return f"; n(x) {case['position_model']}" if "position_model" in case else ""
+    mock = "; Osipkov–Merritt mock" if case.get("mock") == "plummer-om" else ""
+    return (f"; n(x) {case['position_model']}" if "position_model" in case else "") + mock
 
 
 def markdown(r: dict) -> str:

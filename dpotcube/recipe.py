@@ -353,21 +353,22 @@ class FlowSpec(_Section):
     frame_reference_scales_kpc: ReferenceScalesKpc = Field(
         (2.0, 8.0, 32.0), description="Scales s (kpc) of the frame's radial shapes ln(1 + r/s)."
     )
-    condition_on_position: bool = Field(
-        True, description="With a `frame`: whether the flow of frame velocities is also conditioned on position. "
-        "`false`: the frame carries all of p(v|x)'s dependence on x (the velocity distribution changes across the "
-        "volume only by its mean and its dispersion per spherical component), the fewest numbers and the least noise "
-        "in ∇ₓ ln p; `true`: the flow may also change the distribution's shape with position, at the cost of its "
-        "networks' noise. Without a frame the flow is always conditioned."
+    frame_condition: Literal["position", "dispersions", "none"] = Field(
+        "position", description="With a `frame`, what the flow of frame velocities is conditioned on, i.e. how the "
+        "velocity distribution's shape may change across the volume beyond the frame's mean and dispersion: "
+        "`position`, freely with x (the MAF's networks carry it, with their sampling noise in ∇ₓ ln p); "
+        "`dispersions`, only through the frame's three local dispersions ln σ(x) (a shape that follows how hot the "
+        "population is; smooth in x by construction); `none`, not at all (the fewest numbers, the least noise; "
+        "right only where the distribution is one shape scaled and shifted, e.g. an isotropic power-law DF). "
+        "`condition_noise_kpc` jitters only `position`. Without a frame the flow is conditioned on position."
     )
 
     @model_validator(mode="after")
     def _frame_or_condition(self) -> FlowSpec:
-        if self.frame == "none" and not self.condition_on_position:
+        if self.frame == "none" and self.frame_condition != "position":
             raise ValueError(
-                "`condition_on_position: false` without a `frame` would make p(v|x) the same at every position: set "
-                "`frame: galactocentric` (the frame then carries the dependence on x), or leave "
-                "`condition_on_position: true`"
+                f"`frame_condition: {self.frame_condition}` conditions the flow of frame velocities, but `frame` is "
+                "`none`: set `frame: galactocentric`, or leave `frame_condition: position`"
             )
         return self
 

@@ -27,7 +27,7 @@ TINY = {
 }
 """Per `type`: the (p(v|x), n(x)) specs of a fit that takes seconds (the MAF's are the session's own flows); a
 model of n(x) only has no p(v|x) spec, and the p(v|x) checks are skipped for it."""
-VARIANTS = {"maf+frame": (FLOW_VELOCITY.model_copy(update={"frame": "galactocentric", "condition_on_position": False}),
+VARIANTS = {"maf+frame": (FLOW_VELOCITY.model_copy(update={"frame": "galactocentric", "frame_condition": "none"}),
                           FLOW_POSITION)}
 """Options of a registered type that change its model's structure (a velocity frame), held to the same contract."""
 

@@ -64,14 +64,18 @@ def test_a_flow_trains_on_the_chunks(saved):
     assert abs(draws.std() / table.velocities.std() - 1) < 0.3  # km/s, not standardised units
 
 
-def test_a_framed_flow_trains_on_the_chunks(saved):
+@pytest.mark.parametrize("condition", ["none", "dispersions"])
+def test_a_framed_flow_trains_on_the_chunks(saved, condition):
     """The velocity frame is fitted on stars from every chunk; the flow then sees frame velocities (mean ~0,
-    spread ~1), unconditioned, and its draws are back in km/s."""
+    spread ~1) and its condition, and its draws are back in km/s."""
     table, path = saved
     spec = FlowSpec(flow_layers=2, nn_width=16, max_epochs=2, batch_size=128, frame="galactocentric",
-                    condition_on_position=False)
+                    frame_condition=condition)
     flow, history = fit_flow(FlowSample(StarChunks(path, CHUNK), VELOCITIES, POSITIONS), spec, seed=0)
-    assert flow.frame is not None and not flow.flow_sees_condition and np.all(np.isfinite(history["val"]))
+    assert flow.frame is not None and flow.condition_kind == condition and np.all(np.isfinite(history["val"]))
+    if condition == "dispersions":  # standardised by the whole table's ln σ
+        log_sigma = np.asarray(flow.frame.log_dispersions(np.asarray(table.positions, np.float32)))
+        np.testing.assert_allclose(flow.cond_loc, log_sigma.mean(0), rtol=1e-4)
     np.testing.assert_allclose(flow.loc, 0.0, atol=0.05)
     np.testing.assert_allclose(flow.scale, 1.0, atol=0.05)
     draws = np.asarray(flow.sample(__import__("jax").random.key(0), 2000, table.positions))

@@ -79,13 +79,16 @@ def plummer_fits(stars):
     """p(v|x) on the session's Plummer stars: a plain MAF and one in the frame with no condition, same networks."""
     settings = {"flow_layers": 3, "nn_width": 32, "max_epochs": 8, "batch_size": 256}
     fits = {}
-    for name, extra in {"plain": {}, "frame": {"frame": "galactocentric", "condition_on_position": False}}.items():
+    variants = {"plain": {}, "frame": {"frame": "galactocentric", "frame_condition": "none"},
+                "dispersions": {"frame": "galactocentric", "frame_condition": "dispersions"}}
+    for name, extra in variants.items():
         fits[name] = fit_density(stars.velocities, FlowSpec(**settings, **extra), 0, conditions=stars.positions)[0]
     return fits
 
 
-def test_a_framed_flow_is_normalised_in_km_per_s(plummer_fits, stars):
-    model = plummer_fits["frame"]
+@pytest.mark.parametrize("variant", ["frame", "dispersions"])
+def test_a_framed_flow_is_normalised_in_km_per_s(plummer_fits, stars, variant):
+    model = plummer_fits[variant]
     grid = np.linspace(-800, 800, 65)
     v = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), -1).reshape(-1, 3)
     for x in (stars.observer, stars.observer + np.array([2.0, 1.0, -1.0])):
@@ -105,12 +108,13 @@ def test_the_frame_takes_the_x_dependence_off_the_networks(plummer_fits, stars, 
         return np.median(np.linalg.norm(np.asarray(gx) - true_x, axis=1) / np.linalg.norm(true_x, axis=1))
 
     plain, framed = error(plummer_fits["plain"]), error(plummer_fits["frame"])
-    assert framed < 0.85 * plain, (framed, plain)  # measured: 0.36 against 0.47 (BIC keeps one radial shape)
+    assert framed < 0.85 * plain, (framed, plain)
+    assert error(plummer_fits["dispersions"]) < plain  # the flow's condition: three smooth numbers, not x  # measured: 0.36 against 0.47 (BIC keeps one radial shape)
 
 
 def test_the_recipe_checks_the_frame_keys():
     with pytest.raises(RecipeError, match="frame: galactocentric"):
-        load_recipe(RECIPES / "quickstart.yaml", ["density.velocity.condition_on_position=false"])
+        load_recipe(RECIPES / "quickstart.yaml", ["density.velocity.frame_condition=dispersions"])
     with pytest.raises(RecipeError, match="n\\(x\\) has no velocities"):
         load_recipe(RECIPES / "quickstart.yaml", ["density.position.type=maf", "density.position.frame=galactocentric"])
     with pytest.raises(RecipeError, match="frame_reference_scales_kpc"):

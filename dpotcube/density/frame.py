@@ -50,6 +50,13 @@ class VelocityFrame(eqx.Module):
         rest = log_basis(x[None], self.centre, self.radius, self.degree, self.reference_scales, jnp)[0]
         return jnp.concatenate([jnp.ones(1, rest.dtype), rest])
 
+    def log_dispersions(self, x: Float[Array, "... 3"]) -> Float[Array, "... 3"]:
+        """ln σ (ln km/s) of the three components at positions `x`."""
+        flat = jnp.asarray(x).reshape(-1, 3)
+        basis = jnp.concatenate([jnp.ones((len(flat), 1), flat.dtype), log_basis(
+            flat, self.centre, self.radius, self.degree, self.reference_scales, jnp)], axis=1)
+        return (basis @ self.log_scale_coefficients).reshape(jnp.shape(x))
+
     def to_frame(self, v: Float[Array, "3"], x: Float[Array, "3"]) -> tuple[Float[Array, "3"], Float[Array, ""]]:
         """(u, ln |∂u/∂v|) for one star: p(v|x) = q(u|x) |∂u/∂v|."""
         b = self.basis(x)

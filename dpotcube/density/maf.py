@@ -37,8 +37,9 @@ class DensityFlow(DensityModel):
 
     Unconditional flows model n(x)/N (`c` is None). With ball support, `support` (a flowjax bijection,
     `ball.BallToSpace`) first maps the ball |y − centre| < radius onto R³, so the density has an exact edge.
-    With a `frame` (p(v|x) only), the flow models u = frame(v; x), and sees x as its condition only when
-    `flow_conditioned` (None: as `conditional`, every model saved before frames existed).
+    With a `frame` (p(v|x) only), the flow models u = frame(v; x) conditioned on `flow_condition`: `position` (x),
+    `dispersions` (the frame's three ln σ at x) or `none` (None: x when `conditional`, as every model saved before
+    frames existed).
     """
 
     flow: eqx.Module
@@ -49,14 +50,28 @@ class DensityFlow(DensityModel):
     support: BallToSpace | None
     conditional: bool = eqx.field(static=True)
     frame: VelocityFrame | None = None
-    flow_conditioned: bool | None = eqx.field(static=True, default=None)
+    flow_condition: str | None = eqx.field(static=True, default=None)
+
+    @property
+    def condition_kind(self) -> str:
+        """What the flow is conditioned on: `position`, `dispersions` or `none`."""
+        if self.flow_condition is not None:
+            return self.flow_condition
+        return "position" if self.conditional else "none"
 
     @property
     def flow_sees_condition(self) -> bool:
-        return self.conditional if self.flow_conditioned is None else self.flow_conditioned
+        return self.condition_kind != "none"
+
+    def raw_condition(self, c: Float[Array, "... 3"] | None) -> Float[Array, "... 3"] | None:
+        """The flow's condition at positions `c` before standardisation (None when it takes none)."""
+        if c is None or self.condition_kind == "none":
+            return None
+        return self.frame.log_dispersions(c) if self.condition_kind == "dispersions" else c
 
     def _flow_condition(self, c: Float[Array, "... 3"] | None) -> Float[Array, "... 3"] | None:
-        return (c - self.cond_loc) / self.cond_scale if c is not None and self.flow_sees_condition else None
+        raw = self.raw_condition(c)
+        return None if raw is None else (raw - self.cond_loc) / self.cond_scale
 
     def log_prob(self, y: Float[Array, "3"], c: Float[Array, "3"] | None = None) -> Float[Array, ""]:
         """ln p for one point: (km/s)⁻³ for p(v|x), kpc⁻³ for n(x)/N."""
@@ -98,11 +113,11 @@ def flow_skeleton(
     key: PRNGKeyArray | None = None,
     frame_degree: int | None = None,
     frame_scales: tuple[float, ...] = (),
-    condition_flow: bool = True,
+    flow_condition: str = "position",
 ) -> DensityFlow:
     """An untrained flow with identity standardization (also the loading skeleton); with `frame_degree`, p(v|x) in a
-    velocity frame of that degree and reference scales, the flow conditioned on x only when `condition_flow`."""
-    flow_conditioned = conditioned and condition_flow
+    velocity frame of that degree and reference scales, the flow conditioned on `flow_condition`."""
+    flow_conditioned = conditioned and flow_condition != "none"
     flow = masked_autoregressive_flow(
         jr.key(0) if key is None else key,
         base_dist=Normal(jnp.zeros(3)),
@@ -118,7 +133,7 @@ def flow_skeleton(
     framed = conditioned and frame_degree is not None
     return DensityFlow(flow=flow, loc=zeros, scale=ones, cond_loc=zeros, cond_scale=ones, support=support,
                        conditional=conditioned, frame=frame_skeleton(frame_degree, frame_scales) if framed else None,
-                       flow_conditioned=flow_conditioned if framed else None)
+                       flow_condition=flow_condition if framed else None)
 
 
 def flow_hyperparameters(spec: FlowSpec, conditioned: bool, ball: bool, frame: VelocityFrame | None = None) -> dict:
@@ -127,7 +142,7 @@ def flow_hyperparameters(spec: FlowSpec, conditioned: bool, ball: bool, frame: V
     if conditioned and spec.frame != "none":
         frame_keys = {"frame_degree": spec.frame_max_degree if frame is None else frame.degree,
                       "frame_scales": tuple(spec.frame_reference_scales_kpc if frame is None else frame.reference_scales),
-                      "condition_flow": spec.condition_on_position}
+                      "flow_condition": spec.frame_condition}
     return {
         "flow_layers": spec.flow_layers,
         "nn_width": spec.nn_width,
@@ -192,10 +207,11 @@ def fit_flow(
         support = BallToSpace(jnp.asarray(ball[0], jnp.float32), jnp.asarray(ball[1], jnp.float32))
         model = eqx.tree_at(lambda m: m.support, model, support)
         y = jax.vmap(support.transform)(y)  # the flow sees z = g(x)
-    cond_stats = (model.cond_loc, model.cond_scale) if c is None else (c.mean(0), c.std(0))
+    raw = model.raw_condition(c)
+    cond_stats = (model.cond_loc, model.cond_scale) if raw is None else (raw.mean(0), raw.std(0))
     model = eqx.tree_at(lambda m: (m.loc, m.scale, m.cond_loc, m.cond_scale), model, (y.mean(0), y.std(0), *cond_stats))
     y_std = (y - model.loc) / model.scale
-    c_std = model._flow_condition(c)
+    c_std = None if raw is None else (raw - model.cond_loc) / model.cond_scale
     n_stars = len(y)
     del y, c  # only the standardised copies are trained on
 
@@ -248,7 +264,7 @@ def fit_flow(
 
 def condition_jitter(spec: FlowSpec, model: DensityFlow) -> Float[Array, "3"] | None:
     """`spec.condition_noise_kpc` in the flow's standardized condition units; None for none (or no condition)."""
-    if not model.flow_sees_condition or spec.condition_noise_kpc <= 0:
+    if model.condition_kind != "position" or spec.condition_noise_kpc <= 0:
         return None
     return spec.condition_noise_kpc / model.cond_scale
 
@@ -281,14 +297,16 @@ def fit_flow_streamed(
         model = framed_flow(model, spec, *_spread_rows(sample, FRAME_STARS))
 
     def chunk(i: int) -> tuple[Array, Array | None, np.ndarray | None, np.ndarray]:
+        """(the flow's targets, its condition before standardisation, weights, held out) of chunk `i`."""
         y, c, w = sample.read(i)
         y = jnp.asarray(y, jnp.float32)
         if c is not None:
-            y = to_frame(model, y, jnp.asarray(c, jnp.float32))
+            c = jnp.asarray(c, jnp.float32)
+            y = to_frame(model, y, c)
         if support is not None:
             y = jax.vmap(support.transform)(y)  # the flow sees z = g(x)
         held_out = np.random.default_rng([split, i]).random(len(y)) < spec.val_fraction
-        return y, None if c is None else jnp.asarray(c, jnp.float32), w, held_out
+        return y, model.raw_condition(c), w, held_out
 
     sums = np.zeros((4, 3))  # Σy, Σy², Σc, Σc²
     n, weight_sum, n_train, val = len(sample), 0.0, [], []
@@ -305,17 +323,17 @@ def fit_flow_streamed(
         val.append((y[keep], None if c is None else c[keep], None if w is None else w[keep]))
     mean, std = sums[::2] / n, np.sqrt(np.maximum(sums[1::2] / n - (sums[::2] / n) ** 2, 0))
     stats = [jnp.asarray(a, jnp.float32) for a in (mean[0], std[0], mean[1], std[1])]
-    if not conditioned:
+    if not model.flow_sees_condition:
         stats[2:] = [model.cond_loc, model.cond_scale]
     model = eqx.tree_at(lambda m: (m.loc, m.scale, m.cond_loc, m.cond_scale), model, tuple(stats))
     w_mean = weight_sum / n if weighted else 1.0
 
     def standardise(y, c, w):
-        return ((y - model.loc) / model.scale, model._flow_condition(c),
+        return ((y - model.loc) / model.scale, None if c is None else (c - model.cond_loc) / model.cond_scale,
                 None if w is None else jnp.asarray(w / w_mean, jnp.float32))
 
     y_val, c_val, w_val = standardise(jnp.concatenate([v[0] for v in val]),
-                                      jnp.concatenate([v[1] for v in val]) if conditioned else None,
+                                      jnp.concatenate([v[1] for v in val]) if model.flow_sees_condition else None,
                                       np.concatenate([v[2] for v in val]) if weighted else None)
     del val
     batch = min(spec.batch_size, sum(n_train))
