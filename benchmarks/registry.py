@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, str] = {
     "solver": "benchmarks.solver",
     "budget": "benchmarks.budget",
     "curvature": "benchmarks.curvature",
+    "seeds": "benchmarks.seeds",
     "device": "benchmarks.device",
     "scaling": "benchmarks.scaling",
     "paper-plummer": "benchmarks.paper_plummer",

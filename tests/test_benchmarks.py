@@ -353,3 +353,16 @@ def test_curvature_table_puts_the_density_cells_on_the_quickstarts_star_count_an
     assert rows[0].endswith("| 200,000 | 1 | 0.0045 | 0.040 (+0.003) | 16 |  |")
     assert rows[1].endswith("| 1,000,000 | 1 | 0.0045 | 0.040 (+0.003) | 16 | 0.086 / 0.126 |")
     assert markdown(result).splitlines()[-1].startswith("| control: the true ∇ ln n × 1.01 |")
+
+
+def test_seeds_table_shows_every_seed_and_the_mean_per_variant():
+    from benchmarks.seeds import markdown, summary
+
+    builds = [{"seed": 0, "accel": 0.009, "density": 0.068}, {"seed": 1, "accel": 0.0086, "density": 0.151}]
+    assert summary(builds) == {"density": {"mean": 0.1095, "min": 0.068, "max": 0.151},
+                               "accel": {"mean": 0.0088, "min": 0.0086, "max": 0.009}}
+    result = {"command": "python -m benchmarks run seeds", "date": "2026-12-05", "machine": "m", "device": "cpu",
+              "versions": {"dpotcube": "0", "jax": "0", "python": "3"},
+              "mocks": {"plummer": {"frame": {"builds": builds, **summary(builds)}}}}
+    row = next(line for line in markdown(result).splitlines() if line.startswith("| frame |"))
+    assert row == "| frame | 0.068 · 0.0090 | 0.151 · 0.0086 | 0.110 · 0.0088 | 0.068–0.151 |"
