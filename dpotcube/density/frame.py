@@ -45,17 +45,17 @@ class VelocityFrame(eqx.Module):
     degree: int = eqx.field(static=True)
     reference_scales: tuple[float, ...] = eqx.field(static=True)  # kpc
 
+    def basis_rows(self, x: Float[Array, "n 3"]) -> Float[Array, "n K"]:
+        """1, the reference shapes, then the Legendre products of degree 1 … `degree`, at each row of `x`."""
+        rest = log_basis(x, self.centre, self.radius, self.degree, self.reference_scales, jnp)
+        return jnp.concatenate([jnp.ones((len(x), 1), rest.dtype), rest], axis=1)
+
     def basis(self, x: Float[Array, "3"]) -> Float[Array, " K"]:
-        """1, the reference shapes, then the Legendre products of degree 1 … `degree`."""
-        rest = log_basis(x[None], self.centre, self.radius, self.degree, self.reference_scales, jnp)[0]
-        return jnp.concatenate([jnp.ones(1, rest.dtype), rest])
+        return self.basis_rows(x[None])[0]
 
     def log_dispersions(self, x: Float[Array, "... 3"]) -> Float[Array, "... 3"]:
         """ln σ (ln km/s) of the three components at positions `x`."""
-        flat = jnp.asarray(x).reshape(-1, 3)
-        basis = jnp.concatenate([jnp.ones((len(flat), 1), flat.dtype), log_basis(
-            flat, self.centre, self.radius, self.degree, self.reference_scales, jnp)], axis=1)
-        return (basis @ self.log_scale_coefficients).reshape(jnp.shape(x))
+        return (self.basis_rows(jnp.asarray(x).reshape(-1, 3)) @ self.log_scale_coefficients).reshape(jnp.shape(x))
 
     def to_frame(self, v: Float[Array, "3"], x: Float[Array, "3"]) -> tuple[Float[Array, "3"], Float[Array, ""]]:
         """(u, ln |∂u/∂v|) for one star: p(v|x) = q(u|x) |∂u/∂v|."""

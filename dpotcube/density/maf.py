@@ -1,9 +1,10 @@
 """The masked autoregressive flow (`type: maf`): n(x) (3-D) and p(v|x) (3-D given 3-D) behind one module and one fit.
 
 Both are flowjax masked autoregressive flows with affine transformers and smooth activations on
-standardized variables (p(v|x) optionally in a velocity frame that follows position, `frame.py`): affine MAFs give ∇ ln p with continuous derivatives. flowjax's spline
-transformer is only C¹ (its second derivative jumps at knots) and ReLU gives kinked gradients;
-the CBE differentiates the networks trained on these gradients, so neither is offered.
+standardized variables (p(v|x) optionally in a velocity frame that follows position, `frame.py`): affine MAFs
+give ∇ ln p with continuous derivatives. flowjax's spline transformer is only C¹ (its second derivative jumps at
+knots) and ReLU gives kinked gradients; the CBE differentiates the networks trained on these gradients, so neither
+is offered.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ class DensityFlow(DensityModel):
         if self.frame is not None:
             y, log_det = self.frame.to_frame(y, c)
         if self.support is not None:
-            y, log_det = self.support.transform_and_log_det(y)
+            y, support_log_det = self.support.transform_and_log_det(y)
+            log_det = log_det + support_log_det
         y_std = (y - self.loc) / self.scale
         return self.flow.log_prob(y_std, self._flow_condition(c)) - jnp.sum(jnp.log(self.scale)) + log_det
 
