@@ -31,7 +31,7 @@ def measured_build(recipe_path: Path, overrides: list[str], build_dir: Path, for
         "wall_seconds": round(wall, 1),
         "stage_seconds": {stage: entry["seconds"] for stage, entry in manifest.items()},
         "stage_peak_rss_mb": memory.peaks_mb,
-        "peak_rss_mb": round(max(_process_peak_mb(), *memory.peaks_mb.values()), 1),
+        "peak_rss_mb": round(max([_process_peak_mb(), *memory.peaks_mb.values()]), 1),
         "scores": result.scores,
     }
     return result, record
