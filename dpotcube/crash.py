@@ -7,6 +7,7 @@ one-line message, the latter after writing the full traceback to a log file.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -44,11 +45,24 @@ def remember_interrupts() -> None:
     if threading.current_thread() is not threading.main_thread():
         return
 
-    def handler(signum, frame):
-        _STATE["interrupt"] = True
+    signal.signal(signal.SIGINT, interrupt_handler)
+
+
+def interrupt_handler(signum: int, frame) -> None:
+    """Remember the Ctrl-C; raise KeyboardInterrupt unless `frame` is where Python would swallow it and print its
+    traceback (a garbage-collection callback such as JAX's, a `__del__`): there the stage's end stops the build."""
+    _STATE["interrupt"] = True
+    if not _swallowed_at(frame):
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, handler)
+
+def _swallowed_at(frame) -> bool:
+    callbacks = {getattr(callback, "__code__", None) for callback in gc.callbacks}
+    while frame is not None:
+        if frame.f_code in callbacks or frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
 
 
 @contextlib.contextmanager

@@ -182,12 +182,19 @@ def test_accuracy_cases_cover_every_method_on_every_mock_and_share_flows_per_moc
     from dpotcube.recipe import load_recipe
 
     assert set(CASES) == {f"{method}/{mock}" for method in METHODS for mock in MOCKS}
-    specs = {}
+    specs, own_flow = {}, {"vanilla+no-frame", "vanilla+frame-alone"}  # rows that compare p(v|x) models
     for name, (method, mock, recipe, overrides) in CASES.items():
         parsed, _ = load_recipe(REPO / recipe, list(overrides))
         assert parsed.fields.method == method.split("+")[0]
-        specs.setdefault(mock, set()).add((parsed.density.velocity.model_dump_json(), parsed.data.model_dump_json()))
+        if method not in own_flow:
+            specs.setdefault(mock, set()).add((parsed.density.velocity.model_dump_json(),
+                                               parsed.data.model_dump_json()))
     assert all(len(shared) == 1 for shared in specs.values())  # one p(v|x) flow and one star set per mock
+    for method in own_flow:  # each differs from the shared flow in its velocity frame alone
+        parsed, _ = load_recipe(REPO / CASES[f"{method}/plummer"][2], list(CASES[f"{method}/plummer"][3]))
+        shared, _ = load_recipe(REPO / CASES["vanilla/plummer"][2], list(CASES["vanilla/plummer"][3]))
+        differs = {k for k, v in parsed.density.velocity.model_dump().items() if v != getattr(shared.density.velocity, k)}
+        assert differs and differs <= {"frame", "frame_condition"}, differs
 
 
 def test_device_check_runs_tiny_on_the_cpu_and_says_so(tmp_path):

@@ -57,6 +57,38 @@ def test_ctrl_c_is_one_line_naming_the_stage_and_the_resume_command(project, mon
                        f"with: dpotcube build {TINY} --set fields.steps=10.")
 
 
+def test_a_ctrl_c_inside_a_garbage_collection_callback_is_remembered_not_printed():
+    """Python prints, then swallows, an exception raised in a gc callback (JAX registers one); the handler only
+    remembers a Ctrl-C there, and the stage's end stops the build. Anywhere else it raises at once."""
+    import gc
+    import signal
+    import sys
+
+    from dpotcube import crash
+
+    crash.context()
+    outcomes = []
+
+    def callback(phase, info):
+        try:
+            crash.interrupt_handler(signal.SIGINT, sys._getframe())
+            outcomes.append("remembered")
+        except KeyboardInterrupt:
+            outcomes.append("raised")
+
+    gc.callbacks.append(callback)
+    try:
+        gc.collect()
+    finally:
+        gc.callbacks.remove(callback)
+    assert outcomes and set(outcomes) == {"remembered"}
+    with pytest.raises(KeyboardInterrupt), crash.stage("fields"):
+        pass  # the remembered Ctrl-C stops the stage as it ends
+    crash.context()
+    with pytest.raises(KeyboardInterrupt):
+        crash.interrupt_handler(signal.SIGINT, sys._getframe())
+
+
 def test_corrupt_manifest_is_a_warning_and_moved_aside_by_build(project):
     from dpotcube.preflight import preflight
     from dpotcube.recipe import load_recipe
