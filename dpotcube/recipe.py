@@ -343,7 +343,7 @@ class FlowSpec(_Section):
         "each s in `frame_reference_scales_kpc`, and Legendre products of degree ≤ `frame_max_degree`, the "
         "columns kept chosen by BIC; fitted by Gaussian maximum likelihood before the flow). How the velocity ellipsoid grows, shrinks and moves across the "
         "volume then rests on a few dozen numbers, not on the flow's networks, and ∇ₓ ln p carries far less of their "
-        "sampling noise (docs/density.md, 'The velocity frame'); `none`: velocities standardised by one global mean "
+        "sampling noise (docs/density.md, 'A velocity frame for p(v|x)'); `none`: velocities standardised by one global mean "
         "and scale."
     )
     frame_max_degree: int = Field(
