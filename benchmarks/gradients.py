@@ -112,6 +112,10 @@ CASES = {  # name: run_case keywords; fewer stars, smaller batches: enough steps
     "frame-dispersions-1M-om": {"n_stars": 1_000_000, "epochs": 16, "batch_size": 2048, "position": "legendre",
                                 "maf": FRAME_DISPERSIONS, "mock": "plummer-om"},
     "maf-1M-om": {"n_stars": 1_000_000, "epochs": 16, "batch_size": 2048, "position": "legendre", "mock": "plummer-om"},
+    "frame-alone-1M": {"n_stars": 1_000_000, "epochs": 16, "batch_size": 2048, "position": "legendre",
+                       "maf": {**FRAME_DISPERSIONS, "frame_condition": "none"}},
+    "frame-alone-1M-om": {"n_stars": 1_000_000, "epochs": 16, "batch_size": 2048, "position": "legendre",
+                          "maf": {**FRAME_DISPERSIONS, "frame_condition": "none"}, "mock": "plummer-om"},
 }
 WIDE_VELOCITY = {**VELOCITY, "flow_layers": 8, "nn_width": 256}
 

@@ -29,6 +29,8 @@ MOCKS = {"dusty": {}, "dust-free": {"dust": None}}
 """`data.observation` of each mock: the defaults (dust on), or the magnitude limit alone."""
 
 METHODS = ("conditional", "selection", "vanilla", "pointwise", "weak")
+VELOCITY_FRAME = {"frame": "galactocentric", "frame_condition": "dispersions"}
+"""p(v|x) in the quickstart's velocity frame (docs/density.md); rows from before 2026-12-05 had none."""
 POINTWISE = {"n_velocities": 256, "density": False}
 """`pointwise` scores a only: its ρ costs seconds per grid point (docs/pointwise.md)."""
 
@@ -45,7 +47,7 @@ def method_recipe(name: str, mock: str, method: str, stars: int, steps: int, epo
         "seed": 0,
         "data": {"source": "plummer", "n_stars": stars, "volume_radius_kpc": 3.0, "observation": MOCKS[mock]},
         "density": {
-            "velocity": {"flow_layers": 6, "nn_width": 128, "learning_rate": 1e-3, "max_epochs": epochs},
+            "velocity": {"flow_layers": 6, "nn_width": 128, "learning_rate": 1e-3, "max_epochs": epochs, **VELOCITY_FRAME},
             "position": position,
             "collocation": {"n_positions": 32_768, "velocities_per_position": 4},
         },
@@ -89,6 +91,7 @@ def run_methods(mocks: list[str], methods: list[str], stars: int, steps: int, ep
                     "wall_seconds": round(sum(manifest[s]["seconds"] for s in used), 1),
                     "session_seconds": round(session, 1),
                     "field_parameters": int(n_params),
+                    **({"velocity_frame": VELOCITY_FRAME["frame_condition"]} if m.fits_flows else {}),
                     "scores": scores,
                 })
                 print(json.dumps(rows[-1]), flush=True)
@@ -118,13 +121,16 @@ def markdown(r: dict) -> str:
     for row in r["rows"]:
         s = row["scores"]
         lines.append(
-            f"| {row['mock']} | `{row['method']}` | {cell(s, 'median_rel_error_accel')} | "
+            f"| {row['mock']} | `{row['method']}`{' †' if row.get('velocity_frame') else ''} | {cell(s, 'median_rel_error_accel')} | "
             f"{cell(s, 'median_rel_error_density')} | {cell(s, 'share_density_within_10pct', '.2f')} | "
             f"{cell(s, 'share_density_within_10pct_well_seen', '.2f')} | {cell(s, 'median_shape_error_efficiency')} | "
             f"{cell(s, 'median_shape_error_tracer_density')} | {row['wall_seconds']:.0f} s | {row['field_parameters']:,} |"
         )
     noted = [f"`{row['method']}` on {row['mock']}: {row['note']}" for row in r["rows"] if row.get("note")]
-    lines += ["", *(["Rows from an earlier run: " + "; ".join(noted) + "."] if noted else []),
+    framed = any(row.get("velocity_frame") for row in r["rows"])
+    lines += ["", *(["† p(v|x) in the velocity frame (`frame: galactocentric`, `frame_condition: dispersions`); the "
+                     "other rows that fit a p(v|x) flow predate it."] if framed else []),
+              *(["Rows from an earlier run: " + "; ".join(noted) + "."] if noted else []),
               "", "Goal (conditional Deep Potential): `conditional` within 10% density error at ≥ 90% of the "
               "well-seen points, on 2 CPU cores in ≤ 30 minutes.", ""]
     return "\n".join(lines)

@@ -70,7 +70,7 @@ def run(argv: list[str]) -> dict:
             print(mock, variant, results[mock][variant], flush=True)
     previous = json.loads(RESULTS.read_text())["mocks"] if RESULTS.exists() else {}  # read last: runs side by side
     return {"command": "python -m benchmarks run seeds " + shlex.join(argv), **environment(),
-            "mocks": {**previous, **results}}
+            "mocks": {**previous, **{mock: {**previous.get(mock, {}), **v} for mock, v in results.items()}}}
 
 
 def markdown(r: dict) -> str:

@@ -305,6 +305,8 @@ class CollocationSpec(_Section):
 
 ReferenceScalesKpc = Annotated[tuple[PositiveFloat, ...], MinLen(1)]
 """Scales s (kpc) of radial shapes ln(1 + r/s) about the Galactic centre: at least one, each positive."""
+FRAME_REFERENCE_SCALES_KPC = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0)
+"""The velocity frame's radial shapes on offer; its fit keeps those stepwise BIC asks for (usually one)."""
 
 
 class FlowSpec(_Section):
@@ -341,17 +343,18 @@ class FlowSpec(_Section):
         "follows its position: Galactocentric spherical components (v_r, v_θ, v_φ), each less a mean and divided by "
         "a dispersion that are smooth functions of position (a constant, ln(1 + r/s) of the Galactocentric radius for "
         "each s in `frame_reference_scales_kpc`, and Legendre products of degree ≤ `frame_max_degree`, the "
-        "columns kept chosen by BIC; fitted by Gaussian maximum likelihood before the flow). How the velocity ellipsoid grows, shrinks and moves across the "
+        "columns kept chosen by forward stepwise BIC; fitted by Gaussian maximum likelihood before the flow). How the velocity ellipsoid grows, shrinks and moves across the "
         "volume then rests on a few dozen numbers, not on the flow's networks, and ∇ₓ ln p carries far less of their "
         "sampling noise (docs/density.md, 'A velocity frame for p(v|x)'); `none`: velocities standardised by one global mean "
         "and scale."
     )
     frame_max_degree: int = Field(
-        1, ge=0, le=4, description="Highest total degree of the frame's Legendre part tried. BIC picks among the "
-        "constant, the reference shapes added one by one, and each degree up to this one."
+        1, ge=0, le=4, description="Highest total degree of the frame's Legendre part tried. From the constant, "
+        "forward stepwise BIC adds whichever raises it most of a reference shape not yet kept and the next degree."
     )
     frame_reference_scales_kpc: ReferenceScalesKpc = Field(
-        (2.0, 8.0, 32.0), description="Scales s (kpc) of the frame's radial shapes ln(1 + r/s)."
+        FRAME_REFERENCE_SCALES_KPC,
+        description="Scales s (kpc) of the radial shapes ln(1 + r/s) the frame may keep (each tried on its own)."
     )
     frame_condition: Literal["position", "dispersions", "none"] = Field(
         "position", description="With a `frame`, what the flow of frame velocities is conditioned on, i.e. how the "

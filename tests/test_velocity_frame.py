@@ -30,13 +30,13 @@ def test_spherical_axes_are_a_right_handed_orthonormal_frame():
     np.testing.assert_allclose(np.asarray(spherical_axes(jnp.asarray([-8.0, 0.0, 0.0])))[2], [0, -1, 0], atol=1e-6)
 
 
-def _stars_in_a_known_frame(n: int, seed: int):
+def _stars_in_a_known_frame(n: int, seed: int, power: float = -0.5):
     """Positions in a 3 kpc ball about (−8, 0, 0); spherical velocity components with mean (0, 0, 150 + 10 x) km/s
-    and dispersions σ_k = s_k (1 + r/8)^{−1/2}: (positions, velocities, true σ, true mean) at each star."""
+    and dispersions σ_k = s_k (1 + r/8)^`power`: (positions, velocities, true σ, true mean) at each star."""
     rng = np.random.default_rng(seed)
     x = uniform_in_ball(rng, n, np.array([-8.0, 0.0, 0.0]), 3.0)
     r = np.linalg.norm(x, axis=1)
-    sigma = np.array([60.0, 40.0, 30.0]) * (1 + r / 8)[:, None] ** -0.5
+    sigma = np.array([60.0, 40.0, 30.0]) * (1 + r / 8)[:, None] ** power
     mean = np.stack([np.zeros(n), np.zeros(n), 150 + 10 * (x[:, 0] + 8)], axis=1)
     components = mean + sigma * rng.standard_normal((n, 3))
     axes = np.asarray(jax.vmap(spherical_axes)(jnp.asarray(x, jnp.float32)), np.float64)
@@ -56,6 +56,20 @@ def test_the_frame_recovers_a_known_mean_and_dispersion_field():
     u, log_det = frame.to_frame(jnp.asarray(v[0], jnp.float32), jnp.asarray(x[0], jnp.float32))
     assert float(log_det) == pytest.approx(-np.sum(np.log(fitted_sigma_at(frame, x[0]))), rel=1e-5)
     np.testing.assert_allclose(np.asarray(frame.from_frame(u, jnp.asarray(x[0], jnp.float32))), v[0], rtol=1e-4)
+
+
+def test_stepwise_bic_keeps_the_scale_that_bends_the_dispersions_as_the_stars_do():
+    """Dispersions ∝ (1 + r/8)^(−2), v_φ's mean linear in x: ln σ keeps s = 8 alone of the shapes ln(1 + r/s), s = 1, 8, 64
+    (the former nested candidates tried s = 1 alone first) with its slope −2; μ, fitted first, the linear
+    Legendre terms or a shape (over the ball both are about linear along r), never both; each part's other
+    coefficients zero."""
+    x, v, _, _ = _stars_in_a_known_frame(100_000, 4, power=-2.0)
+    frame = fit_frame(v, x, max_degree=1, reference_scales=(1.0, 8.0, 64.0))
+    log_scale, mean = np.asarray(frame.log_scale_coefficients), np.asarray(frame.mean_coefficients)
+    at = frame.reference_scales.index(8.0)
+    np.testing.assert_allclose(log_scale[1 + at], -2.0, atol=0.1)
+    assert np.count_nonzero(np.any(log_scale != 0, axis=1)) == 2  # the constant and ln(1 + r/8)
+    assert 0 < np.count_nonzero(np.any(mean[1:] != 0, axis=1)) <= 3
 
 
 def fitted_sigma_at(frame, x):
