@@ -70,7 +70,13 @@ def run(argv: list[str]) -> dict:
             print(mock, variant, results[mock][variant], flush=True)
     previous = json.loads(RESULTS.read_text())["mocks"] if RESULTS.exists() else {}  # read last: runs side by side
     return {"command": "python -m benchmarks run seeds " + shlex.join(argv), **environment(),
-            "mocks": {**previous, **{mock: {**previous.get(mock, {}), **v} for mock, v in results.items()}}}
+            "mocks": merge_mocks(previous, results)}
+
+
+def merge_mocks(previous: dict, results: dict) -> dict:
+    """`previous` mocks and variants with this run's (mock, variant) pairs replaced: a run of one variant keeps the
+    others' rows."""
+    return {**previous, **{mock: {**previous.get(mock, {}), **variants} for mock, variants in results.items()}}
 
 
 def markdown(r: dict) -> str:
@@ -84,7 +90,7 @@ def markdown(r: dict) -> str:
          "cell: median |Δρ|/ρ · median |Δa|/|a| inside the volume."),
         "",
     ]
-    for mock, variants in r["mocks"].items():
+    for mock, variants in sorted(r["mocks"].items(), key=lambda item: list(MOCKS).index(item[0])):
         seeds = [b["seed"] for b in next(iter(variants.values()))["builds"]]
         lines += [f"**{MOCKS[mock][0]}**", "",
                   "| p(v\\|x) | " + " | ".join(f"seed {k}" for k in seeds) + " | mean ρ · a | range of ρ |",

@@ -362,6 +362,14 @@ def test_curvature_table_puts_the_density_cells_on_the_quickstarts_star_count_an
     assert markdown(result).splitlines()[-1].startswith("| control: the true ∇ ln n × 1.01 |")
 
 
+def test_seeds_run_of_one_variant_keeps_the_other_variants_rows():
+    from benchmarks.seeds import merge_mocks
+
+    previous = {"plummer": {"frame": "old", "no-frame": "kept"}, "plummer-om": {"frame": "kept too"}}
+    merged = merge_mocks(previous, {"plummer": {"frame": "new"}})
+    assert merged == {"plummer": {"frame": "new", "no-frame": "kept"}, "plummer-om": {"frame": "kept too"}}
+
+
 def test_seeds_table_shows_every_seed_and_the_mean_per_variant():
     from benchmarks.seeds import markdown, summary
 
