@@ -124,15 +124,16 @@ def fit_frame(
 
     mean_kept = stepwise(lambda c: _mean_log_likelihood(basis[:, c], components, w))
     mean_columns = columns(mean_kept)
-    squared = (components - basis[:, mean_columns] @ _fit_mean(basis[:, mean_columns], components, w)) ** 2
+    mean_coefficients = _fit_mean(basis[:, mean_columns], components, w)
+    squared = (components - basis[:, mean_columns] @ mean_coefficients) ** 2
     scale_kept = stepwise(lambda c: _fit_log_scale(basis[:, c], squared, w)[1])
+    scale_columns = columns(scale_kept)
     scales = tuple(sorted(set(mean_kept[0]) | set(scale_kept[0])))
     frame = frame_skeleton(max(mean_kept[1], scale_kept[1]), tuple(reference_scales[i] for i in scales))
     union = columns((scales, frame.degree))
-    mean = np.zeros((len(union), 3))
-    mean[np.isin(union, mean_columns)] = _fit_mean(basis[:, mean_columns], components, w)
-    log_scale = np.zeros((len(union), 3))
-    log_scale[np.isin(union, columns(scale_kept))] = _fit_log_scale(basis[:, columns(scale_kept)], squared, w)[0]
+    mean, log_scale = np.zeros((len(union), 3)), np.zeros((len(union), 3))
+    mean[np.isin(union, mean_columns)] = mean_coefficients
+    log_scale[np.isin(union, scale_columns)] = _fit_log_scale(basis[:, scale_columns], squared, w)[0]
     frame = eqx.tree_at(lambda f: (f.centre, f.radius), frame, (jnp.asarray(centre), jnp.asarray(radius)))
     return eqx.tree_at(lambda f: (f.mean_coefficients, f.log_scale_coefficients), frame,
                        (jnp.asarray(mean, jnp.float32), jnp.asarray(log_scale, jnp.float32)))
