@@ -125,10 +125,16 @@ def run(argv: list[str]) -> dict:
             print(row, form, results[row][form]["scores"]["median_rel_error_density"], flush=True)
     errors = {name: _gradient_error(models[name], points, name) for name in ("x", "v", "n")}
     order = ["end to end", *ROWS]
-    mocks = _previous_mocks()  # read last: runs on the other mock side by side keep theirs
-    mocks[args.mock] = {"build": str(build), "model_gradient_errors": errors,
-                        "rows": {row: results[row] for row in order if row in results}}
-    return {"command": command, **env, "mocks": {mock: mocks[mock] for mock in MOCKS if mock in mocks}}
+    entry = {"build": str(build), "model_gradient_errors": errors,
+             "rows": {row: results[row] for row in order if row in results}}
+    return {"command": command, **env, "mocks": recorded_with(args.mock, entry)}
+
+
+def recorded_with(mock: str, entry: dict) -> dict[str, dict]:
+    """The recorded results by mock, read now (a run on another mock side by side keeps its rows), `mock`'s
+    replaced by `entry`."""
+    mocks = {**_previous_mocks(), mock: entry}
+    return {name: mocks[name] for name in MOCKS if name in mocks}
 
 
 def _previous_mocks() -> dict[str, dict]:

@@ -362,6 +362,17 @@ def test_curvature_table_puts_the_density_cells_on_the_quickstarts_star_count_an
     assert markdown(result).splitlines()[-1].startswith("| control: the true ∇ ln n × 1.01 |")
 
 
+def test_budget_run_on_one_mock_keeps_rows_another_run_wrote_meanwhile(tmp_path, monkeypatch):
+    import json
+
+    import benchmarks.budget as budget
+
+    monkeypatch.setattr(budget, "RESULTS", tmp_path / "budget.json")
+    (tmp_path / "budget.json").write_text(json.dumps({"mocks": {"plummer-om": {"rows": "written meanwhile"}}}))
+    mocks = budget.recorded_with("plummer", {"rows": "this run"})
+    assert mocks == {"plummer": {"rows": "this run"}, "plummer-om": {"rows": "written meanwhile"}}
+
+
 def test_seeds_run_of_one_variant_keeps_the_other_variants_rows():
     from benchmarks.seeds import merge_mocks
 
