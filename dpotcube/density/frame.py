@@ -111,13 +111,17 @@ def fit_frame(
         return np.array([0, *(1 + i for i in sorted(scales)), *legendre])
 
     def stepwise(log_likelihood) -> tuple[tuple[int, ...], int]:
+        def bic(step: tuple[tuple[int, ...], int]) -> float:
+            c = columns(step)
+            return log_likelihood(c) - penalty * len(c)
+
         kept: tuple[tuple[int, ...], int] = ((), 0)
-        best = log_likelihood(columns(kept)) - penalty
+        best = bic(kept)
         while True:
             scales, degree = kept
             steps = [((*scales, i), degree) for i in range(len(reference_scales)) if i not in scales]
             steps += [(scales, degree + 1)] if degree < max_degree else []
-            scored = [(log_likelihood(columns(step)) - penalty * len(columns(step)), step) for step in steps]
+            scored = [(bic(step), step) for step in steps]
             if not scored or max(scored)[0] <= best:
                 return kept
             best, kept = max(scored)

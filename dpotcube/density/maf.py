@@ -70,9 +70,12 @@ class DensityFlow(DensityModel):
             return None
         return self.frame.log_dispersions(c) if self.condition_kind == "dispersions" else c
 
-    def _flow_condition(self, c: Float[Array, "... 3"] | None) -> Float[Array, "... 3"] | None:
-        raw = self.raw_condition(c)
+    def standardised_condition(self, raw: Float[Array, "... 3"] | None) -> Float[Array, "... 3"] | None:
+        """A condition from `raw_condition` in the flow's standardized units."""
         return None if raw is None else (raw - self.cond_loc) / self.cond_scale
+
+    def _flow_condition(self, c: Float[Array, "... 3"] | None) -> Float[Array, "... 3"] | None:
+        return self.standardised_condition(self.raw_condition(c))
 
     def log_prob(self, y: Float[Array, "3"], c: Float[Array, "3"] | None = None) -> Float[Array, ""]:
         """ln p for one point: (km/s)⁻³ for p(v|x), kpc⁻³ for n(x)/N."""
@@ -213,7 +216,7 @@ def fit_flow(
     cond_stats = (model.cond_loc, model.cond_scale) if raw is None else (raw.mean(0), raw.std(0))
     model = eqx.tree_at(lambda m: (m.loc, m.scale, m.cond_loc, m.cond_scale), model, (y.mean(0), y.std(0), *cond_stats))
     y_std = (y - model.loc) / model.scale
-    c_std = None if raw is None else (raw - model.cond_loc) / model.cond_scale
+    c_std = model.standardised_condition(raw)
     n_stars = len(y)
     del y, c  # only the standardised copies are trained on
 
@@ -331,7 +334,7 @@ def fit_flow_streamed(
     w_mean = weight_sum / n if weighted else 1.0
 
     def standardise(y, c, w):
-        return ((y - model.loc) / model.scale, None if c is None else (c - model.cond_loc) / model.cond_scale,
+        return ((y - model.loc) / model.scale, model.standardised_condition(c),
                 None if w is None else jnp.asarray(w / w_mean, jnp.float32))
 
     y_val, c_val, w_val = standardise(jnp.concatenate([v[0] for v in val]),
