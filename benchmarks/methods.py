@@ -86,7 +86,7 @@ def run_methods(mocks: list[str], methods: list[str], stars: int, steps: int, ep
                 n_params = m.fitted_parameter_count(build_dir / "fields.eqx") if m.fits_fields else 0  # pointwise: none
                 scores = score_against_truth(result.cube_path, plummer_truth(recipe.data))
                 rows.append({
-                    "mock": mock, "method": method,
+                    "mock": mock, "method": method, "n_stars": stars,
                     "stage_seconds": {s: manifest[s]["seconds"] for s in used},
                     "wall_seconds": round(sum(manifest[s]["seconds"] for s in used), 1),
                     "session_seconds": round(session, 1),
@@ -110,23 +110,23 @@ def markdown(r: dict) -> str:
         "",
         provenance_line(r),
         "",
-        f"{r['n_stars']:,} observed stars per mock; every method with the same p(v|x) flow settings "
-        f"({r['flow_epochs']} epochs) and {r['field_steps']} field steps. Errors are medians over in-volume grid "
+        f"Observed stars per mock: {r['n_stars']:,} unless the row says; every method with the same p(v|x) flow "
+        f"settings ({r['flow_epochs']} epochs) and {r['field_steps']} field steps. Errors are medians over in-volume grid "
         "points; \"well seen\": points with S > 0.1. ε and n are scored by shape (ratio to truth over its median).",
         "",
-        "| mock | method | \\|Δa\\|/\\|a\\| | \\|Δρ\\|/ρ | share \\|Δρ\\|/ρ < 10% | same, well seen | ε error | "
+        "| mock | stars | method | \\|Δa\\|/\\|a\\| | \\|Δρ\\|/ρ | share \\|Δρ\\|/ρ < 10% | same, well seen | ε error | "
         "n error | wall time | field parameters |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in r["rows"]:
         s = row["scores"]
         lines.append(
-            f"| {row['mock']} | `{row['method']}`{' †' if row.get('velocity_frame') else ''} | {cell(s, 'median_rel_error_accel')} | "
+            f"| {row['mock']} | {row.get('n_stars', r['n_stars']):,} | `{row['method']}`{' †' if row.get('velocity_frame') else ''} | {cell(s, 'median_rel_error_accel')} | "
             f"{cell(s, 'median_rel_error_density')} | {cell(s, 'share_density_within_10pct', '.2f')} | "
             f"{cell(s, 'share_density_within_10pct_well_seen', '.2f')} | {cell(s, 'median_shape_error_efficiency')} | "
             f"{cell(s, 'median_shape_error_tracer_density')} | {row['wall_seconds']:.0f} s | {row['field_parameters']:,} |"
         )
-    noted = [f"`{row['method']}` on {row['mock']}: {row['note']}" for row in r["rows"] if row.get("note")]
+    noted = [f"`{row['method']}` on {row['mock']} ({row.get('n_stars', r['n_stars']):,} stars): {row['note']}" for row in r["rows"] if row.get("note")]
     framed = any(row.get("velocity_frame") for row in r["rows"])
     lines += ["", *(["† p(v|x) in the velocity frame (`frame: galactocentric`, `frame_condition: dispersions`); the "
                      "other rows that fit a p(v|x) flow predate it."] if framed else []),
@@ -153,18 +153,22 @@ def run(argv: list[str]) -> dict:
         this_run = {"command": result["command"], "date": result["date"], "rows": ", ".join(args.methods.split(","))}
         result["runs"] = [*earlier.get("runs", []), this_run]
         result["rows"] = merge_rows(earlier, result["rows"])
+        result["n_stars"] = earlier.get("n_stars", result["n_stars"])  # the table's usual count; rows say theirs
     return result
 
 
 def merge_rows(earlier: dict, rows: list[dict]) -> list[dict]:
-    """`rows` plus the earlier run's rows for the pairs not in `rows`, each with a note saying where it came from."""
-    done = {(row["mock"], row["method"]) for row in rows}
+    """`rows` plus the earlier run's rows for the (mock, method, star count) not in `rows`, each with a note saying
+    where it came from; rows recorded without a star count have the earlier run's."""
+    earlier_rows = [{"n_stars": earlier.get("n_stars"), **row} for row in earlier.get("rows", [])]
+    done = {(row["mock"], row["method"], row["n_stars"]) for row in rows}
     kept = [
         row | {"note": row.get("note") or f"run of {earlier.get('date', 'an earlier date')}"}
-        for row in earlier.get("rows", []) if (row["mock"], row["method"]) not in done
+        for row in earlier_rows if (row["mock"], row["method"], row["n_stars"]) not in done
     ]
     order = {m: i for i, m in enumerate(METHODS)}
-    return sorted(kept + rows, key=lambda row: (list(MOCKS).index(row["mock"]), order.get(row["method"], len(order))))
+    return sorted(kept + rows, key=lambda row: (list(MOCKS).index(row["mock"]), row["n_stars"] or 0,
+                                                order.get(row["method"], len(order))))
 
 
 if __name__ == "__main__":  # the older spelling, `python -m benchmarks.methods`

@@ -165,13 +165,17 @@ def test_methods_merge_keeps_earlier_pairs_with_a_note_and_replaces_rerun_ones()
     from benchmarks.methods import merge_rows, method_recipe
     from dpotcube.recipe import recipe_from_dict
 
-    earlier = {"date": "2026-11-21", "rows": [
+    earlier = {"date": "2026-11-21", "n_stars": 200, "rows": [
         {"mock": "dusty", "method": "conditional", "scores": {"a": 1}},
         {"mock": "dusty", "method": "pointwise", "scores": {"a": 2}, "note": "old"},
     ]}
-    rows = merge_rows(earlier, [{"mock": "dusty", "method": "pointwise", "scores": {"a": 3}}])
+    rows = merge_rows(earlier, [{"mock": "dusty", "method": "pointwise", "n_stars": 200, "scores": {"a": 3}}])
     assert [(r["method"], r["scores"]["a"], r.get("note")) for r in rows] == [
         ("conditional", 1, "run of 2026-11-21"), ("pointwise", 3, None)]
+    # another star count is another row: both kept, the smaller count first
+    rows = merge_rows(earlier, [{"mock": "dusty", "method": "conditional", "n_stars": 1000, "scores": {"a": 4}}])
+    assert [(r["method"], r["n_stars"], r["scores"]["a"]) for r in rows] == [
+        ("conditional", 200, 1), ("pointwise", 200, 2), ("conditional", 1000, 4)]
     recipe = recipe_from_dict(method_recipe("m", "dusty", "pointwise", 1000, 10, 1))  # a valid recipe
     assert recipe.fields.method == "pointwise" and recipe.density.position.selection_weights
 
