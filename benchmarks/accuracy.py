@@ -45,6 +45,7 @@ METHODS: dict[str, tuple[str, ...]] = {  # the quickstart recipe with these over
     "vanilla+no-frame": ("fields.method=vanilla", *POSITION_LEGENDRE, *NO_FRAME),
     "vanilla+frame-alone": ("fields.method=vanilla", *POSITION_LEGENDRE, "density.velocity.frame_condition=none"),
     "selection": ("fields.method=selection", *POSITION_FLOW),
+    "selection+legendre": ("fields.method=selection", *POSITION_LEGENDRE),  # n_obs smooth, as on a complete sample
     "pointwise": ("fields.method=pointwise", *POSITION_FLOW, "fields.pointwise.density=false"),  # ρ: s per point
     "weak": ("fields.method=weak",),  # no flow: a linear fit; members: 32 posterior draws
 }
