@@ -28,6 +28,7 @@ QUICKSTART = REPO / "recipes" / "quickstart.yaml"
 VARIANTS: dict[str, tuple[str, ...]] = {  # name: overrides of the quickstart recipe
     "frame": (),  # the quickstart: p(v|x) in the velocity frame, the flow conditioned on its dispersions
     "no-frame": NO_FRAME,  # the quickstart before the frame
+    "seed-members": ("ensemble.seed=4",),  # and three more fields fits on its flows, scored by the members' median
 }
 DEFAULT_MOCKS = ("plummer", "plummer-om")
 
