@@ -36,6 +36,8 @@ LARGE = ("plummer-4M", "plummer-om-4M")
 POSITION_FLOW = ("density.position.type=maf", "density.position.flow_layers=6", "density.position.nn_width=64", "density.position.max_epochs=16")
 POSITION_LEGENDRE = ("density.position.type=legendre",)
 """`vanilla`'s n(x) of the (smooth) true tracers: ∇ ln n 1.6% against the MAF's 4.4% (gradients benchmark)."""
+ONE_BUILD = ("ensemble.seed=1",)
+"""Each case is one build, without the quickstart's seed members (it had none before 2026-12-05, fifth session)."""
 NO_FRAME = ("density.velocity.frame=none", "density.velocity.frame_condition=position")
 METHODS: dict[str, tuple[str, ...]] = {  # the quickstart recipe with these overrides
     "conditional": ("fields.method=conditional", "density.position=null"),  # the quickstart before 2026-12-05
@@ -50,7 +52,7 @@ METHODS: dict[str, tuple[str, ...]] = {  # the quickstart recipe with these over
     "weak": ("fields.method=weak",),  # no flow: a linear fit; members: 32 posterior draws
 }
 CASES: dict[str, tuple[str, str, str, tuple[str, ...]]] = {  # name: (method, mock, recipe, overrides)
-    f"{method}/{mock}": (method, description, QUICKSTART, (*mock_overrides, *method_overrides))
+    f"{method}/{mock}": (method, description, QUICKSTART, (*mock_overrides, *method_overrides, *ONE_BUILD))
     for mock, (description, mock_overrides) in MOCKS.items() for method, method_overrides in METHODS.items()
 }
 """Every method on every mock. Cases on one mock share a build folder when run together, so the stars and

@@ -243,6 +243,8 @@ def test_readme_quickstart_command_on_a_tiny_override(tmp_path):
     assert (tmp_path / "catalog" / "cubes" / "quickstart.zarr" / "zarr.json").exists()
     assert (tmp_path / "builds" / "quickstart" / "manifest.json").exists()
     assert "median_rel_error_accel" in done.stderr
+    cube = xr.open_zarr(tmp_path / "catalog" / "cubes" / "quickstart.zarr")
+    assert cube.sizes["member"] == 4 and set(cube["member_kind"].values) == {"seed"}  # the default's ±σ
 
 
 def test_missing_table_is_a_clear_error_and_changes_nothing(tiny_build, tmp_path):
