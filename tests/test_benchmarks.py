@@ -190,6 +190,7 @@ def test_accuracy_cases_cover_every_method_on_every_mock_and_share_flows_per_moc
     for name, (method, mock, recipe, overrides) in CASES.items():
         parsed, _ = load_recipe(REPO / recipe, list(overrides))
         assert parsed.fields.method == method.split("+")[0]
+        assert parsed.ensemble.seed == 1  # one build per case, whatever members the quickstart carries
         if method not in own_flow:
             specs.setdefault(mock, set()).add((parsed.density.velocity.model_dump_json(),
                                                parsed.data.model_dump_json()))
