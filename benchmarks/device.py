@@ -326,7 +326,7 @@ def projection(speedup: dict[str, float]) -> dict | None:
     quick = json.loads(QUICKSTART.read_text())
     stages = {}
     for stage, seconds in quick["stage_seconds"].items():
-        part = QUICKSTART_STAGES.get(stage)
+        part = QUICKSTART_STAGES.get("fields" if stage.startswith("member_seed_") else stage)  # refits of the fields
         factor = speedup.get(part, 1.0) if part else 1.0
         stages[stage] = round(float(seconds / factor), 1)
     return {

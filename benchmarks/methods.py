@@ -121,12 +121,12 @@ def markdown(r: dict) -> str:
     for row in r["rows"]:
         s = row["scores"]
         lines.append(
-            f"| {row['mock']} | {row.get('n_stars', r['n_stars']):,} | `{row['method']}`{' †' if row.get('velocity_frame') else ''} | {cell(s, 'median_rel_error_accel')} | "
+            f"| {row['mock']} | {row.get('n_stars') or r['n_stars']:,} | `{row['method']}`{' †' if row.get('velocity_frame') else ''} | {cell(s, 'median_rel_error_accel')} | "
             f"{cell(s, 'median_rel_error_density')} | {cell(s, 'share_density_within_10pct', '.2f')} | "
             f"{cell(s, 'share_density_within_10pct_well_seen', '.2f')} | {cell(s, 'median_shape_error_efficiency')} | "
             f"{cell(s, 'median_shape_error_tracer_density')} | {row['wall_seconds']:.0f} s | {row['field_parameters']:,} |"
         )
-    noted = [f"`{row['method']}` on {row['mock']} ({row.get('n_stars', r['n_stars']):,} stars): {row['note']}" for row in r["rows"] if row.get("note")]
+    noted = [f"`{row['method']}` on {row['mock']} ({row.get('n_stars') or r['n_stars']:,} stars): {row['note']}" for row in r["rows"] if row.get("note")]
     framed = any(row.get("velocity_frame") for row in r["rows"])
     lines += ["", *(["† p(v|x) in the velocity frame (`frame: galactocentric`, `frame_condition: dispersions`); the "
                      "other rows that fit a p(v|x) flow predate it."] if framed else []),
@@ -153,7 +153,7 @@ def run(argv: list[str]) -> dict:
         this_run = {"command": result["command"], "date": result["date"], "rows": ", ".join(args.methods.split(","))}
         result["runs"] = [*earlier.get("runs", []), this_run]
         result["rows"] = merge_rows(earlier, result["rows"])
-        result["n_stars"] = earlier.get("n_stars", result["n_stars"])  # the table's usual count; rows say theirs
+        result["n_stars"] = earlier.get("n_stars") or result["n_stars"]  # the table's usual count; rows say theirs
     return result
 
 

@@ -476,8 +476,8 @@ class PositionLegendreSpec(_PositionKeys):
     max_weight: float = Field(
         1.0e4, ge=1, description="Clip of the 1/S weights: far above a flow's 20, since a fit of a few coefficients "
         "averages over every star, so large weights add little noise, while a clip biases n(x) where S is small "
-        "(dusty mock, 2 × 10⁵ stars, largest 1/S 1,500, `vanilla`: |Δρ|/ρ 4.4 clipped at 20, 0.99 at 100, 0.22 at "
-        "1,000, 0.17 unclipped; docs/benchmarks.md). It only guards against S near 0."
+        "(dusty mock, 2 × 10⁵ stars, largest 1/S 1,500, `vanilla`: median ρ error 4.4 clipped at 20, 0.99 at 100, 0.22 "
+        "at 1,000, 0.17 unclipped; docs/benchmarks.md). It only guards against S near 0."
     )
     degree_selection: Literal["bic", "held_out"] = Field(
         "bic", description="How the Legendre degree is chosen among 1 … `max_degree`: `bic`, the largest "
