@@ -118,15 +118,18 @@ def markdown(r: dict) -> str:
         "n error | wall time | field parameters |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    def stars(row: dict) -> str:  # rows recorded before the star count was, and rows of the usual count
+        return f"{row.get('n_stars') or r['n_stars']:,}"
+
     for row in r["rows"]:
         s = row["scores"]
         lines.append(
-            f"| {row['mock']} | {row.get('n_stars') or r['n_stars']:,} | `{row['method']}`{' †' if row.get('velocity_frame') else ''} | {cell(s, 'median_rel_error_accel')} | "
+            f"| {row['mock']} | {stars(row)} | `{row['method']}`{' †' if row.get('velocity_frame') else ''} | {cell(s, 'median_rel_error_accel')} | "
             f"{cell(s, 'median_rel_error_density')} | {cell(s, 'share_density_within_10pct', '.2f')} | "
             f"{cell(s, 'share_density_within_10pct_well_seen', '.2f')} | {cell(s, 'median_shape_error_efficiency')} | "
             f"{cell(s, 'median_shape_error_tracer_density')} | {row['wall_seconds']:.0f} s | {row['field_parameters']:,} |"
         )
-    noted = [f"`{row['method']}` on {row['mock']} ({row.get('n_stars') or r['n_stars']:,} stars): {row['note']}" for row in r["rows"] if row.get("note")]
+    noted = [f"`{row['method']}` on {row['mock']} ({stars(row)} stars): {row['note']}" for row in r["rows"] if row.get("note")]
     framed = any(row.get("velocity_frame") for row in r["rows"])
     lines += ["", *(["† p(v|x) in the velocity frame (`frame: galactocentric`, `frame_condition: dispersions`); the "
                      "other rows that fit a p(v|x) flow predate it."] if framed else []),
